@@ -1,0 +1,13 @@
+"""The Celery app. Jobs live in each app's jobs.py, because "task" names the contractor's Task."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marlin.settings.local")
+
+app = Celery("marlin")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(related_name="jobs")

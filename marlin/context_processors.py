@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from marlin import permissions
+
+
+def roles(request: HttpRequest) -> dict:
+    """What the navigation needs to show each role its own pages."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav": {}}
+    return {
+        "nav": {
+            "is_contractor": permissions.is_contractor(user),
+            "is_reviewer": permissions.is_reviewer(user),
+            "can_export": permissions.can_export(user),
+            "is_admin": user.is_staff,
+        }
+    }

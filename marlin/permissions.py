@@ -1,0 +1,17 @@
+"""Role checks in one place: views and selectors ask these, never group names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_contractor(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm("tasks.work_on_tasks"))
+
+
+def is_reviewer(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm("reviews.review_tasks"))
+
+
+def can_export(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_perm("reviews.export_dataset"))

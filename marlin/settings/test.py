@@ -1,0 +1,17 @@
+"""Tests: PostgreSQL/Redis where DATABASE_URL/REDIS_URL point to them, the embedded default otherwise."""
+
+from __future__ import annotations
+
+import os
+
+from marlin.settings.local import *  # noqa: F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The loopback git server used by tests is added per test run (see tests/conftest.py).
+MARLIN_GIT_ALLOWED_BASES = ["https://github.com"]
+# Each test run gets its own queue, so stale messages from another run are never consumed.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "marlin-test")
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not :memory:, so a worker process can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405

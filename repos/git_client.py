@@ -1,0 +1,228 @@
+"""Every git operation Marlin performs, through GitPython, with git hardened by its environment.
+
+User text (URLs, refs, paths) is validated before it reaches git, and is always placed after
+`--` or `--end-of-options`, so git can never read it as an option.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import git
+
+from marlin.exceptions import ApplicationError
+
+
+class GitError(ApplicationError):
+    """A git operation failed; the message is fit to show a person."""
+
+
+class UnsafeRepositoryUrl(GitError):
+    pass
+
+
+# GitHub's own rules: owner is alphanumeric with single hyphens; a name is [A-Za-z0-9._-].
+_OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    is_dir: bool
+    size: int | None
+
+
+def validate_clone_url(url: str, *, allowed_bases: list[str]) -> str:
+    """Return the canonical clone URL, or raise UnsafeRepositoryUrl before git ever sees it."""
+    if not isinstance(url, str) or not url or len(url) > 300:
+        raise UnsafeRepositoryUrl("The repository address is empty or too long.")
+    if any(ord(ch) < 0x21 or ch in "%\\" for ch in url):
+        raise UnsafeRepositoryUrl("The repository address contains forbidden characters.")
+    parts = urlsplit(url)
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UnsafeRepositoryUrl("The repository address may not carry credentials or queries.")
+    base = f"{parts.scheme}://{parts.netloc}"
+    if base not in allowed_bases:
+        raise UnsafeRepositoryUrl(f"Only repositories on {', '.join(allowed_bases)} can be cloned.")
+    segments = parts.path.split("/")
+    if len(segments) != 3 or segments[0] != "":
+        raise UnsafeRepositoryUrl(
+            "The repository address must look like https://github.com/OWNER/NAME."
+        )
+    owner, name = segments[1], segments[2].removesuffix(".git")
+    if not _OWNER_RE.match(owner) or not _NAME_RE.match(name) or name in {".", ".."}:
+        raise UnsafeRepositoryUrl("The repository owner or name is not a valid GitHub name.")
+    return f"{base}/{owner}/{name}.git"
+
+
+def _git_env(allowed_bases: list[str]) -> dict[str, str]:
+    schemes = sorted({urlsplit(b).scheme for b in allowed_bases} & {"https", "http"})
+    config = {
+        "core.hooksPath": "/dev/null",
+        "protocol.allow": "never",
+        "http.followRedirects": "false",
+        "submodule.recurse": "false",
+        "credential.helper": "",
+        **{f"protocol.{scheme}.allow": "always" for scheme in schemes},
+    }
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GCM_INTERACTIVE": "never",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_ALLOW_PROTOCOL": ":".join(schemes),
+        "GIT_CONFIG_COUNT": str(len(config)),
+    }
+    for index, (key, value) in enumerate(config.items()):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+@contextmanager
+def _exclusive_lock(dest: Path) -> Iterator[None]:
+    # Two jobs must never clone or fetch the same cache at once; the lock file sits beside it.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.with_name(dest.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(args: list[str], *, cwd: Path, env: dict[str, str], timeout: int) -> str:
+    try:
+        return git.Git(str(cwd)).execute(
+            ["git", *args], env=env, kill_after_timeout=timeout, with_extended_output=False
+        )
+    except git.GitCommandError as exc:
+        stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
+        raise GitError(
+            f"git {args[0]} failed: {stderr or 'exit status ' + str(exc.status)}"
+        ) from exc
+
+
+def clone_or_fetch(url: str, dest: Path, *, allowed_bases: list[str], timeout: int) -> None:
+    """Make `dest` a bare partial clone of `url` that is up to date.
+
+    A new clone is made in a temporary directory and moved into place only when complete,
+    so a failed or killed clone never leaves a half-written cache behind.
+    """
+    safe_url = validate_clone_url(url, allowed_bases=allowed_bases)
+    env = _git_env(allowed_bases)
+    with _exclusive_lock(dest):
+        if (dest / "HEAD").exists():
+            _run(
+                ["fetch", "--prune", "--filter=blob:none", "--", safe_url,
+                 "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                cwd=dest, env=env, timeout=timeout,
+            )  # fmt: skip
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=dest.parent))
+        try:
+            _run(
+                ["clone", "--bare", "--filter=blob:none", "--no-recurse-submodules", "--",
+                 safe_url, str(tmp / "repo.git")],
+                cwd=dest.parent, env=env, timeout=timeout,
+            )  # fmt: skip
+            os.replace(tmp / "repo.git", dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open(dest: Path, allowed_bases: list[str]) -> git.Repo:
+    repo = git.Repo(str(dest))
+    # Reading a blob of a partial clone fetches it lazily: that fetch needs the same hardening.
+    repo.git.update_environment(**_git_env(allowed_bases))
+    return repo
+
+
+def resolve_commit(dest: Path, ref: str, *, allowed_bases: list[str]) -> str:
+    """The full sha of the commit a branch, tag or sha names."""
+    if not ref or ref.startswith("-") or len(ref) > 255 or any(ord(c) < 0x21 for c in ref):
+        raise GitError("That is not a valid branch, tag or commit name.")
+    repo = _open(dest, allowed_bases)
+    try:
+        sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    except git.GitCommandError as exc:
+        raise GitError(f"The repository has no branch, tag or commit named {ref!r}.") from exc
+    if not _SHA_RE.match(sha):
+        raise GitError(f"The repository has no branch, tag or commit named {ref!r}.")
+    return sha
+
+
+def _safe_path(path: str) -> str:
+    if "\x00" in path or "\\" in path:
+        raise GitError("That file path is not valid.")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or any(part in ("..", ".") for part in pure.parts):
+        raise GitError("That file path is not valid.")
+    return str(pure)
+
+
+def list_tree(dest: Path, sha: str, *, allowed_bases: list[str]) -> list[TreeEntry]:
+    """Every file of the commit, recursively, without fetching any blob."""
+    repo = _open(dest, allowed_bases)
+    output = repo.git.ls_tree("-r", "-z", "--full-tree", "--end-of-options", sha)
+    entries = []
+    for record in filter(None, output.split("\x00")):
+        meta, path = record.split("\t", 1)
+        mode, kind, _ = meta.split(" ")
+        if kind == "blob" and mode != "120000":
+            entries.append(TreeEntry(path=path, is_dir=False, size=None))
+    return entries
+
+
+def read_file(
+    dest: Path, sha: str, path: str, *, allowed_bases: list[str], max_bytes: int
+) -> bytes:
+    """The bytes of one regular file at the commit; symlinks are never followed."""
+    repo = _open(dest, allowed_bases)
+    try:
+        item = repo.commit(sha).tree / _safe_path(path)
+    except (KeyError, ValueError) as exc:
+        raise GitError(f"No file {path!r} at this commit.") from exc
+    if item.type != "blob" or item.mode == 0o120000:
+        raise GitError(f"{path!r} is not a regular file.")
+    if item.size > max_bytes:
+        raise GitError(f"{path!r} is larger than {max_bytes} bytes.")
+    return item.data_stream.read()
+
+
+def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -> str:
+    """Make a bare repository at `dest` whose one commit on `main` holds `files`; returns its sha.
+
+    Used to build the demo's repositories and test fixtures, served over HTTP like GitHub's.
+    """
+    identity = {"NAME": "Marlin Demo", "EMAIL": "demo@marlin.invalid"}
+    # Local-only work on a directory we create: no remote protocols are involved.
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0"}
+    env |= {f"GIT_{who}_{key}": v for who in ("AUTHOR", "COMMITTER") for key, v in identity.items()}
+    with tempfile.TemporaryDirectory(prefix="marlin-repo-") as work:
+        repo = git.Repo.init(work, initial_branch="main")
+        repo.git.update_environment(**env)
+        for rel, text in files.items():
+            target = Path(work) / _safe_path(rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        repo.git.add("--all")
+        repo.git.commit("-m", message, "--no-verify")
+        sha = repo.head.commit.hexsha
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        repo.git.clone("--bare", "--", work, str(dest))
+    return sha

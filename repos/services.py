@@ -1,0 +1,134 @@
+"""Writes and git work for repositories: cloning, pinning, and reading context at a commit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from marlin.exceptions import ApplicationError, InvalidTransition
+from repos import git_client, jobs
+from repos.models import Repository
+
+logger = logging.getLogger(__name__)
+
+_TEXT_SUFFIXES = {
+    ".py", ".md", ".txt", ".rst", ".js", ".ts", ".go", ".rs", ".java", ".c", ".h", ".cpp",
+    ".rb", ".toml", ".cfg", ".ini", ".yml", ".yaml", ".json", ".html", ".css", ".sh",
+}  # fmt: skip
+
+
+@dataclass
+class RepoContext:
+    """What a model is told about the repository: its file list and some files' contents."""
+
+    paths: list[str]
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def repository_cache_path(repository: Repository) -> Path:
+    owner, name = repository.full_name.split("/", 1)
+    return Path(settings.MARLIN_REPO_CACHE_DIR) / owner / f"{name}.git"
+
+
+def repository_queue_clone(*, repository: Repository) -> Repository:
+    """Mark the repository QUEUED and enqueue its clone job once the transaction commits.
+
+    Asking again while a clone is queued or running is harmless: nothing more is queued.
+    """
+    git_client.validate_clone_url(
+        repository.clone_url, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+    )
+    try:
+        repository.queue_clone()
+    except InvalidTransition:
+        if repository.clone_status in (
+            Repository.CloneStatus.QUEUED,
+            Repository.CloneStatus.CLONING,
+        ):
+            return repository
+        raise
+    transaction.on_commit(lambda: jobs.repository_clone_run.delay(repository.pk))
+    return repository
+
+
+def repository_clone(*, repository_id: int) -> Repository | None:
+    """Claim a queued clone and carry it out; returns None when another worker claimed it.
+
+    The clone runs outside any transaction (it can take minutes); only the status moves
+    are written to the database.
+    """
+    repository = Repository.objects.get(pk=repository_id)
+    try:
+        repository.start_cloning()
+    except InvalidTransition:
+        logger.info("clone of %s already claimed (%s)", repository, repository.clone_status)
+        return None
+    try:
+        git_client.clone_or_fetch(
+            repository.clone_url,
+            repository_cache_path(repository),
+            allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+            timeout=settings.MARLIN_CLONE_TIMEOUT_SECONDS,
+        )
+    except git_client.GitError as exc:
+        repository.fail_cloning(reason=exc.message)
+        return repository
+    repository.finish_cloning(cloned_at=timezone.now())
+    return repository
+
+
+def repository_resolve_commit(*, repository: Repository, ref: str) -> str:
+    """Pin `ref` (branch, tag or sha; the default branch when empty) to a full commit sha."""
+    if not repository.is_ready:
+        raise ApplicationError(f"{repository} is not cloned yet; wait until it is ready.")
+    return git_client.resolve_commit(
+        repository_cache_path(repository),
+        ref or repository.default_branch,
+        allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+    )
+
+
+def repository_read_text(*, repository: Repository, sha: str, path: str, max_bytes: int) -> str:
+    data = git_client.read_file(
+        repository_cache_path(repository),
+        sha,
+        path,
+        allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+        max_bytes=max_bytes,
+    )
+    return data.decode("utf-8", errors="replace")
+
+
+def repository_context(
+    *, repository: Repository, sha: str, wanted: list[str] | None = None, budget_bytes: int = 60_000
+) -> RepoContext:
+    """The file list at `sha` and the contents of the most relevant text files within a budget.
+
+    Files named in `wanted` come first, then READMEs, then other text files in tree order.
+    """
+    entries = git_client.list_tree(
+        repository_cache_path(repository), sha, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+    )
+    paths = [entry.path for entry in entries]
+    readmes = [p for p in paths if Path(p).name.lower().startswith("readme")]
+    texts = [p for p in paths if Path(p).suffix.lower() in _TEXT_SUFFIXES]
+    ordered = list(dict.fromkeys([*(wanted or []), *readmes, *texts]))
+    context = RepoContext(paths=paths)
+    remaining = budget_bytes
+    for path in ordered:
+        if path not in paths or remaining <= 0:
+            continue
+        try:
+            text = repository_read_text(
+                repository=repository, sha=sha, path=path, max_bytes=remaining
+            )
+        except git_client.GitError:
+            continue
+        context.files[path] = text
+        remaining -= len(text.encode())
+    return context

@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from tasks.models import Candidate, Judgement, ModelEndpoint, Project, Task, TaskEvent, Turn
+
+
+@admin.register(ModelEndpoint)
+class ModelEndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "provider", "model_id", "is_enabled"]
+    list_filter = ["provider", "is_enabled"]
+    search_fields = ["name", "model_id"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "endpoint_a", "endpoint_b", "pay_per_task", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["name"]
+
+
+class TaskEventInline(admin.TabularInline):
+    model = TaskEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["from_status", "to_status", "actor", "reason", "created_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "project", "repository", "contractor", "status", "round", "created_at"]
+    list_filter = ["status", "kind", "project"]
+    search_fields = ["title", "repository__full_name", "contractor__username"]
+    raw_id_fields = ["repository", "contractor"]
+    readonly_fields = ["status", "round", "submitted_at", "accepted_at", "commit_sha"]
+    inlines = [TaskEventInline]
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "number", "created_at"]
+    raw_id_fields = ["task"]
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ["id", "turn", "slot", "endpoint", "status", "attempts", "finished_at"]
+    list_filter = ["status", "slot", "endpoint"]
+    raw_id_fields = ["turn"]
+    readonly_fields = ["status", "started_at", "finished_at", "attempts"]
+
+
+@admin.register(Judgement)
+class JudgementAdmin(admin.ModelAdmin):
+    list_display = ["id", "turn", "round", "preference", "created_at"]
+    list_filter = ["preference"]
+    raw_id_fields = ["turn"]
+
+
+@admin.register(TaskEvent)
+class TaskEventAdmin(admin.ModelAdmin):
+    list_display = ["task", "from_status", "to_status", "actor", "created_at"]
+    list_filter = ["to_status"]
+    raw_id_fields = ["task"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,366 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from marlin.models import BaseModel
+from marlin.state_machine import move
+
+DEFAULT_RUBRIC_AXES: list[dict] = [
+    {
+        "key": "correctness",
+        "label": "Correctness",
+        "points": [
+            "Wrong: does not do what was asked or breaks existing behaviour",
+            "Mostly wrong: major parts missing or incorrect",
+            "Partly right: works for the main case, misses important cases",
+            "Right with minor slips",
+            "Fully correct, including edge cases",
+        ],
+    },
+    {
+        "key": "security",
+        "label": "Security",
+        "points": [
+            "Introduces a serious vulnerability",
+            "Introduces a likely exploitable weakness",
+            "Questionable handling of untrusted input or secrets",
+            "Safe, small hardening opportunities missed",
+            "Safe and defensive where it matters",
+        ],
+    },
+    {
+        "key": "reliability",
+        "label": "Reliability",
+        "points": [
+            "Crashes or corrupts data",
+            "Fails on common error paths",
+            "Handles the happy path only",
+            "Handles most failures sensibly",
+            "Robust: errors, limits and concurrency handled",
+        ],
+    },
+    {
+        "key": "maintainability",
+        "label": "Maintainability",
+        "points": [
+            "Unreadable or unmergeable",
+            "Hard to follow; large duplication or wrong place",
+            "Acceptable but needs rework before merging",
+            "Clean with small style issues",
+            "Idiomatic, well placed, easy to review",
+        ],
+    },
+]
+
+
+def default_rubric_axes() -> list[dict]:
+    return [dict(axis, points=list(axis["points"])) for axis in DEFAULT_RUBRIC_AXES]
+
+
+class ModelEndpoint(BaseModel):
+    """A model that answers prompts. Its identity is shown only to admins and in exports."""
+
+    class Provider(models.TextChoices):
+        DEMO = "demo", "Built-in demo (no network)"
+
+    name = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.DEMO)
+    model_id = models.CharField(max_length=200, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    # The *name* of the environment variable that holds the key; keys never enter the database.
+    api_key_env = models.CharField(max_length=100, blank=True)
+    is_enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Project(BaseModel):
+    """What contractors work on: guidelines, rubric, pay and the two endpoints compared."""
+
+    name = models.CharField(max_length=200, unique=True)
+    guidelines = models.TextField(blank=True)
+    rubric_axes = models.JSONField(default=default_rubric_axes)
+    pay_per_task = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
+    )
+    min_justification_chars = models.PositiveIntegerField(default=50)
+    endpoint_a = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
+    endpoint_b = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def axis_keys(self) -> list[str]:
+        return [axis["key"] for axis in self.rubric_axes]
+
+
+class Task(BaseModel):
+    """A contractor's PR-style request on one repository at one pinned commit."""
+
+    class Status(models.TextChoices):
+        DRAFT = "DRAFT", "Draft"
+        GENERATING = "GENERATING", "Generating"
+        GENERATION_FAILED = "GENERATION_FAILED", "Generation failed"
+        AWAITING_PREFERENCE = "AWAITING_PREFERENCE", "Awaiting your judgement"
+        SUBMITTED = "SUBMITTED", "Submitted for review"
+        ACCEPTED = "ACCEPTED", "Accepted"
+        BOUNCED = "BOUNCED", "Bounced"
+
+    class Kind(models.TextChoices):
+        BUG_FIX = "bug_fix", "Bug fix"
+        FEATURE = "feature", "Feature"
+        REFACTOR = "refactor", "Refactor"
+        SECURITY_FIX = "security_fix", "Security fix"
+        TESTS = "tests", "Tests"
+        PERFORMANCE = "performance", "Performance"
+        DOCS = "docs", "Docs"
+        OTHER = "other", "Other"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tasks")
+    repository = models.ForeignKey(
+        "repos.Repository", on_delete=models.PROTECT, related_name="tasks"
+    )
+    contractor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks"
+    )
+    base_ref = models.CharField(max_length=255)
+    commit_sha = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    # Review round: 1 on first submission, +1 each time a bounced task is revised.
+    round = models.PositiveIntegerField(default=1)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("work_on_tasks", "Can create and judge tasks (contractor)")]
+
+    def __str__(self) -> str:
+        return f"Task #{self.pk}: {self.title}"
+
+    def _move(self, *, to: str, by, reason: str = "", **changes) -> None:
+        old = move(self, to=to, transitions=TASK_TRANSITIONS, **changes)
+        TaskEvent.objects.create(task=self, from_status=old, to_status=to, actor=by, reason=reason)
+
+    def start_generation(self, *, by) -> None:
+        """DRAFT or GENERATION_FAILED → GENERATING. Enqueueing is the calling service's job."""
+        self._move(to=self.Status.GENERATING, by=by)
+
+    def finish_generation(self) -> None:
+        """GENERATING → AWAITING_PREFERENCE, once every candidate of the turn succeeded."""
+        self._move(to=self.Status.AWAITING_PREFERENCE, by=None)
+
+    def fail_generation(self, *, reason: str) -> None:
+        """GENERATING → GENERATION_FAILED, once every candidate is done and one failed."""
+        self._move(to=self.Status.GENERATION_FAILED, by=None, reason=reason)
+
+    def submit(self, *, by) -> None:
+        """AWAITING_PREFERENCE → SUBMITTED: the judgement of this round goes to review."""
+        self._move(to=self.Status.SUBMITTED, by=by, submitted_at=timezone.now())
+
+    def accept(self, *, by) -> None:
+        """SUBMITTED → ACCEPTED: the task earns the project's rate."""
+        self._move(to=self.Status.ACCEPTED, by=by, accepted_at=timezone.now())
+
+    def bounce(self, *, by, reason: str) -> None:
+        """SUBMITTED → BOUNCED: back to the contractor with the reviewer's feedback."""
+        self._move(to=self.Status.BOUNCED, by=by, reason=reason)
+
+    def revise(self, *, by) -> None:
+        """BOUNCED → AWAITING_PREFERENCE and a new review round; earlier rounds stay as they were."""
+        self._move(to=self.Status.AWAITING_PREFERENCE, by=by, round=self.round + 1)
+
+
+_S = Task.Status
+TASK_TRANSITIONS: dict[str, set[str]] = {
+    _S.DRAFT: {_S.GENERATING},
+    _S.GENERATING: {_S.AWAITING_PREFERENCE, _S.GENERATION_FAILED},
+    _S.GENERATION_FAILED: {_S.GENERATING},
+    _S.AWAITING_PREFERENCE: {_S.SUBMITTED},
+    _S.SUBMITTED: {_S.ACCEPTED, _S.BOUNCED},
+    _S.BOUNCED: {_S.AWAITING_PREFERENCE},
+    _S.ACCEPTED: set(),
+}
+
+
+class TaskEvent(models.Model):
+    """One row per state change of a task; never edited."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
+    # Blank on the creation event, which has no state before it.
+    from_status = models.CharField(max_length=32, choices=Task.Status.choices, blank=True)
+    to_status = models.CharField(max_length=32, choices=Task.Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}: {self.from_status} → {self.to_status}"
+
+
+class Turn(BaseModel):
+    """One prompt of the conversation and the two candidates answering it."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="turns")
+    number = models.PositiveIntegerField()
+    prompt = models.TextField()
+
+    class Meta:
+        ordering = ["task", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="turn_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"Turn {self.number} of task {self.task_id}"
+
+
+class Candidate(BaseModel):
+    """One model's answer to a turn, shown to people only as slot A or B."""
+
+    class Slot(models.TextChoices):
+        A = "A", "A"
+        B = "B", "B"
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Generating"
+        SUCCEEDED = "SUCCEEDED", "Ready"
+        FAILED = "FAILED", "Failed"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="candidates")
+    slot = models.CharField(max_length=1, choices=Slot.choices)
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="candidates")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    explanation = models.TextField(blank=True)
+    diff = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["turn", "slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "slot"], name="candidate_unique_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Candidate {self.slot} of turn {self.turn_id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    def claim(self) -> None:
+        """QUEUED → RUNNING for exactly one worker; a redelivered job finds nothing to claim."""
+        move(
+            self,
+            to=self.Status.RUNNING,
+            transitions=CANDIDATE_TRANSITIONS,
+            started_at=timezone.now(),
+            attempts=self.attempts + 1,
+        )
+
+    def succeed(self, *, explanation: str, diff: str) -> None:
+        """RUNNING → SUCCEEDED with the answer; written once, a second write raises."""
+        move(
+            self,
+            to=self.Status.SUCCEEDED,
+            transitions=CANDIDATE_TRANSITIONS,
+            explanation=explanation,
+            diff=diff,
+            error="",
+            finished_at=timezone.now(),
+        )
+
+    def fail(self, *, reason: str) -> None:
+        """RUNNING or QUEUED → FAILED with a reason a person can read."""
+        move(
+            self,
+            to=self.Status.FAILED,
+            transitions=CANDIDATE_TRANSITIONS,
+            error=reason,
+            finished_at=timezone.now(),
+        )
+
+    def requeue(self) -> None:
+        """FAILED → QUEUED, for a retry of this candidate only."""
+        move(
+            self,
+            to=self.Status.QUEUED,
+            transitions=CANDIDATE_TRANSITIONS,
+            error="",
+            started_at=None,
+            finished_at=None,
+        )
+
+
+_G = Candidate.Status
+CANDIDATE_TRANSITIONS: dict[str, set[str]] = {
+    _G.QUEUED: {_G.RUNNING, _G.FAILED},
+    _G.RUNNING: {_G.SUCCEEDED, _G.FAILED},
+    _G.SUCCEEDED: set(),
+    _G.FAILED: {_G.QUEUED},
+}
+
+
+class Preference(models.IntegerChoices):
+    A_MUCH_BETTER = -3, "A much better"
+    A_BETTER = -2, "A better"
+    A_SLIGHTLY_BETTER = -1, "A slightly better"
+    ABOUT_THE_SAME = 0, "About the same"
+    B_SLIGHTLY_BETTER = 1, "B slightly better"
+    B_BETTER = 2, "B better"
+    B_MUCH_BETTER = 3, "B much better"
+
+
+class Judgement(BaseModel):
+    """The contractor's verdict on one turn in one review round; each round keeps its own row."""
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="judgements")
+    round = models.PositiveIntegerField()
+    preference = models.SmallIntegerField(choices=Preference.choices)
+    # {"A": {axis_key: 1..5, ...}, "B": {...}}, validated against the project's axes.
+    scores = models.JSONField()
+    justification = models.TextField()
+
+    class Meta:
+        ordering = ["turn", "round"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "round"], name="judgement_unique_round"),
+            models.CheckConstraint(
+                condition=models.Q(preference__gte=-3, preference__lte=3),
+                name="judgement_preference_on_scale",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Judgement of turn {self.turn_id}, round {self.round}"
+
+    @property
+    def preferred_slot(self) -> str | None:
+        if self.preference < 0:
+            return Candidate.Slot.A
+        if self.preference > 0:
+            return Candidate.Slot.B
+        return None

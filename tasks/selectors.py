@@ -1,0 +1,40 @@
+"""Permission-scoped reads: an outsider gets 404, never another person's task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from tasks.models import Candidate, Project, Task, Turn
+
+
+def _task_qs() -> QuerySet[Task]:
+    return Task.objects.select_related("project", "repository", "contractor").prefetch_related(
+        Prefetch("turns", queryset=Turn.objects.prefetch_related("candidates", "judgements"))
+    )
+
+
+def task_list_for_contractor(*, user: Any) -> QuerySet[Task]:
+    return Task.objects.filter(contractor=user).select_related("project", "repository")
+
+
+def task_get_for_contractor(*, user: Any, pk: int) -> Task:
+    return get_object_or_404(_task_qs(), pk=pk, contractor=user)
+
+
+def task_get_for_reviewer(*, user: Any, pk: int) -> Task:
+    """Tasks that reached review, except the reviewer's own."""
+    reviewed_states = [Task.Status.SUBMITTED, Task.Status.ACCEPTED, Task.Status.BOUNCED]
+    return get_object_or_404(_task_qs().exclude(contractor=user), pk=pk, status__in=reviewed_states)
+
+
+def candidate_get_for_contractor(*, user: Any, pk: int) -> Candidate:
+    return get_object_or_404(
+        Candidate.objects.select_related("turn__task"), pk=pk, turn__task__contractor=user
+    )
+
+
+def project_list_active() -> QuerySet[Project]:
+    return Project.objects.filter(is_active=True)

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from tasks import views
+
+app_name = "tasks"
+urlpatterns = [
+    path("", views.task_list, name="list"),
+    path("new/", views.task_create, name="create"),
+    path("<int:pk>/", views.task_detail, name="detail"),
+    path("<int:pk>/candidates/", views.task_candidates, name="candidates"),
+    path("<int:pk>/submit/", views.task_submit, name="submit"),
+    path("<int:pk>/revise/", views.task_revise, name="revise"),
+    path("candidates/<int:pk>/retry/", views.candidate_retry, name="candidate_retry"),
+]
