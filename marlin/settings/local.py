@@ -8,6 +8,7 @@ from marlin.settings.base import *  # noqa: F403
 from marlin.settings.envparse import env_bool, env_list
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405
 SECRET_KEY = SECRET_KEY or "insecure-local-development-key-do-not-use-in-production"  # noqa: F405
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 SECURE_SSL_REDIRECT = False

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from marlin.settings.envparse import env_list
 from marlin.settings.local import *  # noqa: F403
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The loopback git server used by tests is added per test run (see tests/conftest.py).
-MARLIN_GIT_ALLOWED_BASES = ["https://github.com"]
+MARLIN_GIT_ALLOWED_BASES = env_list("MARLIN_GIT_ALLOWED_BASES", ["https://github.com"])
+MARLIN_REPO_CACHE_DIR = Path(os.environ.get("MARLIN_REPO_CACHE_DIR") or VAR_DIR / "test-repos")  # noqa: F405
 # Each test run gets its own queue, so stale messages from another run are never consumed.
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "marlin-test")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or f"marlin-test-{os.getpid()}"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not :memory:, so a worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+# A worker process started by the tests is pointed at the test database the tests created.
+if os.environ.get("MARLIN_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["MARLIN_TEST_DATABASE_NAME"]  # noqa: F405
