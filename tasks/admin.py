@@ -29,7 +29,16 @@ class TaskEventInline(admin.TabularInline):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "title", "project", "repository", "contractor", "status", "round", "created_at"]
+    list_display = [
+        "id",
+        "title",
+        "project",
+        "repository",
+        "contractor",
+        "status",
+        "round",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "project"]
     search_fields = ["title", "repository__full_name", "contractor__username"]
     raw_id_fields = ["repository", "contractor"]

@@ -40,8 +40,10 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
     response = carol.post(reverse("repos:clone", args=[served_repository.pk]))
     assert response.status_code == 302
     wait_for(
-        lambda: Repository.objects.get(pk=served_repository.pk).clone_status
-        in (Repository.CloneStatus.READY, Repository.CloneStatus.FAILED),
+        lambda: (
+            Repository.objects.get(pk=served_repository.pk).clone_status
+            in (Repository.CloneStatus.READY, Repository.CloneStatus.FAILED)
+        ),
         message="the clone job",
     )
     served_repository.refresh_from_db()

@@ -14,7 +14,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MARLIN_GIT_ALLOWED_BASES = env_list("MARLIN_GIT_ALLOWED_BASES", ["https://github.com"])
 MARLIN_REPO_CACHE_DIR = Path(os.environ.get("MARLIN_REPO_CACHE_DIR") or VAR_DIR / "test-repos")  # noqa: F405
 # Each test run gets its own queue, so stale messages from another run are never consumed.
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or f"marlin-test-{os.getpid()}"
+CELERY_TASK_DEFAULT_QUEUE = (
+    os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or f"marlin-test-{os.getpid()}"
+)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not :memory:, so a worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
