@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Set up and run Marlin on a fresh machine with nothing but Python 3.11+.
+
+    python3 scripts/dev.py run     install, migrate, seed the demo, start web + worker + git server
+    python3 scripts/dev.py test    install with the dev extra and run the whole test suite
+
+Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+DEMO_GIT_PORT = os.environ.get("MARLIN_DEMO_GIT_PORT", "8765")
+
+
+def _say(message: str) -> None:
+    print(f"\033[1m[marlin]\033[0m {message}", flush=True)
+
+
+def ensure_installed(extra: str) -> None:
+    """Create .venv and install the project; skipped when pyproject.toml has not changed."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before any version check
+        sys.exit(f"Marlin needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        _say(f"creating a virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    spec = f".[{extra}]" if extra else "."
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
+    stamp = VENV / f".marlin-installed-{extra or 'base'}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    _say(f"installing {spec} (first run takes a minute)")
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-e", spec], cwd=ROOT, check=True)
+    stamp.write_text(digest)
+
+
+def manage(*args: str) -> None:
+    subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, check=True)
+
+
+def run(argv: list[str]) -> int:
+    port = argv[0] if argv else os.environ.get("MARLIN_PORT", "8000")
+    ensure_installed("")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="marlin.settings.local")
+    os.environ.update(env)
+    manage("migrate", "--noinput", "-v", "0")
+    manage("demo_setup", "--git-port", DEMO_GIT_PORT)
+    commands = {
+        "git server": [str(PYTHON), "-m", "repos.git_http_server", "--root",
+                       str(ROOT / "var" / "demo-git"), "--port", DEMO_GIT_PORT],
+        "worker": [str(PYTHON), "-m", "celery", "-A", "marlin", "worker", "--loglevel=INFO",
+                   "--concurrency=2"],
+        "web": [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+    }  # fmt: skip
+    processes = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}
+    _say(f"Marlin is running: open http://127.0.0.1:{port}/  (Ctrl-C stops everything)")
+    try:
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(0.5)
+        dead = [name for name, p in processes.items() if p.poll() is not None]
+        _say(f"{', '.join(dead)} stopped; shutting down")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test(argv: list[str]) -> int:
+    ensure_installed("dev")
+    where = os.environ.get("DATABASE_URL", "SQLite (embedded default)")
+    broker = os.environ.get("REDIS_URL") or "kombu filesystem transport (embedded default)"
+    _say(f"database: {where.split('@')[-1]}; broker: {broker.split('@')[-1]}")
+    return subprocess.run([str(PYTHON), "-m", "pytest", *argv], cwd=ROOT).returncode
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    command, rest = sys.argv[1], sys.argv[2:]
+    return run(rest) if command == "run" else test(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
