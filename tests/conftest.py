@@ -124,7 +124,7 @@ def _worker_env(git_server: GitHttpServer, repo_cache_dir: Path) -> dict[str, st
         DJANGO_SETTINGS_MODULE="marlin.settings.test",
         MARLIN_TEST_DATABASE_NAME=str(connection.settings_dict["NAME"]),
         CELERY_TASK_DEFAULT_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
-        MARLIN_GIT_ALLOWED_BASES=",".join(settings.MARLIN_GIT_ALLOWED_BASES),
+        MARLIN_TEST_GIT_ALLOWED_BASES=",".join(settings.MARLIN_GIT_ALLOWED_BASES),
         MARLIN_REPO_CACHE_DIR=str(repo_cache_dir),
     )
     return env

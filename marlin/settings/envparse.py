@@ -61,6 +61,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 def env_db(name: str, default: str) -> dict:
     raw = os.environ.get(name) or default
+    scheme = raw.split("://", 1)[0]
+    if scheme not in environ.Env.DB_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} names no known database (use postgres://... or sqlite:///...)"
+        )
     try:
         config = environ.Env.db_url_config(raw)
     except Exception as exc:  # django-environ raises assorted errors for bad URLs

@@ -1,25 +1,24 @@
-"""Development on the embedded default: SQLite, filesystem broker, plain http on localhost."""
+"""Development on the embedded default: SQLite, filesystem broker, plain http on localhost.
+
+The defaults go in through the environment so base.py derives everything from them the
+same way as in production (DEBUG relaxes the HTTPS hardening there); real env vars win.
+"""
 
 from __future__ import annotations
 
 import os
 
-from marlin.settings.base import *  # noqa: F403
-from marlin.settings.envparse import env_bool, env_list
-
-DEBUG = env_bool("DJANGO_DEBUG", True)
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405
-SECRET_KEY = SECRET_KEY or "insecure-local-development-key-do-not-use-in-production"  # noqa: F405
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-SECURE_SSL_REDIRECT = False
-SESSION_COOKIE_SECURE = False
-CSRF_COOKIE_SECURE = False
-SECURE_HSTS_SECONDS = 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = False
-SECURE_HSTS_PRELOAD = False
-STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
-# The demo serves its repositories from a git HTTP server on the loopback.
-MARLIN_GIT_ALLOWED_BASES = env_list(
-    "MARLIN_GIT_ALLOWED_BASES",
-    ["https://github.com", f"http://127.0.0.1:{os.environ.get('MARLIN_DEMO_GIT_PORT', '8765')}"],
+os.environ.setdefault("DJANGO_DEBUG", "true")
+os.environ.setdefault(
+    "DJANGO_SECRET_KEY", "insecure-local-development-key-do-not-use-in-production"
 )
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# The demo serves its repositories from a git HTTP server on the loopback.
+os.environ.setdefault(
+    "MARLIN_GIT_ALLOWED_BASES",
+    f"https://github.com,http://127.0.0.1:{os.environ.get('MARLIN_DEMO_GIT_PORT', '8765')}",
+)
+
+from marlin.settings.base import *  # noqa: E402, F403
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405

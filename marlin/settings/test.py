@@ -10,8 +10,8 @@ from marlin.settings.local import *  # noqa: F403
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# The loopback git server used by tests is added per test run (see tests/conftest.py).
-MARLIN_GIT_ALLOWED_BASES = env_list("MARLIN_GIT_ALLOWED_BASES", ["https://github.com"])
+# Only GitHub; the loopback git server of a test run is added by tests/conftest.py.
+MARLIN_GIT_ALLOWED_BASES = env_list("MARLIN_TEST_GIT_ALLOWED_BASES", ["https://github.com"])
 MARLIN_REPO_CACHE_DIR = Path(os.environ.get("MARLIN_REPO_CACHE_DIR") or VAR_DIR / "test-repos")  # noqa: F405
 # Each test run gets its own queue, so stale messages from another run are never consumed.
 CELERY_TASK_DEFAULT_QUEUE = (
