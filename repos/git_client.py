@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import git
@@ -166,12 +166,12 @@ def resolve_commit(dest: Path, ref: str, *, allowed_bases: list[str]) -> str:
 
 
 def _safe_path(path: str) -> str:
-    if "\x00" in path or "\\" in path:
+    """A repository-relative path with no way out: no `..`, `.`, empty or absolute parts."""
+    if not path or "\x00" in path or "\\" in path or len(path) > 4096:
         raise GitError("That file path is not valid.")
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or any(part in ("..", ".") for part in pure.parts):
+    if any(part in ("", ".", "..") for part in path.split("/")):
         raise GitError("That file path is not valid.")
-    return str(pure)
+    return path
 
 
 def list_tree(dest: Path, sha: str, *, allowed_bases: list[str]) -> list[TreeEntry]:

@@ -1,0 +1,40 @@
+"""Builders for tasks in a given stage, going through the real services."""
+
+from __future__ import annotations
+
+from tasks import services
+from tasks.models import Candidate, Task
+
+
+def create_task(*, contractor, project, repository, prompt: str = "Make div safe.") -> Task:
+    return services.task_create(
+        contractor=contractor,
+        project=project,
+        repository=repository,
+        ref="",
+        title="Guard division",
+        kind=Task.Kind.BUG_FIX,
+        prompt=prompt,
+    )
+
+
+def generate_all(task: Task) -> Task:
+    """Run both generation jobs' service in-process (the worker path is tested end to end)."""
+    for candidate in Candidate.objects.filter(turn__task=task):
+        services.candidate_generate(candidate_id=candidate.pk)
+    task.refresh_from_db()
+    return task
+
+
+def valid_scores(project, a: int = 4, b: int = 2) -> dict:
+    return {"A": dict.fromkeys(project.axis_keys, a), "B": dict.fromkeys(project.axis_keys, b)}
+
+
+def submit(task: Task, *, preference: int = -2) -> Task:
+    return services.task_submit(
+        task=task,
+        by=task.contractor,
+        preference=preference,
+        scores=valid_scores(task.project),
+        justification="A handles the zero case; B crashes.",
+    )

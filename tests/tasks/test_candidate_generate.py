@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import subprocess
+
+from repos.services import repository_cache_path
+from tasks import services
+from tasks.models import Candidate, Task
+from tests.tasks.helpers import create_task, generate_all
+
+
+def test_it_generates_both_candidates_and_moves_the_task_on(ready_repository, project, contractor):
+    task = generate_all(
+        create_task(contractor=contractor, project=project, repository=ready_repository)
+    )
+    assert task.status == Task.Status.AWAITING_PREFERENCE
+    for candidate in Candidate.objects.filter(turn__task=task):
+        assert candidate.status == Candidate.Status.SUCCEEDED
+        assert "Demo output" in candidate.explanation
+        assert candidate.started_at <= candidate.finished_at
+
+
+def test_the_demo_diff_applies_to_the_pinned_commit(
+    ready_repository, project, contractor, tmp_path
+):
+    task = generate_all(
+        create_task(contractor=contractor, project=project, repository=ready_repository)
+    )
+    checkout = tmp_path / "checkout"
+    git = ["git", "-c", "protocol.file.allow=always"]
+    subprocess.run(
+        [*git, "clone", "-q", str(repository_cache_path(ready_repository)), str(checkout)],
+        check=True,
+    )
+    subprocess.run([*git, "-C", str(checkout), "checkout", "-q", task.commit_sha], check=True)
+    for candidate in Candidate.objects.filter(turn__task=task):
+        patch = tmp_path / f"{candidate.slot}.diff"
+        patch.write_text(candidate.diff)
+        result = subprocess.run(
+            ["git", "-C", str(checkout), "apply", "--check", str(patch)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_redelivered_job_neither_duplicates_nor_overwrites(ready_repository, project, contractor):
+    task = generate_all(
+        create_task(contractor=contractor, project=project, repository=ready_repository)
+    )
+    candidate = Candidate.objects.filter(turn__task=task).first()
+    before = Candidate.objects.filter(pk=candidate.pk).values().get()
+    assert services.candidate_generate(candidate_id=candidate.pk) is None
+    assert Candidate.objects.filter(pk=candidate.pk).values().get() == before
+    assert Candidate.objects.filter(turn__task=task).count() == 2
+
+
+def test_a_failed_candidate_says_why_and_can_be_retried_alone(
+    ready_repository, project, contractor
+):
+    task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    failing, other = Candidate.objects.filter(turn__task=task).order_by("slot")
+    # An endpoint whose provider is not available fails with a readable reason.
+    failing.endpoint.provider = "unavailable"
+    failing.endpoint.save()
+    services.candidate_generate(candidate_id=other.pk)
+    services.candidate_generate(candidate_id=failing.pk)
+    failing.refresh_from_db()
+    task.refresh_from_db()
+    assert failing.status == Candidate.Status.FAILED
+    assert "is not available" in failing.error
+    assert task.status == Task.Status.GENERATION_FAILED
+
+    failing.endpoint.provider = "demo"
+    failing.endpoint.save()
+    other_before = Candidate.objects.filter(pk=other.pk).values().get()
+    services.candidate_retry(candidate=failing, by=contractor)
+    task.refresh_from_db()
+    assert task.status == Task.Status.GENERATING
+    services.candidate_generate(candidate_id=failing.pk)
+    task.refresh_from_db()
+    failing.refresh_from_db()
+    assert failing.status == Candidate.Status.SUCCEEDED and failing.attempts == 2
+    assert task.status == Task.Status.AWAITING_PREFERENCE
+    # The candidate that had succeeded was not touched by the retry.
+    assert Candidate.objects.filter(pk=other.pk).values().get() == other_before
+
+
+def test_the_task_waits_while_one_candidate_is_still_running(ready_repository, project, contractor):
+    task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    first = Candidate.objects.filter(turn__task=task).first()
+    services.candidate_generate(candidate_id=first.pk)
+    task.refresh_from_db()
+    assert task.status == Task.Status.GENERATING

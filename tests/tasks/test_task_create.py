@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from marlin.exceptions import ApplicationError
+from repos.models import Repository
+from tasks import services
+from tasks.models import Candidate, Task, TaskEvent, Turn
+from tests.tasks.helpers import create_task
+
+
+def _form(project, repository, **overrides) -> dict:
+    data = {
+        "project": project.pk,
+        "repository": repository.pk,
+        "ref": "",
+        "title": "Guard division",
+        "kind": Task.Kind.BUG_FIX,
+        "prompt": "Make calc.ops.div safe for zero.",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_it_creates_a_task_pinned_to_the_head_with_two_queued_candidates(
+    ready_repository, project, contractor, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    assert task.status == Task.Status.GENERATING
+    assert len(task.commit_sha) == 40
+    candidates = Candidate.objects.filter(turn__task=task)
+    assert sorted(candidates.values_list("slot", flat=True)) == ["A", "B"]
+    assert {c.endpoint_id for c in candidates} == {project.endpoint_a_id, project.endpoint_b_id}
+    assert all(c.status == Candidate.Status.QUEUED for c in candidates)
+    # One generation job per candidate, enqueued only after the commit.
+    assert len(callbacks) == 2
+    assert list(TaskEvent.objects.filter(task=task).values_list("to_status", flat=True)) == [
+        "DRAFT",
+        "GENERATING",
+    ]
+
+
+def test_it_pins_a_named_ref(ready_repository, project, contractor):
+    task = services.task_create(
+        contractor=contractor,
+        project=project,
+        repository=ready_repository,
+        ref="main",
+        title="t",
+        kind=Task.Kind.DOCS,
+        prompt="Document ops.",
+    )
+    head = create_task(contractor=contractor, project=project, repository=ready_repository)
+    assert task.commit_sha == head.commit_sha
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"prompt": "   "}, "The prompt is empty."),
+        ({"ref": "--upload-pack=touch /tmp/pwned"}, "not a valid branch"),
+        ({"ref": "no-such-branch"}, "no branch, tag or commit named"),
+    ],
+)
+def test_it_rejects_bad_input_and_stores_nothing(
+    ready_repository, project, contractor, overrides, message
+):
+    kwargs = {
+        "contractor": contractor,
+        "project": project,
+        "repository": ready_repository,
+        "ref": "",
+        "title": "t",
+        "kind": Task.Kind.BUG_FIX,
+        "prompt": "Do it.",
+    }
+    kwargs.update(overrides)
+    with pytest.raises(ApplicationError, match=message):
+        services.task_create(**kwargs)
+    assert not Task.objects.exists()
+    assert not Turn.objects.exists()
+
+
+def test_it_refuses_an_oversized_prompt(ready_repository, project, contractor, settings):
+    settings.MARLIN_PROMPT_MAX_CHARS = 100
+    with pytest.raises(ApplicationError, match="limit is 100"):
+        create_task(
+            contractor=contractor, project=project, repository=ready_repository, prompt="x" * 101
+        )
+    assert not Task.objects.exists()
+
+
+def test_it_refuses_a_repository_that_is_not_cloned(served_repository, project, contractor):
+    with pytest.raises(ApplicationError, match="not cloned yet"):
+        create_task(contractor=contractor, project=project, repository=served_repository)
+    assert not Task.objects.exists()
+
+
+def test_the_form_shows_errors_next_to_fields_and_stores_nothing(
+    client, ready_repository, project, contractor, settings
+):
+    settings.MARLIN_PROMPT_MAX_CHARS = 100
+    client.force_login(contractor)
+    response = client.post(
+        reverse("tasks:create"), _form(project, ready_repository, prompt="y" * 500)
+    )
+    assert response.status_code == 200
+    assert "at most 100 characters" in response.content.decode()
+    response = client.post(reverse("tasks:create"), _form(project, ready_repository, title=""))
+    assert "This field is required" in response.content.decode()
+    assert not Task.objects.exists()
+
+
+def test_the_form_lists_only_ready_repositories(client, served_repository, project, contractor):
+    client.force_login(contractor)
+    assert served_repository.clone_status == Repository.CloneStatus.NOT_CLONED
+    response = client.post(reverse("tasks:create"), _form(project, served_repository))
+    assert "Select a valid choice" in response.content.decode()
+    assert not Task.objects.exists()
