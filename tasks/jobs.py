@@ -1,9 +1,28 @@
 from __future__ import annotations
 
+from typing import Any
+
+from celery import Task as CeleryTask
 from celery import shared_task
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=600, time_limit=660)
+class CandidateJob(CeleryTask):
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """An unexpected error (a bug, a time limit) must not leave the candidate RUNNING."""
+        from tasks.services import candidate_fail_unexpectedly
+
+        candidate_id = kwargs.get("candidate_id", args[0] if args else None)
+        if candidate_id is not None:
+            candidate_fail_unexpectedly(candidate_id=candidate_id, error=exc)
+
+
+@shared_task(
+    base=CandidateJob,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=600,
+    time_limit=660,
+)
 def candidate_generate_run(candidate_id: int) -> None:
     """Generate one candidate (idempotent: the first step claims the row)."""
     from tasks.services import candidate_generate

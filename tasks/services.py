@@ -135,6 +135,19 @@ def candidate_generate(*, candidate_id: int) -> Candidate | None:
     return candidate
 
 
+def candidate_fail_unexpectedly(*, candidate_id: int, error: Exception) -> None:
+    """Fail a candidate whose job crashed, with a reason a person can read; then settle the turn."""
+    logger.error("generation of candidate %s crashed: %r", candidate_id, error)
+    candidate = Candidate.objects.get(pk=candidate_id)
+    if candidate.is_terminal:
+        return
+    try:
+        candidate.fail(reason="Generation stopped because of an internal error; retry it.")
+    except InvalidTransition:
+        return
+    turn_settle(turn_id=candidate.turn_id)
+
+
 @transaction.atomic
 def turn_settle(*, turn_id: int) -> None:
     """Move the task on once every candidate of the turn has finished.

@@ -91,3 +91,17 @@ def test_the_task_waits_while_one_candidate_is_still_running(ready_repository, p
     services.candidate_generate(candidate_id=first.pk)
     task.refresh_from_db()
     assert task.status == Task.Status.GENERATING
+
+
+def test_a_crashed_job_leaves_a_failed_candidate_not_a_running_one(
+    ready_repository, project, contractor
+):
+    from tasks.jobs import candidate_generate_run
+
+    task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    candidate = Candidate.objects.filter(turn__task=task).first()
+    candidate.claim()  # the job got as far as claiming, then crashed
+    candidate_generate_run.on_failure(RuntimeError("boom"), "job-id", (candidate.pk,), {}, None)
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.FAILED
+    assert "internal error" in candidate.error and "boom" not in candidate.error
