@@ -26,7 +26,9 @@ def _fill_judgement(page: Page, project, *, preference_label: str, justification
     expect(form).to_be_visible()
     for slot, score in (("A", 4), ("B", 2)):
         for axis in project.axis_keys:
-            form.locator(f'input[type="radio"][name="score_{slot}_{axis}"][value="{score}"]').check()
+            form.locator(
+                f'input[type="radio"][name="score_{slot}_{axis}"][value="{score}"]'
+            ).check()
     form.get_by_label(preference_label, exact=True).check()
     form.get_by_label("Justification").fill(justification)
     assert len(justification) >= project.min_justification_chars
@@ -69,7 +71,7 @@ def test_a_task_is_cloned_judged_bounced_revised_accepted_and_exported_in_a_real
     carol.get_by_role("link", name="Start a task on this repository").click()
     expect(carol.get_by_role("heading", name="New task")).to_be_visible()
     expect(carol.get_by_label("Repository")).to_have_value(str(served_repository.pk))
-    carol.get_by_label("Project", exact=True).select_option(label=project.name)
+    carol.get_by_label("Project").select_option(label=project.name)
     expect(carol.get_by_label("Branch, tag or commit")).to_have_value("")
     carol.get_by_label("Title").fill(TITLE)
     carol.get_by_label("Kind").select_option(label="Bug fix")
@@ -93,7 +95,7 @@ def test_a_task_is_cloned_judged_bounced_revised_accepted_and_exported_in_a_real
         "data-status", "AWAITING_PREFERENCE", timeout=GENERATION_TIMEOUT_MS
     )
     # The contractor sees the work, never which model produced it.
-    expect(candidates.locator(".diff")).to_have_count(2)
+    expect(candidates.locator(":scope > div.diff")).to_have_count(2)
     expect(carol.locator("main")).not_to_contain_text(project.endpoint_a.name)
     expect(carol.locator("main")).not_to_contain_text(project.endpoint_b.name)
 
