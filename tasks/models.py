@@ -271,6 +271,13 @@ class Candidate(BaseModel):
     def is_terminal(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
+    @property
+    def elapsed_seconds(self) -> float | None:
+        """Generation time so far (or in all, once finished), for the live progress display."""
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
     def claim(self) -> None:
         """QUEUED → RUNNING for exactly one worker; a redelivered job finds nothing to claim."""
         move(
