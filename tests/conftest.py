@@ -37,6 +37,18 @@ def pytest_configure(config: pytest.Config) -> None:
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
         if missing:
             raise pytest.UsageError(f"CI=true but {', '.join(missing)} is not set")
+        if not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+            raise pytest.UsageError("CI=true but DATABASE_URL is not a PostgreSQL URL")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    database = settings.DATABASES["default"]
+    where = f"{database['HOST']}:{database['PORT']}" if database.get("HOST") else database["NAME"]
+    broker = settings.CELERY_BROKER_URL.split("@")[-1]
+    return [
+        f"marlin: database {database['ENGINE'].rsplit('.', 1)[-1]} at {where}",
+        f"marlin: broker {broker}, queue {settings.CELERY_TASK_DEFAULT_QUEUE}",
+    ]
 
 
 @pytest.fixture
