@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,8 +51,30 @@ def manage(*args: str) -> None:
     subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, check=True)
 
 
+def _port_is_free(port: str) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def _stop(signum: int, frame: object) -> None:
+    # SIGTERM must unwind through run()'s finally, or the children outlive us.
+    raise KeyboardInterrupt
+
+
 def run(argv: list[str]) -> int:
     port = argv[0] if argv else os.environ.get("MARLIN_PORT", "8000")
+    for needed, what in ((port, "web server"), (DEMO_GIT_PORT, "demo git server")):
+        if not _port_is_free(needed):
+            sys.exit(
+                f"Port {needed} (the {what}) is in use; stop what uses it, or choose another "
+                "port: 'python3 scripts/dev.py run 8080' / MARLIN_DEMO_GIT_PORT=8766."
+            )
+    signal.signal(signal.SIGTERM, _stop)
     ensure_installed("")
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="marlin.settings.local")
     os.environ.update(env)
