@@ -80,8 +80,12 @@ DATABASES = {"default": env_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'marlin.sq
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The web server and the worker share the file; wait for a lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The web server and the worker share the file. IMMEDIATE transactions take the write
+    # lock up front, so concurrent writers queue (up to the timeout) instead of deadlocking
+    # on a read-to-write upgrade and failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
