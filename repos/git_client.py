@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,26 @@ class TreeEntry:
     path: str
     is_dir: bool
     size: int | None
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One entry of a directory listing. `size` is None when the blob was never fetched."""
+
+    name: str
+    path: str
+    kind: str  # "dir", "file", "symlink" or "submodule"
+    oid: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Blob:
+    path: str
+    oid: str
+    size: int
+    is_symlink: bool
+    data: bytes  # for a symlink: the link's target, never the target's content
 
 
 def validate_clone_url(url: str, *, allowed_bases: list[str]) -> str:
@@ -110,34 +131,87 @@ def _run(args: list[str], *, cwd: Path, env: dict[str, str], timeout: int) -> st
             ["git", *args], env=env, kill_after_timeout=timeout, with_extended_output=False
         )
     except git.GitCommandError as exc:
-        stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
-        raise GitError(
-            f"git {args[0]} failed: {stderr or 'exit status ' + str(exc.status)}"
-        ) from exc
+        raise GitError(_describe(args[0], exc.stderr, exc.status)) from exc
 
 
-def clone_or_fetch(url: str, dest: Path, *, allowed_bases: list[str], timeout: int) -> None:
+def _describe(command: str, stderr: str | bytes | None, status: object) -> str:
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    text = (stderr or "").strip().removeprefix("stderr:").strip(" '\n")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"git {command} failed: {lines[-1] if lines else f'exit status {status}'}"
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _run_limited(
+    args: list[str], *, cwd: Path, env: dict[str, str], timeout: int, watch: Path, max_bytes: int
+) -> None:
+    """Run git, killing it when it outlives `timeout` or `watch` grows past `max_bytes`.
+
+    GitPython's own timeout does not apply to long transfers we stream, so we poll.
+    """
+    baseline = _disk_usage(watch) if watch.exists() else 0
+    proc = git.Git(str(cwd)).execute(["git", *args], env=env, as_process=True)
+    popen = proc.proc
+    deadline = time.monotonic() + timeout
+    reason = ""
+    while popen.poll() is None:
+        if time.monotonic() > deadline:
+            reason = f"took longer than {timeout} s"
+        elif watch.exists() and _disk_usage(watch) - baseline > max_bytes:
+            reason = f"is larger than {max_bytes // (1024 * 1024)} MiB"
+        if reason:
+            popen.kill()
+            popen.wait()
+            raise GitError(f"git {args[0]} stopped: the repository {reason}.")
+        time.sleep(0.2)
+    stderr = popen.stderr.read() if popen.stderr else b""
+    if popen.returncode != 0:
+        raise GitError(_describe(args[0], stderr, popen.returncode))
+
+
+def clone_or_fetch(
+    url: str,
+    dest: Path,
+    *,
+    allowed_bases: list[str],
+    timeout: int,
+    max_bytes: int,
+    blob_limit: int,
+) -> None:
     """Make `dest` a bare partial clone of `url` that is up to date.
 
+    Blobs over `blob_limit` are left on the server (fetched only if someone reads them).
     A new clone is made in a temporary directory and moved into place only when complete,
-    so a failed or killed clone never leaves a half-written cache behind.
+    so a failed, killed or oversized clone never leaves a half-written cache behind.
     """
     safe_url = validate_clone_url(url, allowed_bases=allowed_bases)
     env = _git_env(allowed_bases)
+    blob_filter = f"--filter=blob:limit={blob_limit}"
     with _exclusive_lock(dest):
         if (dest / "HEAD").exists():
-            _run(
-                ["fetch", "--prune", "--filter=blob:none", "--", safe_url,
+            _run_limited(
+                ["fetch", "--quiet", "--prune", blob_filter, "--", safe_url,
                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                cwd=dest, env=env, timeout=timeout,
+                cwd=dest, env=env, timeout=timeout, watch=dest, max_bytes=max_bytes,
             )  # fmt: skip
             return
         tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=dest.parent))
         try:
-            _run(
-                ["clone", "--bare", "--filter=blob:none", "--no-recurse-submodules", "--",
+            _run_limited(
+                ["clone", "--quiet", "--bare", blob_filter, "--no-recurse-submodules", "--",
                  safe_url, str(tmp / "repo.git")],
-                cwd=dest.parent, env=env, timeout=timeout,
+                cwd=dest.parent, env=env, timeout=timeout, watch=tmp, max_bytes=max_bytes,
             )  # fmt: skip
             os.replace(tmp / "repo.git", dest)
         finally:
@@ -172,6 +246,88 @@ def _safe_path(path: str) -> str:
     if any(part in ("", ".", "..") for part in path.split("/")):
         raise GitError("That file path is not valid.")
     return path
+
+
+def list_refs(dest: Path, *, allowed_bases: list[str]) -> dict[str, list[str]]:
+    """Branch and tag names of the cached clone, for the contractor to pin."""
+    repo = _open(dest, allowed_bases)
+    output = repo.git.for_each_ref("--format=%(refname)", "refs/heads", "refs/tags")
+    refs: dict[str, list[str]] = {"branches": [], "tags": []}
+    for ref in output.splitlines():
+        if ref.startswith("refs/heads/"):
+            refs["branches"].append(ref.removeprefix("refs/heads/"))
+        elif ref.startswith("refs/tags/"):
+            refs["tags"].append(ref.removeprefix("refs/tags/"))
+    return refs
+
+
+def _missing_objects(repo: git.Repo, sha: str) -> set[str]:
+    # Lists the blobs the partial clone left out, without fetching them ("?oid" lines).
+    output = repo.git.rev_list("--objects", "--missing=print", "--end-of-options", sha)
+    return {line[1:41] for line in output.splitlines() if line.startswith("?")}
+
+
+def list_directory(dest: Path, sha: str, path: str, *, allowed_bases: list[str]) -> list[DirEntry]:
+    """The entries of one directory at the commit: folders first, then by name.
+
+    Never fetches a blob: sizes of blobs the partial clone left out are None.
+    """
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    repo = _open(dest, allowed_bases)
+    treeish = f"{sha}:{_safe_path(path)}" if path else sha
+    try:
+        output = repo.git.ls_tree("-z", "--end-of-options", treeish)
+    except git.GitCommandError as exc:
+        raise GitError(f"No folder {path!r} at this commit.") from exc
+    records = []
+    for record in filter(None, output.split("\x00")):
+        meta, name = record.split("\t", 1)
+        mode, kind, oid = meta.split(" ")
+        records.append((mode, kind, oid, name))
+    missing = _missing_objects(repo, sha) if any(k == "blob" for _, k, _, _ in records) else set()
+    wanted = [oid for _, kind, oid, _ in records if kind == "blob" and oid not in missing]
+    # The object database's persistent `cat-file --batch-check` answers sizes of local blobs.
+    sizes = {oid: repo.odb.info(bytes.fromhex(oid)).size for oid in wanted}
+    entries = []
+    for mode, kind, oid, name in records:
+        entry_kind = {"tree": "dir", "commit": "submodule"}.get(kind, "file")
+        if mode == "120000":
+            entry_kind = "symlink"
+        full = f"{path}/{name}" if path else name
+        entries.append(
+            DirEntry(name=name, path=full, kind=entry_kind, oid=oid, size=sizes.get(oid))
+        )
+    entries.sort(key=lambda e: (e.kind != "dir", e.name.lower()))
+    return entries
+
+
+def read_blob(dest: Path, sha: str, path: str, *, allowed_bases: list[str], max_bytes: int) -> Blob:
+    """One file at the commit. A symlink yields its target text; it is never followed.
+
+    A file over `max_bytes` is not read (nor fetched): its Blob has empty data.
+    """
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    repo = _open(dest, allowed_bases)
+    safe = _safe_path(path)
+    try:
+        line = repo.git.ls_tree("-z", "--end-of-options", sha, "--", safe)
+    except git.GitCommandError as exc:
+        raise GitError(f"No file {path!r} at this commit.") from exc
+    if not line:
+        raise GitError(f"No file {path!r} at this commit.")
+    meta, name = line.rstrip("\x00").split("\t", 1)
+    mode, kind, oid = meta.split(" ")
+    if kind != "blob" or name != safe:
+        raise GitError(f"{path!r} is not a file.")
+    if oid in _missing_objects(repo, sha):
+        return Blob(path=safe, oid=oid, size=max_bytes + 1, is_symlink=False, data=b"")
+    size = repo.odb.info(bytes.fromhex(oid)).size
+    if size > max_bytes:
+        return Blob(path=safe, oid=oid, size=size, is_symlink=mode == "120000", data=b"")
+    data = repo.odb.stream(bytes.fromhex(oid)).read()
+    return Blob(path=safe, oid=oid, size=size, is_symlink=mode == "120000", data=data)
 
 
 def list_tree(dest: Path, sha: str, *, allowed_bases: list[str]) -> list[TreeEntry]:

@@ -25,7 +25,18 @@ class Repository(BaseModel):
     description = models.TextField(blank=True)
     license = models.CharField(max_length=64, blank=True)
     topics = models.JSONField(default=list, blank=True)
+    is_archived = models.BooleanField(default=False)
+    size_kb = models.PositiveIntegerField(default=0)
+    pushed_at = models.DateTimeField(null=True, blank=True)
     is_enabled = models.BooleanField(default=True, db_index=True)
+    # None: no cap on the tasks that are open (not yet accepted) on this repository.
+    max_open_tasks = models.PositiveIntegerField(null=True, blank=True)
+    # Kept by the task services so "least used" sorts without counting 100k joins.
+    task_count = models.PositiveIntegerField(default=0, db_index=True)
+    # Lower-cased name, description and topics: one column for one trigram index.
+    search_text = models.TextField(blank=True, editable=False)
+    # " topic1 topic2 ": matches a whole topic with a LIKE on every database.
+    topics_text = models.TextField(blank=True, editable=False)
     clone_status = models.CharField(
         max_length=16, choices=CloneStatus.choices, default=CloneStatus.NOT_CLONED, db_index=True
     )
@@ -35,9 +46,26 @@ class Repository(BaseModel):
     class Meta:
         ordering = ["-stars", "full_name"]
         verbose_name_plural = "repositories"
+        indexes = [
+            models.Index(fields=["is_enabled", "-stars"], name="repo_enabled_stars"),
+            models.Index(fields=["is_enabled", "language", "-stars"], name="repo_lang_stars"),
+            models.Index(fields=["license"], name="repo_license"),
+        ]
 
     def __str__(self) -> str:
         return self.full_name
+
+    @staticmethod
+    def search_text_for(full_name: str, description: str, topics: list[str]) -> str:
+        return " ".join([full_name, description, *topics]).lower()
+
+    @staticmethod
+    def topics_text_for(topics: list[str]) -> str:
+        return f" {' '.join(t.lower() for t in topics)} " if topics else ""
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
 
     @property
     def is_ready(self) -> bool:

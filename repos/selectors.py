@@ -1,19 +1,66 @@
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from repos.models import Repository
 
+SORTS = {
+    "stars": ("-stars", "full_name"),
+    "name": ("full_name",),
+    "least_used": ("task_count", "-stars", "full_name"),
+}
 
-def repository_list(*, query: str = "", ready_only: bool = False) -> QuerySet[Repository]:
-    """Enabled repositories of the catalogue, with how many tasks already use each."""
-    qs = Repository.objects.filter(is_enabled=True).annotate(task_count=Count("tasks"))
-    if query:
-        qs = qs.filter(Q(full_name__icontains=query) | Q(description__icontains=query))
-    if ready_only:
+
+@dataclass(frozen=True)
+class CatalogueFilter:
+    """What the picker asks for; every field optional."""
+
+    query: str = ""
+    language: str = ""
+    topic: str = ""
+    license: str = ""
+    min_stars: int | None = None
+    max_stars: int | None = None
+    sort: str = "stars"
+    ready_only: bool = False
+
+
+def repository_list(*, filters: CatalogueFilter | None = None) -> QuerySet[Repository]:
+    """Enabled repositories matching the picker's search and filters, in the asked order.
+
+    Text search is a case-insensitive substring match on one lower-cased column, which a
+    trigram GIN index serves on PostgreSQL.
+    """
+    f = filters or CatalogueFilter()
+    qs = Repository.objects.filter(is_enabled=True)
+    if f.query:
+        qs = qs.filter(search_text__contains=f.query.lower())
+    if f.language:
+        qs = qs.filter(language=f.language)
+    if f.topic:
+        qs = qs.filter(topics_text__contains=f" {f.topic.lower()} ")
+    if f.license:
+        qs = qs.filter(license=f.license)
+    if f.min_stars is not None:
+        qs = qs.filter(stars__gte=f.min_stars)
+    if f.max_stars is not None:
+        qs = qs.filter(stars__lte=f.max_stars)
+    if f.ready_only:
         qs = qs.filter(clone_status=Repository.CloneStatus.READY)
-    return qs
+    return qs.order_by(*SORTS.get(f.sort, SORTS["stars"]))
+
+
+def repository_languages() -> list[str]:
+    return list(
+        Repository.objects.filter(is_enabled=True)
+        .exclude(language="")
+        .values_list("language", flat=True)
+        .distinct()
+        .order_by("language")
+    )
 
 
 def repository_get(*, pk: int) -> Repository:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
-from repos import git_client, jobs
+from repos import git_client, importing, jobs
 from repos.models import Repository
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,88 @@ class RepoContext:
 
     paths: list[str]
     files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts, and every rejected row with its line and reason."""
+
+    created: int = 0
+    updated: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated
+
+
+_IMPORT_BATCH = 1000
+_IMPORT_FIELDS = [
+    "clone_url", "html_url", "default_branch", "language", "stars", "description", "license",
+    "topics", "is_archived", "size_kb", "pushed_at", "search_text", "topics_text", "updated_at",
+]  # fmt: skip
+
+
+def repository_import(*, content: bytes, filename: str) -> ImportReport:
+    """Upsert the catalogue from a file of GitHub repository objects (JSON, JSONL) or a CSV.
+
+    Rows are upserted by full_name in batches inside one transaction: every good row is
+    written whole, every bad row is reported and written not at all. Enabled flags, quotas,
+    clone state and task counts of existing rows are kept. Raises ApplicationError when the
+    file as a whole cannot be read.
+    """
+    report = ImportReport()
+    rows: dict[str, importing.RepositoryRow] = {}
+    try:
+        for parsed in importing.parse(
+            content, filename=filename, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+        ):
+            if parsed.row is None:
+                report.rejected.append((parsed.line, parsed.error or "invalid row"))
+            else:
+                # A name repeated in one file: the last occurrence wins, as in an upsert.
+                rows[parsed.row.full_name] = parsed.row
+    except importing.RowError as exc:
+        raise ApplicationError(f"Cannot import {filename}: {exc}") from exc
+    now = timezone.now()
+    names = list(rows)
+    with transaction.atomic():
+        for start in range(0, len(names), _IMPORT_BATCH):
+            batch = names[start : start + _IMPORT_BATCH]
+            existing = set(
+                Repository.objects.filter(full_name__in=batch).values_list("full_name", flat=True)
+            )
+            objects = [_repository_from_row(rows[name], now) for name in batch]
+            Repository.objects.bulk_create(
+                objects,
+                update_conflicts=True,
+                unique_fields=["full_name"],
+                update_fields=_IMPORT_FIELDS,
+            )
+            report.updated += len(existing)
+            report.created += len(batch) - len(existing)
+    return report
+
+
+def _repository_from_row(row: importing.RepositoryRow, now) -> Repository:
+    return Repository(
+        full_name=row.full_name,
+        clone_url=row.clone_url,
+        html_url=row.html_url,
+        default_branch=row.default_branch,
+        language=row.language,
+        stars=row.stars,
+        description=row.description,
+        license=row.license,
+        topics=row.topics,
+        is_archived=row.is_archived,
+        size_kb=row.size_kb,
+        pushed_at=row.pushed_at,
+        search_text=Repository.search_text_for(row.full_name, row.description, row.topics),
+        topics_text=Repository.topics_text_for(row.topics),
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def repository_cache_path(repository: Repository) -> Path:
@@ -74,6 +156,8 @@ def repository_clone(*, repository_id: int) -> Repository | None:
             repository_cache_path(repository),
             allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
             timeout=settings.MARLIN_CLONE_TIMEOUT_SECONDS,
+            max_bytes=settings.MARLIN_CLONE_MAX_MB * 1024 * 1024,
+            blob_limit=settings.MARLIN_BROWSE_MAX_FILE_BYTES,
         )
     except git_client.GitError as exc:
         repository.fail_cloning(reason=exc.message)

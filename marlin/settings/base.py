@@ -163,6 +163,9 @@ MARLIN_REPO_CACHE_DIR = Path(os.environ.get("MARLIN_REPO_CACHE_DIR") or VAR_DIR 
 # Base URLs (scheme://host[:port]) whose repositories may be cloned. Production: GitHub only.
 MARLIN_GIT_ALLOWED_BASES = env_list("MARLIN_GIT_ALLOWED_BASES", ["https://github.com"])
 MARLIN_CLONE_TIMEOUT_SECONDS = env_int("MARLIN_CLONE_TIMEOUT_SECONDS", 300, minimum=1)
+MARLIN_CLONE_MAX_MB = env_int("MARLIN_CLONE_MAX_MB", 2048, minimum=1)
+# Files larger than this are neither fetched at clone time nor shown when browsing.
+MARLIN_BROWSE_MAX_FILE_BYTES = env_int("MARLIN_BROWSE_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
 
 # --- Work limits.
 MARLIN_PROMPT_MAX_CHARS = env_int("MARLIN_PROMPT_MAX_CHARS", 20000, minimum=100)

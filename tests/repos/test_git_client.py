@@ -60,7 +60,9 @@ def test_it_rejects_hostile_addresses_before_git_runs(url: str) -> None:
 def test_a_rejected_address_writes_nothing_to_disk(tmp_path: Path) -> None:
     dest = tmp_path / "cache" / "x.git"
     with pytest.raises(git_client.UnsafeRepositoryUrl):
-        git_client.clone_or_fetch("file:///etc", dest, allowed_bases=GITHUB, timeout=5)
+        git_client.clone_or_fetch(
+            "file:///etc", dest, allowed_bases=GITHUB, timeout=5, max_bytes=10**6, blob_limit=10**6
+        )
     assert not (tmp_path / "cache").exists()
 
 
