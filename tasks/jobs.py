@@ -17,14 +17,15 @@ class CandidateJob(CeleryTask):
 
 
 @shared_task(
+    bind=True,
     base=CandidateJob,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=600,
     time_limit=660,
 )
-def candidate_generate_run(candidate_id: int) -> None:
-    """Generate one candidate (idempotent: the first step claims the row)."""
+def candidate_generate_run(self: CeleryTask, candidate_id: int) -> None:
+    """Generate one candidate (idempotent: the first step claims the row for this job id)."""
     from tasks.services import candidate_generate
 
-    candidate_generate(candidate_id=candidate_id)
+    candidate_generate(candidate_id=candidate_id, job_id=self.request.id or "")

@@ -43,7 +43,8 @@ class EndpointConfig:
 def generate(*, endpoint: EndpointConfig, request: GenerationRequest) -> GenerationResult:
     if endpoint.provider == "demo":
         return _demo_generate(endpoint, request)
-    raise ProviderError(f"Provider {endpoint.provider!r} is not available.")
+    # Said to contractors: it must not hint at which provider sits behind the slot.
+    raise ProviderError("The model is not available right now.")
 
 
 _COMMENT_PREFIX = {

@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 from marlin.models import BaseModel
@@ -255,6 +256,9 @@ class Candidate(BaseModel):
     diff = models.TextField(blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The broker's id of the job that claimed the row: a redelivery of that same job
+    # (its worker died) may take the row over; any other job may not.
+    job_id = models.CharField(max_length=64, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -278,14 +282,27 @@ class Candidate(BaseModel):
             return None
         return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
 
-    def claim(self) -> None:
-        """QUEUED → RUNNING for exactly one worker; a redelivered job finds nothing to claim."""
+    def claim(self, *, job_id: str) -> None:
+        """QUEUED → RUNNING for exactly one job.
+
+        The same job redelivered after its worker died takes over its own RUNNING row (the
+        answer was never written); a duplicate of any other job raises InvalidTransition.
+        """
+        now = timezone.now()
+        if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
+            matched = Candidate.objects.filter(
+                pk=self.pk, status=self.Status.RUNNING, job_id=job_id
+            ).update(started_at=now, attempts=F("attempts") + 1, updated_at=now)
+            if matched == 1:
+                self.refresh_from_db()
+                return
         move(
             self,
             to=self.Status.RUNNING,
             transitions=CANDIDATE_TRANSITIONS,
-            started_at=timezone.now(),
+            started_at=now,
             attempts=self.attempts + 1,
+            job_id=job_id,
         )
 
     def succeed(self, *, explanation: str, diff: str) -> None:

@@ -104,7 +104,7 @@ def _build_request(candidate: Candidate) -> llm_client.GenerationRequest:
     )
 
 
-def candidate_generate(*, candidate_id: int) -> Candidate | None:
+def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | None:
     """Claim a queued candidate, ask its model, and store the answer exactly once.
 
     Returns None when the candidate was already claimed (a redelivered job). The model call
@@ -114,7 +114,7 @@ def candidate_generate(*, candidate_id: int) -> Candidate | None:
         "endpoint", "turn__task__repository", "turn__task__project"
     ).get(pk=candidate_id)
     try:
-        candidate.claim()
+        candidate.claim(job_id=job_id)
     except InvalidTransition:
         logger.info("candidate %s already claimed (%s)", candidate.pk, candidate.status)
         return None
@@ -126,11 +126,17 @@ def candidate_generate(*, candidate_id: int) -> Candidate | None:
         parameters=endpoint.parameters,
     )
     try:
-        result = llm_client.generate(endpoint=config, request=_build_request(candidate))
-    except (llm_client.ProviderError, GitError) as exc:
-        candidate.fail(reason=exc.message)
-    else:
-        candidate.succeed(explanation=result.explanation, diff=result.diff)
+        try:
+            result = llm_client.generate(endpoint=config, request=_build_request(candidate))
+        except (llm_client.ProviderError, GitError) as exc:
+            logger.warning("candidate %s failed: %s", candidate.pk, exc)
+            candidate.fail(reason=exc.message)
+        else:
+            candidate.succeed(explanation=result.explanation, diff=result.diff)
+    except InvalidTransition:
+        # Another run of this candidate finished first (or the reaper failed it): keep theirs.
+        logger.info("candidate %s was finished by another run", candidate.pk)
+        return None
     turn_settle(turn_id=candidate.turn_id)
     return candidate
 

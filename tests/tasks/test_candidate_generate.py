@@ -67,7 +67,7 @@ def test_a_failed_candidate_says_why_and_can_be_retried_alone(
     failing.refresh_from_db()
     task.refresh_from_db()
     assert failing.status == Candidate.Status.FAILED
-    assert "is not available" in failing.error
+    assert failing.error == "The model is not available right now."
     assert task.status == Task.Status.GENERATION_FAILED
 
     failing.endpoint.provider = "demo"
@@ -100,8 +100,26 @@ def test_a_crashed_job_leaves_a_failed_candidate_not_a_running_one(
 
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     candidate = Candidate.objects.filter(turn__task=task).first()
-    candidate.claim()  # the job got as far as claiming, then crashed
+    candidate.claim(job_id="job-1")  # the job got as far as claiming, then crashed
     candidate_generate_run.on_failure(RuntimeError("boom"), "job-id", (candidate.pk,), {}, None)
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED
     assert "internal error" in candidate.error and "boom" not in candidate.error
+
+
+def test_the_same_job_redelivered_after_a_worker_died_finishes_the_candidate_once(
+    ready_repository, project, contractor
+):
+    task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    candidate, other = Candidate.objects.filter(turn__task=task).order_by("slot")
+    candidate.claim(job_id="job-7")  # the worker died here, leaving the row RUNNING
+    assert services.candidate_generate(candidate_id=candidate.pk, job_id="job-7") is not None
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.SUCCEEDED
+    assert candidate.attempts == 2
+    # A different job (a duplicate enqueue) may not take a RUNNING or finished row.
+    assert services.candidate_generate(candidate_id=candidate.pk, job_id="job-8") is None
+    other.claim(job_id="job-9")
+    assert services.candidate_generate(candidate_id=other.pk, job_id="job-10") is None
+    other.refresh_from_db()
+    assert other.status == Candidate.Status.RUNNING and other.job_id == "job-9"
