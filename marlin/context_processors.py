@@ -16,5 +16,6 @@ def roles(request: HttpRequest) -> dict:
             "is_reviewer": permissions.is_reviewer(user),
             "can_export": permissions.can_export(user),
             "is_admin": user.is_staff,
+            "can_clone": permissions.can_clone_repositories(user),
         }
     }

@@ -15,3 +15,10 @@ def is_reviewer(user: Any) -> bool:
 
 def can_export(user: Any) -> bool:
     return bool(user.is_authenticated and user.has_perm("reviews.export_dataset"))
+
+
+def can_clone_repositories(user: Any) -> bool:
+    """Contractors clone what they pick; admins prepare the catalogue."""
+    return is_contractor(user) or bool(
+        user.is_authenticated and user.has_perm("repos.change_repository")
+    )

@@ -17,17 +17,21 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     REVIEWER: [("reviews", "review_tasks")],
     ADMIN: [
         ("reviews", "export_dataset"),
-        ("tasks", "view_task"),
-        ("tasks", "view_project"),
-        ("tasks", "change_project"),
-        ("tasks", "add_project"),
-        ("tasks", "view_modelendpoint"),
-        ("tasks", "change_modelendpoint"),
-        ("tasks", "add_modelendpoint"),
-        ("repos", "view_repository"),
-        ("repos", "change_repository"),
-        ("repos", "add_repository"),
         ("reviews", "view_review"),
+        *[
+            ("tasks", f"{verb}_{model}")
+            for verb in ("view", "add", "change")
+            for model in ("project", "modelendpoint")
+        ],
+        *[
+            ("tasks", f"view_{model}")
+            for model in ("task", "turn", "candidate", "judgement", "taskevent")
+        ],
+        *[("repos", f"{verb}_repository") for verb in ("view", "add", "change")],
+        # Admins manage people and their roles.
+        *[("auth", f"{verb}_user") for verb in ("view", "add", "change")],
+        ("auth", "view_group"),
+        ("authtoken", "view_tokenproxy"),
     ],
 }
 
@@ -65,3 +69,14 @@ def on_post_migrate(sender: Any, apps: Any = None, verbosity: int = 0, **kwargs:
     from django.apps import apps as global_apps
 
     ensure_role_groups(apps or global_apps, verbosity=verbosity)
+
+
+def user_set_role(*, user: Any, role: str) -> None:
+    """Give `user` exactly one role. Admins get staff status, which the Django admin needs."""
+    from django.contrib.auth.models import Group
+
+    if role not in ROLE_PERMISSIONS:
+        raise ValueError(f"unknown role {role!r}")
+    user.groups.set([Group.objects.get(name=role)])
+    user.is_staff = role == ADMIN
+    user.save(update_fields=["is_staff"])

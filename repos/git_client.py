@@ -219,7 +219,10 @@ def clone_or_fetch(
 
 
 def _open(dest: Path, allowed_bases: list[str]) -> git.Repo:
-    repo = git.Repo(str(dest))
+    try:
+        repo = git.Repo(str(dest))
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError) as exc:
+        raise GitError("The repository's copy on this server is missing; clone it again.") from exc
     # Reading a blob of a partial clone fetches it lazily: that fetch needs the same hardening.
     repo.git.update_environment(**_git_env(allowed_bases))
     return repo

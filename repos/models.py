@@ -69,7 +69,8 @@ class Repository(BaseModel):
 
     @property
     def is_ready(self) -> bool:
-        return self.clone_status == self.CloneStatus.READY
+        """The cache exists and can be read, even while a re-fetch is queued or running."""
+        return self.cloned_at is not None
 
     def queue_clone(self) -> None:
         """Ask for a (re)clone; a READY repository is re-fetched to pick up new commits."""
@@ -86,6 +87,7 @@ class Repository(BaseModel):
         move(self, to=self.CloneStatus.CLONING, field="clone_status", transitions=CLONE_TRANSITIONS)
 
     def finish_cloning(self, *, cloned_at) -> None:
+        """CLONING → READY: the shared cache holds the repository as of `cloned_at`."""
         move(
             self,
             to=self.CloneStatus.READY,
@@ -96,6 +98,7 @@ class Repository(BaseModel):
         )
 
     def fail_cloning(self, *, reason: str) -> None:
+        """CLONING → FAILED with a reason a person can act on; a retry queues it again."""
         move(
             self,
             to=self.CloneStatus.FAILED,

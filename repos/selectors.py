@@ -49,7 +49,7 @@ def repository_list(*, filters: CatalogueFilter | None = None) -> QuerySet[Repos
     if f.max_stars is not None:
         qs = qs.filter(stars__lte=f.max_stars)
     if f.ready_only:
-        qs = qs.filter(clone_status=Repository.CloneStatus.READY)
+        qs = qs.filter(cloned_at__isnull=False)
     return qs.order_by(*SORTS.get(f.sort, SORTS["stars"]))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -113,6 +114,7 @@ def _repository_from_row(row: importing.RepositoryRow, now) -> Repository:
 
 
 def repository_cache_path(repository: Repository) -> Path:
+    """Where the repository's one shared bare clone lives (validated names only)."""
     owner, name = repository.full_name.split("/", 1)
     return Path(settings.MARLIN_REPO_CACHE_DIR) / owner / f"{name}.git"
 
@@ -134,8 +136,44 @@ def repository_queue_clone(*, repository: Repository) -> Repository:
         ):
             return repository
         raise
-    transaction.on_commit(lambda: jobs.repository_clone_run.delay(repository.pk))
+    transaction.on_commit(lambda: jobs.repository_clone_run.delay(repository.pk), robust=True)
     return repository
+
+
+def repository_clone_crashed(*, repository_id: int) -> None:
+    """Fail a clone whose job crashed, so the page offers a retry instead of polling forever."""
+    repository = Repository.objects.get(pk=repository_id)
+    if repository.clone_status != Repository.CloneStatus.CLONING:
+        return
+    try:
+        repository.fail_cloning(reason="The clone stopped because of an internal error; retry it.")
+    except InvalidTransition:
+        return
+
+
+def repository_reap_stale(*, now=None) -> dict[str, int]:
+    """Fail clones CLONING past the clone time limit; re-send clones left QUEUED."""
+    now = now or timezone.now()
+    limit = timedelta(seconds=settings.MARLIN_CLONE_TIMEOUT_SECONDS + 120)
+    failed = 0
+    for repository in Repository.objects.filter(
+        clone_status=Repository.CloneStatus.CLONING, updated_at__lt=now - limit
+    ):
+        try:
+            repository.fail_cloning(reason="The clone was interrupted; retry it.")
+        except InvalidTransition:
+            continue
+        failed += 1
+    requeued = 0
+    stale_queued = Repository.objects.filter(
+        clone_status=Repository.CloneStatus.QUEUED,
+        updated_at__lt=now - timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS),
+    ).values_list("pk", flat=True)
+    for repository_id in stale_queued:
+        Repository.objects.filter(pk=repository_id).update(updated_at=now)
+        jobs.repository_clone_run.delay(repository_id)
+        requeued += 1
+    return {"failed": failed, "requeued": requeued}
 
 
 def repository_clone(*, repository_id: int) -> Repository | None:
@@ -178,6 +216,7 @@ def repository_resolve_commit(*, repository: Repository, ref: str) -> str:
 
 
 def repository_read_text(*, repository: Repository, sha: str, path: str, max_bytes: int) -> str:
+    """A file's text at `sha` (undecodable bytes replaced); raises GitError if unreadable."""
     data = git_client.read_file(
         repository_cache_path(repository),
         sha,

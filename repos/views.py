@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from marlin import permissions
 from marlin.exceptions import ApplicationError
 from repos import selectors, services
 
@@ -33,6 +35,8 @@ def repository_status(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def repository_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    if not permissions.can_clone_repositories(request.user):
+        raise PermissionDenied
     repository = selectors.repository_get(pk=pk)
     try:
         services.repository_queue_clone(repository=repository)

@@ -43,5 +43,8 @@ def review_decide(*, task: Task, reviewer: Any, decision: str, feedback: str) ->
             else:
                 task.bounce(by=reviewer, reason=feedback)
     except (IntegrityError, InvalidTransition) as exc:
+        earlier = Review.objects.filter(task=task, round=task.round).first()
+        if earlier is not None and earlier.reviewer_id == reviewer.pk:
+            return earlier  # the same reviewer's double click: their decision stands
         raise ApplicationError("This submission was already decided by another reviewer.") from exc
     return review

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 DEMO_GIT_PORT = os.environ.get("MARLIN_DEMO_GIT_PORT", "8765")
+# The same folder the settings use (MARLIN_VAR_DIR), where demo_setup writes the repositories.
+VAR_DIR = Path(os.environ.get("MARLIN_VAR_DIR") or ROOT / "var")
 
 
 def _say(message: str) -> None:
@@ -82,9 +84,9 @@ def run(argv: list[str]) -> int:
     manage("demo_setup", "--git-port", DEMO_GIT_PORT)
     commands = {
         "git server": [str(PYTHON), "-m", "repos.git_http_server", "--root",
-                       str(ROOT / "var" / "demo-git"), "--port", DEMO_GIT_PORT],
+                       str(VAR_DIR / "demo-git"), "--port", DEMO_GIT_PORT],
         "worker": [str(PYTHON), "-m", "celery", "-A", "marlin", "worker", "--loglevel=INFO",
-                   "--concurrency=2"],
+                   "--concurrency=2", "--beat"],
         "web": [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
     }  # fmt: skip
     processes = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}

@@ -3,6 +3,19 @@ from django.contrib import admin
 from tasks.models import Candidate, Judgement, ModelEndpoint, Project, Task, TaskEvent, Turn
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records that are appended by the workflow and never edited by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ModelEndpoint)
 class ModelEndpointAdmin(admin.ModelAdmin):
     list_display = ["name", "provider", "model_id", "is_enabled"]
@@ -42,8 +55,15 @@ class TaskAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "project"]
     search_fields = ["title", "repository__full_name", "contractor__username"]
     raw_id_fields = ["repository", "contractor"]
-    readonly_fields = ["status", "round", "submitted_at", "accepted_at", "commit_sha"]
+    # Who did the work, on what, and its history are facts: never edited after the event.
+    readonly_fields = [
+        "project", "repository", "contractor", "base_ref", "commit_sha", "status", "round",
+        "submitted_at", "accepted_at",
+    ]  # fmt: skip
     inlines = [TaskEventInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(Turn)
@@ -61,17 +81,12 @@ class CandidateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Judgement)
-class JudgementAdmin(admin.ModelAdmin):
+class JudgementAdmin(ReadOnlyAdmin):
     list_display = ["id", "turn", "round", "preference", "created_at"]
     list_filter = ["preference"]
-    raw_id_fields = ["turn"]
 
 
 @admin.register(TaskEvent)
-class TaskEventAdmin(admin.ModelAdmin):
+class TaskEventAdmin(ReadOnlyAdmin):
     list_display = ["task", "from_status", "to_status", "actor", "created_at"]
     list_filter = ["to_status"]
-    raw_id_fields = ["task"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -12,9 +12,7 @@ SCORE_CHOICES = [(n, str(n)) for n in range(1, 6)]
 class TaskCreateForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.filter(is_active=True))
     repository = forms.ModelChoiceField(
-        queryset=Repository.objects.filter(
-            is_enabled=True, clone_status=Repository.CloneStatus.READY
-        ),
+        queryset=Repository.objects.filter(is_enabled=True, cloned_at__isnull=False),
         help_text="Only repositories that finished cloning are listed.",
     )
     ref = forms.CharField(

@@ -29,3 +29,11 @@ def candidate_generate_run(self: CeleryTask, candidate_id: int) -> None:
     from tasks.services import candidate_generate
 
     candidate_generate(candidate_id=candidate_id, job_id=self.request.id or "")
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def generation_reap_stale_run() -> None:
+    """Periodic: fail candidates stuck RUNNING and re-send those left QUEUED."""
+    from tasks.services import generation_reap_stale
+
+    generation_reap_stale()

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F
@@ -101,6 +103,38 @@ class Project(BaseModel):
     @property
     def axis_keys(self) -> list[str]:
         return [axis["key"] for axis in self.rubric_axes]
+
+    def clean(self) -> None:
+        """A rubric every page can render, and two different endpoints to compare."""
+        errors: dict[str, str] = {}
+        axes = self.rubric_axes
+        if not isinstance(axes, list) or not axes:
+            errors["rubric_axes"] = "Give at least one rubric axis."
+        else:
+            keys = []
+            for number, axis in enumerate(axes, start=1):
+                if not (
+                    isinstance(axis, dict)
+                    and isinstance(axis.get("key"), str)
+                    and re.fullmatch(r"[a-z][a-z0-9_]{0,39}", axis["key"])
+                    and isinstance(axis.get("label"), str)
+                    and axis["label"].strip()
+                    and isinstance(axis.get("points"), list)
+                    and len(axis["points"]) == 5
+                    and all(isinstance(p, str) and p.strip() for p in axis["points"])
+                ):
+                    errors["rubric_axes"] = (
+                        f"Axis {number} needs a key (lower_snake_case), a label and exactly five "
+                        "point descriptions (for 1 to 5)."
+                    )
+                    break
+                keys.append(axis["key"])
+            if "rubric_axes" not in errors and len(set(keys)) != len(keys):
+                errors["rubric_axes"] = "Two axes share a key."
+        if self.endpoint_a_id and self.endpoint_a_id == self.endpoint_b_id:
+            errors["endpoint_b"] = "A project compares two different endpoints."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Task(BaseModel):

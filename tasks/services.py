@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
 from repos import services as repo_services
@@ -84,7 +86,13 @@ def _turn_create_candidates(*, turn: Turn, project: Project) -> None:
         for slot, endpoint in zip(Candidate.Slot.values, endpoints, strict=True)
     ]
     for candidate in candidates:
-        transaction.on_commit(lambda pk=candidate.pk: jobs.candidate_generate_run.delay(pk))
+        _enqueue_generation(candidate.pk)
+
+
+def _enqueue_generation(candidate_id: int) -> None:
+    # robust: a broker outage must not turn a committed request into a 500; the reaper
+    # re-enqueues candidates left QUEUED.
+    transaction.on_commit(lambda: jobs.candidate_generate_run.delay(candidate_id), robust=True)
 
 
 def _build_request(candidate: Candidate) -> llm_client.GenerationRequest:
@@ -141,6 +149,38 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
     return candidate
 
 
+def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
+    """Fail candidates RUNNING past every time limit; re-enqueue those left QUEUED.
+
+    A RUNNING row older than the job's hard limit has no live job behind it (the limit
+    would have killed it). A QUEUED row whose message was lost (broker outage after
+    commit) is sent again; its updated_at moves on so it is not re-sent every minute.
+    """
+    now = now or timezone.now()
+    stale_running = Candidate.objects.filter(
+        status=Candidate.Status.RUNNING,
+        started_at__lt=now - timedelta(seconds=settings.MARLIN_GENERATION_STALE_SECONDS),
+    )
+    failed = 0
+    for candidate in stale_running:
+        try:
+            candidate.fail(reason="Generation took too long and was stopped; retry it.")
+        except InvalidTransition:
+            continue
+        failed += 1
+        turn_settle(turn_id=candidate.turn_id)
+    requeued = 0
+    stale_queued = Candidate.objects.filter(
+        status=Candidate.Status.QUEUED,
+        updated_at__lt=now - timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS),
+    ).values_list("pk", flat=True)
+    for candidate_id in stale_queued:
+        Candidate.objects.filter(pk=candidate_id).update(updated_at=now)
+        jobs.candidate_generate_run.delay(candidate_id)
+        requeued += 1
+    return {"failed": failed, "requeued": requeued}
+
+
 def candidate_fail_unexpectedly(*, candidate_id: int, error: Exception) -> None:
     """Fail a candidate whose job crashed, with a reason a person can read; then settle the turn."""
     logger.error("generation of candidate %s crashed: %r", candidate_id, error)
@@ -180,7 +220,7 @@ def candidate_retry(*, candidate: Candidate, by: Any) -> Candidate:
     candidate.requeue()
     if task.status == Task.Status.GENERATION_FAILED:
         task.start_generation(by=by)
-    transaction.on_commit(lambda: jobs.candidate_generate_run.delay(candidate.pk))
+    _enqueue_generation(candidate.pk)
     return candidate
 
 

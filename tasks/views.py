@@ -56,7 +56,7 @@ def _detail_context(task: Task, form: JudgementForm | None = None) -> dict:
         "turn": turn,
         "candidates": list(turn.candidates.all()),
         "judgements": judgements,
-        "reviews": list(task.reviews.all()),
+        "feedback": [e for e in task.events.all() if e.to_status == Task.Status.BOUNCED],
         "form": form,
     }
 

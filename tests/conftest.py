@@ -147,6 +147,12 @@ def celery_worker_process(
     transactional_db, git_server: GitHttpServer, repo_cache_dir: Path, tmp_path: Path
 ) -> Iterator[subprocess.Popen]:
     """A real `celery worker` process consuming this run's queue from the configured broker."""
+    from marlin.celery import app as celery_app
+
+    # Messages an earlier test sent without a worker (reapers, captured callbacks) must
+    # not be consumed by this test's worker.
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
     log_path = tmp_path / "worker.log"
     log = log_path.open("w")
     process = subprocess.Popen(

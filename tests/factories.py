@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import factory
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from marlin import roles
 from repos.models import Repository
@@ -21,10 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs) -> None:
         if create and extracted:
-            self.groups.add(Group.objects.get(name=extracted))
-            if extracted == roles.ADMIN:
-                self.is_staff = True
-                self.save(update_fields=["is_staff"])
+            roles.user_set_role(user=self, role=extracted)
 
 
 class ModelEndpointFactory(factory.django.DjangoModelFactory):

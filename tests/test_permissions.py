@@ -97,3 +97,20 @@ def test_each_role_lands_on_its_own_page(client, contractor, reviewer, admin_use
     for user, page in expected.items():
         client.force_login(user)
         assert client.get(reverse("home"))["Location"] == reverse(page)
+
+
+@pytest.mark.parametrize("persona", ["reviewer", "outsider"])
+def test_only_contractors_and_admins_can_clone(client, served_repository, persona, request):
+    client.force_login(request.getfixturevalue(persona))
+    response = client.post(reverse("repos:clone", args=[served_repository.pk]))
+    assert response.status_code == 403
+    served_repository.refresh_from_db()
+    assert served_repository.clone_status == "NOT_CLONED"
+
+
+def test_a_refetch_keeps_the_cache_usable_for_new_tasks(
+    client, ready_repository, project, contractor
+):
+    ready_repository.queue_clone()  # a re-fetch is waiting for a worker
+    task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    assert len(task.commit_sha) == 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -130,6 +131,11 @@ X_FRAME_OPTIONS = "DENY"
 # --- Celery: Redis in production; kombu's filesystem transport when no server is configured.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+for _name, _url in (("REDIS_URL", REDIS_URL), ("CELERY_BROKER_URL", CELERY_BROKER_URL)):
+    if _url and not _url.startswith(("redis://", "rediss://", "amqp://", "filesystem://")):
+        raise ImproperlyConfigured(
+            f"{_name}={_url!r} is not a redis://, amqp:// or filesystem:// URL"
+        )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
@@ -157,11 +163,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic repair of rows whose job died or whose message was lost; run by `celery beat`.
+CELERY_BEAT_SCHEDULE = {
+    "generation-reap-stale": {"task": "tasks.jobs.generation_reap_stale_run", "schedule": 60.0},
+    "repository-reap-stale": {"task": "repos.jobs.repository_reap_stale_run", "schedule": 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# A RUNNING candidate older than this has outlived its job's hard limit (660 s).
+MARLIN_GENERATION_STALE_SECONDS = env_int("MARLIN_GENERATION_STALE_SECONDS", 780, minimum=60)
+# A QUEUED row untouched for this long lost its message; it is sent again.
+MARLIN_QUEUED_STALE_SECONDS = env_int("MARLIN_QUEUED_STALE_SECONDS", 300, minimum=30)
 
 # --- Repositories: where clones are cached and which git hosts may be cloned from.
 MARLIN_REPO_CACHE_DIR = Path(os.environ.get("MARLIN_REPO_CACHE_DIR") or VAR_DIR / "repos")
 # Base URLs (scheme://host[:port]) whose repositories may be cloned. Production: GitHub only.
 MARLIN_GIT_ALLOWED_BASES = env_list("MARLIN_GIT_ALLOWED_BASES", ["https://github.com"])
+for _base in MARLIN_GIT_ALLOWED_BASES:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", _base):
+        raise ImproperlyConfigured(
+            f"MARLIN_GIT_ALLOWED_BASES entry {_base!r} must be scheme://host[:port], no path"
+        )
 MARLIN_CLONE_TIMEOUT_SECONDS = env_int("MARLIN_CLONE_TIMEOUT_SECONDS", 300, minimum=1)
 MARLIN_CLONE_MAX_MB = env_int("MARLIN_CLONE_MAX_MB", 2048, minimum=1)
 # Files larger than this are neither fetched at clone time nor shown when browsing.

@@ -52,6 +52,9 @@ def test_the_deploy_check_fails_when_hardening_is_switched_off() -> None:
         ("DJANGO_CONN_MAX_AGE", "ten", "DJANGO_CONN_MAX_AGE='ten' is not a whole number"),
         ("DATABASE_URL", "nosuchdb://x/y", "DATABASE_URL='nosuchdb://x/y'"),
         ("DJANGO_CSRF_TRUSTED_ORIGINS", "marlin.example.com", "must start with http"),
+        ("MARLIN_GIT_ALLOWED_BASES", "github.com", "must be scheme://host[:port]"),
+        ("MARLIN_GIT_ALLOWED_BASES", "https://github.com/", "must be scheme://host[:port]"),
+        ("REDIS_URL", "localhost:6379", "is not a redis://"),
     ],
 )
 def test_a_malformed_value_stops_start_up_with_a_message(

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from marlin.exceptions import ApplicationError
 from reviews.models import Review
@@ -115,3 +116,30 @@ def test_two_reviewers_deciding_at_once_exactly_one_wins(ready_repository, proje
     decided = Review.objects.get(task=task).decision
     assert task.status == (Task.Status.ACCEPTED if decided == "ACCEPT" else Task.Status.BOUNCED)
     assert TaskEvent.objects.filter(task=task, from_status="SUBMITTED").count() == 1
+
+
+def test_a_reviewers_own_double_click_keeps_their_decision_quietly(
+    client, submitted_task, reviewer
+):
+    client.force_login(reviewer)
+    url = reverse("reviews:decide", args=[submitted_task.pk])
+    first = client.post(url, {"decision": "ACCEPT", "feedback": ""}, follow=True)
+    second = client.post(url, {"decision": "ACCEPT", "feedback": ""}, follow=True)
+    assert first.status_code == 200
+    # The task left the queue, so the second click finds nothing to review: 404, no error text.
+    assert second.status_code in (200, 404)
+    assert "another reviewer" not in second.content.decode()
+    stale = Task.objects.get(pk=submitted_task.pk)
+    stale.status = Task.Status.SUBMITTED
+    again = review_decide(task=stale, reviewer=reviewer, decision="ACCEPT", feedback="")
+    assert again.pk == Review.objects.get(task=submitted_task).pk
+    assert Review.objects.filter(task=submitted_task).count() == 1
+
+
+def test_the_review_page_never_names_the_models(client, submitted_task, reviewer):
+    client.force_login(reviewer)
+    page = client.get(reverse("reviews:detail", args=[submitted_task.pk])).content.decode()
+    assert "Candidate A" in page and "Candidate B" in page
+    project = submitted_task.project
+    for endpoint in (project.endpoint_a, project.endpoint_b):
+        assert endpoint.name not in page and endpoint.model_id not in page

@@ -119,3 +119,18 @@ def test_the_form_lists_only_ready_repositories(client, served_repository, proje
     response = client.post(reverse("tasks:create"), _form(project, served_repository))
     assert "Select a valid choice" in response.content.decode()
     assert not Task.objects.exists()
+
+
+def test_a_missing_clone_cache_is_a_form_error_not_a_crash(
+    client, ready_repository, project, contractor
+):
+    import shutil
+
+    from repos.services import repository_cache_path
+
+    shutil.rmtree(repository_cache_path(ready_repository))
+    client.force_login(contractor)
+    response = client.post(reverse("tasks:create"), _form(project, ready_repository))
+    assert response.status_code == 200
+    assert "missing; clone it again" in response.content.decode()
+    assert not Task.objects.exists()

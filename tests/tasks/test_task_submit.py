@@ -106,3 +106,16 @@ def test_the_form_reports_missing_fields_without_saving(client, judged_task):
     judged_task.refresh_from_db()
     assert judged_task.status == Task.Status.AWAITING_PREFERENCE
     assert not Judgement.objects.exists()
+
+
+def test_a_double_clicked_submit_over_http_records_one_judgement(client, judged_task):
+    client.force_login(judged_task.contractor)
+    data = {"preference": "-1", "justification": "A guards the zero case properly."}
+    for slot in ("A", "B"):
+        for key in judged_task.project.axis_keys:
+            data[f"score_{slot}_{key}"] = "3"
+    url = reverse("tasks:submit", args=[judged_task.pk])
+    assert client.post(url, data).status_code == 302
+    assert client.post(url, data).status_code == 302
+    assert Judgement.objects.filter(turn__task=judged_task).count() == 1
+    assert TaskEvent.objects.filter(task=judged_task, to_status=Task.Status.SUBMITTED).count() == 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -79,7 +79,5 @@ class Command(BaseCommand):
         for username, password, role in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username)
             user.set_password(password)
-            user.is_staff = role == roles.ADMIN
-            user.is_superuser = role == roles.ADMIN
             user.save()
-            user.groups.set([Group.objects.get(name=role)])
+            roles.user_set_role(user=user, role=role)
