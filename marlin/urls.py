@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from marlin import views
+from repos.api import RepositoryImportApi
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,5 +14,7 @@ urlpatterns = [
     path("repos/", include("repos.urls")),
     path("tasks/", include("tasks.urls")),
     path("reviews/", include("reviews.urls")),
+    path("api/repos/import/", RepositoryImportApi.as_view(), name="api-repos-import"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]

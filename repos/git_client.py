@@ -87,6 +87,15 @@ def validate_clone_url(url: str, *, allowed_bases: list[str]) -> str:
     return f"{base}/{owner}/{name}.git"
 
 
+_SECRET_NAME_RE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_URL$", re.IGNORECASE)
+
+
+def _scrubbed_secrets() -> dict[str, str]:
+    # GitPython starts git with a copy of our environment; blank every secret-looking
+    # variable (API keys, database and broker URLs) so git and anything it runs never see it.
+    return {name: "" for name in os.environ if _SECRET_NAME_RE.search(name)}
+
+
 def _git_env(allowed_bases: list[str]) -> dict[str, str]:
     schemes = sorted({urlsplit(b).scheme for b in allowed_bases} & {"https", "http"})
     config = {
@@ -98,6 +107,7 @@ def _git_env(allowed_bases: list[str]) -> dict[str, str]:
         **{f"protocol.{scheme}.allow": "always" for scheme in schemes},
     }
     env = {
+        **_scrubbed_secrets(),
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ASKPASS": "/bin/false",
         "SSH_ASKPASS": "/bin/false",

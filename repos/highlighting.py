@@ -2,15 +2,68 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
+from django.core.cache import cache
+from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import DiffLexer
+from pygments.lexer import Lexer
+from pygments.lexers import DiffLexer, TextLexer, get_lexer_by_name
+
+# Lexer chosen from the file name among these, never guessed from content (guess_lexer is
+# slow, and content is untrusted); anything else is plain text.
+_BY_SUFFIX = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript",
+    ".cjs": "javascript", ".jsx": "jsx", ".ts": "typescript", ".tsx": "tsx", ".go": "go",
+    ".rs": "rust", ".java": "java", ".kt": "kotlin", ".c": "c", ".h": "c", ".cc": "cpp",
+    ".cpp": "cpp", ".hpp": "cpp", ".cs": "csharp", ".rb": "ruby", ".php": "php",
+    ".swift": "swift", ".scala": "scala", ".sh": "bash", ".bash": "bash", ".zsh": "bash",
+    ".sql": "sql", ".html": "html", ".htm": "html", ".css": "css", ".scss": "scss",
+    ".json": "json", ".yml": "yaml", ".yaml": "yaml", ".toml": "toml", ".ini": "ini",
+    ".cfg": "ini", ".md": "markdown", ".rst": "rst", ".xml": "xml", ".lua": "lua",
+    ".hs": "haskell", ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".r": "r",
+    ".pl": "perl", ".dart": "dart", ".vue": "html", ".proto": "protobuf", ".tf": "terraform",
+}  # fmt: skip
+_BY_NAME = {"makefile": "make", "dockerfile": "docker", "cmakelists.txt": "cmake"}
 
 _DIFF_FORMATTER = HtmlFormatter(cssclass="highlight diff", wrapcode=True)
+_FILE_FORMATTER = HtmlFormatter(
+    cssclass="highlight source", linenos="table", anchorlinenos=True, lineanchors="L",
+    wrapcode=True,
+)  # fmt: skip
+_CACHE_VERSION = 1
+_CACHE_SECONDS = 7 * 24 * 3600
 
 
-def highlight_diff(diff: str) -> str:
-    return highlight(diff, DiffLexer(), _DIFF_FORMATTER)
+def lexer_for(path: str) -> Lexer:
+    name = PurePosixPath(path).name.lower()
+    alias = _BY_NAME.get(name) or _BY_SUFFIX.get(PurePosixPath(name).suffix)
+    return get_lexer_by_name(alias) if alias else TextLexer()
+
+
+def is_binary(data: bytes) -> bool:
+    return b"\x00" in data[:8192]
+
+
+def highlight_diff(diff: str) -> SafeString:
+    # Pygments' HtmlFormatter escapes every character of its input: the output is safe.
+    return mark_safe(highlight(diff, DiffLexer(), _DIFF_FORMATTER))  # noqa: S308
+
+
+def highlight_file(*, path: str, text: str) -> SafeString:
+    return mark_safe(highlight(text, lexer_for(path), _FILE_FORMATTER))  # noqa: S308
+
+
+def highlight_file_cached(*, path: str, oid: str, data: bytes) -> SafeString:
+    """Highlight once per (blob, lexer): the same blob at any commit renders the same."""
+    lexer = lexer_for(path)
+    key = f"hl:v{_CACHE_VERSION}:{oid}:{lexer.name}"
+    html = cache.get(key)
+    if html is None:
+        html = highlight(data.decode("utf-8", errors="replace"), lexer, _FILE_FORMATTER)
+        cache.set(key, html, _CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 - Pygments output (escaped), from our own cache
 
 
 def stylesheet() -> str:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
-from repos import git_client, importing, jobs
+from repos import git_client, highlighting, importing, jobs
 from repos.models import Repository
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,25 @@ class RepoContext:
 
     paths: list[str]
     files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Crumb:
+    name: str
+    path: str
+
+
+@dataclass
+class BrowseView:
+    """What the browse page shows: a folder's entries, or one file (highlighted or a notice)."""
+
+    path: str
+    crumbs: list[Crumb]
+    entries: list[git_client.DirEntry] | None = None
+    file_html: str = ""
+    file_size: int = 0
+    notice: str = ""
+    symlink_target: str = ""
 
 
 @dataclass
@@ -202,6 +222,66 @@ def repository_clone(*, repository_id: int) -> Repository | None:
         return repository
     repository.finish_cloning(cloned_at=timezone.now())
     return repository
+
+
+def repository_count_task(*, repository: Repository) -> None:
+    """Count one more task on the repository (kept on the row for the "least used" sort)."""
+    Repository.objects.filter(pk=repository.pk).update(task_count=F("task_count") + 1)
+
+
+def repository_set_enabled(*, repositories: QuerySet[Repository], enabled: bool) -> int:
+    """Offer or withdraw repositories for new tasks; existing tasks are unaffected."""
+    return repositories.update(is_enabled=enabled, updated_at=timezone.now())
+
+
+def repository_refs(*, repository: Repository) -> dict[str, list[str]]:
+    """Branches and tags of the cached clone (empty when there is no cache yet)."""
+    if not repository.is_ready:
+        return {"branches": [], "tags": []}
+    try:
+        return git_client.list_refs(
+            repository_cache_path(repository), allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+        )
+    except git_client.GitError:
+        return {"branches": [], "tags": []}
+
+
+def repository_browse(*, repository: Repository, sha: str, path: str, max_bytes: int) -> BrowseView:
+    """A folder listing or one file of the repository at `sha`, read from git's object store.
+
+    Symlinks are shown as links, never followed; binary and oversized files get a notice;
+    highlighted files are cached by blob id, so a file is highlighted once.
+    """
+    if not repository.is_ready:
+        raise ApplicationError(f"{repository} is not cloned yet.")
+    dest = repository_cache_path(repository)
+    bases = settings.MARLIN_GIT_ALLOWED_BASES
+    parts = [p for p in path.split("/") if p] if path else []
+    crumbs = [Crumb(name=name, path="/".join(parts[: i + 1])) for i, name in enumerate(parts)]
+    if not path or _is_directory(dest, sha, path, bases):
+        entries = git_client.list_directory(dest, sha, path, allowed_bases=bases)
+        return BrowseView(path=path, crumbs=crumbs, entries=entries)
+    blob = git_client.read_blob(dest, sha, path, allowed_bases=bases, max_bytes=max_bytes)
+    view = BrowseView(path=path, crumbs=crumbs, file_size=blob.size)
+    if blob.is_symlink:
+        view.symlink_target = blob.data.decode("utf-8", errors="replace")
+    elif blob.size > max_bytes:
+        view.notice = (
+            f"This file is {blob.size:,} bytes, over the {max_bytes:,}-byte limit for display."
+        )
+    elif highlighting.is_binary(blob.data):
+        view.notice = f"This is a binary file ({blob.size:,} bytes)."
+    else:
+        view.file_html = highlighting.highlight_file_cached(path=path, oid=blob.oid, data=blob.data)
+    return view
+
+
+def _is_directory(dest: Path, sha: str, path: str, bases: list[str]) -> bool:
+    parent, _, name = path.rpartition("/")
+    for entry in git_client.list_directory(dest, sha, parent, allowed_bases=bases):
+        if entry.name == name:
+            return entry.kind == "dir"
+    raise git_client.GitError(f"No file or folder {path!r} at this commit.")
 
 
 def repository_resolve_commit(*, repository: Repository, ref: str) -> str:

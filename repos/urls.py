@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from repos import views
 
@@ -8,4 +8,10 @@ urlpatterns = [
     path("<int:pk>/", views.repository_detail, name="detail"),
     path("<int:pk>/clone/", views.repository_clone, name="clone"),
     path("<int:pk>/status/", views.repository_status, name="status"),
+    path("<int:pk>/browse/", views.repository_browse_ref, name="browse_ref"),
+    re_path(
+        r"^(?P<pk>[0-9]+)/browse/(?P<sha>[0-9a-f]{40})/(?P<path>.*)$",
+        views.repository_browse,
+        name="browse",
+    ),
 ]

@@ -1,23 +1,39 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin import permissions
 from marlin.exceptions import ApplicationError
 from repos import selectors, services
+from repos.forms import CatalogueFilterForm
+
+PAGE_SIZE = 25
 
 
 @login_required
 def repository_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
-    page = Paginator(selectors.repository_list(query=query), 25).get_page(request.GET.get("page"))
-    return render(request, "repos/list.html", {"page": page, "query": query})
+    form = CatalogueFilterForm(request.GET or None)
+    filters = form.to_filter()
+    page = Paginator(selectors.repository_list(filters=filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query_string": query.urlencode(),
+        "languages": selectors.repository_languages(),
+    }
+    template = "repos/_results.html" if request.htmx else "repos/list.html"
+    return render(request, template, context)
 
 
 @login_required
@@ -45,3 +61,40 @@ def repository_clone(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "repos/_clone_status.html", {"repository": repository})
     return redirect("repos:detail", pk=pk)
+
+
+@login_required
+def repository_browse_ref(request: HttpRequest, pk: int) -> HttpResponse:
+    """Pin a branch, tag or sha (`?ref=`, default branch if absent) and show its tree."""
+    repository = selectors.repository_get(pk=pk)
+    try:
+        sha = services.repository_resolve_commit(
+            repository=repository, ref=request.GET.get("ref", "")[:255]
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("repos:detail", pk=pk)
+    # Links always name the commit, so what a person reads never shifts under them.
+    return redirect("repos:browse", pk=pk, sha=sha, path="")
+
+
+@login_required
+def repository_browse(request: HttpRequest, pk: int, sha: str, path: str) -> HttpResponse:
+    """The tree of a folder, or one file, of the repository at a commit."""
+    repository = selectors.repository_get(pk=pk)
+    try:
+        view = services.repository_browse(
+            repository=repository,
+            sha=sha,
+            path=path.strip("/"),
+            max_bytes=settings.MARLIN_BROWSE_MAX_FILE_BYTES,
+        )
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    context = {
+        "repository": repository,
+        "sha": sha,
+        "view": view,
+        "refs": services.repository_refs(repository=repository),
+    }
+    return render(request, "repos/browse.html", context)

@@ -53,8 +53,17 @@ def task_create(
     prompt = _check_prompt(prompt)
     if not project.is_active:
         raise ApplicationError(f"Project {project} is closed.")
+    # Lock the repository row: the open-task quota must hold against concurrent creations.
+    repository = Repository.objects.select_for_update().get(pk=repository.pk)
     if not repository.is_enabled:
         raise ApplicationError(f"{repository} is not available for new tasks.")
+    if repository.max_open_tasks is not None:
+        open_tasks = Task.objects.filter(repository=repository).exclude(status=Task.Status.ACCEPTED)
+        if open_tasks.count() >= repository.max_open_tasks:
+            raise ApplicationError(
+                f"{repository} already has its maximum of {repository.max_open_tasks} open "
+                "tasks; pick another repository."
+            )
     try:
         sha = repo_services.repository_resolve_commit(repository=repository, ref=ref)
     except GitError as exc:
@@ -70,6 +79,7 @@ def task_create(
     )
     task.full_clean()
     task.save()
+    repo_services.repository_count_task(repository=repository)
     TaskEvent.objects.create(task=task, from_status="", to_status=task.status, actor=contractor)
     turn = Turn.objects.create(task=task, number=1, prompt=prompt)
     _turn_create_candidates(turn=turn, project=project)

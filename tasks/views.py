@@ -34,7 +34,9 @@ def task_create(request: HttpRequest) -> HttpResponse:
             else:
                 return redirect("tasks:detail", pk=task.pk)
     else:
-        form = TaskCreateForm(initial={"repository": request.GET.get("repository")})
+        form = TaskCreateForm(
+            initial={"repository": request.GET.get("repository"), "ref": request.GET.get("ref")}
+        )
     return render(request, "tasks/create.html", {"form": form})
 
 

@@ -174,6 +174,24 @@ MARLIN_GENERATION_STALE_SECONDS = env_int("MARLIN_GENERATION_STALE_SECONDS", 780
 # A QUEUED row untouched for this long lost its message; it is sent again.
 MARLIN_QUEUED_STALE_SECONDS = env_int("MARLIN_QUEUED_STALE_SECONDS", 300, minimum=30)
 
+# --- Cache (highlighted files, catalogue facets): Redis where there is one, else files
+# under var/ so the web server and the worker share it.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "marlin",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # --- Repositories: where clones are cached and which git hosts may be cloned from.
 MARLIN_REPO_CACHE_DIR = Path(os.environ.get("MARLIN_REPO_CACHE_DIR") or VAR_DIR / "repos")
 # Base URLs (scheme://host[:port]) whose repositories may be cloned. Production: GitHub only.

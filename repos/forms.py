@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django import forms
+
+from repos.selectors import SORTS, CatalogueFilter
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+class RepositoryImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="GitHub API repository objects as a JSON array or JSONL, or a CSV with a "
+        "full_name column."
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.")
+        if not upload.name.lower().endswith((".json", ".jsonl", ".ndjson", ".csv")):
+            raise forms.ValidationError("Upload a .json, .jsonl or .csv file.")
+        return upload
+
+
+class CatalogueFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    language = forms.CharField(required=False, max_length=64)
+    topic = forms.CharField(required=False, max_length=50)
+    license = forms.CharField(required=False, max_length=64)
+    min_stars = forms.IntegerField(required=False, min_value=0, label="Stars from")
+    max_stars = forms.IntegerField(required=False, min_value=0, label="to")
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("stars", "Most stars"), ("name", "Name"), ("least_used", "Least used")],
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        low, high = data.get("min_stars"), data.get("max_stars")
+        if low is not None and high is not None and low > high:
+            self.add_error("max_stars", "The upper bound is below the lower one.")
+        return data
+
+    def to_filter(self) -> CatalogueFilter:
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        sort = data.get("sort") or "stars"
+        return CatalogueFilter(
+            query=(data.get("q") or "").strip(),
+            language=(data.get("language") or "").strip(),
+            topic=(data.get("topic") or "").strip(),
+            license=(data.get("license") or "").strip(),
+            min_stars=data.get("min_stars"),
+            max_stars=data.get("max_stars"),
+            sort=sort if sort in SORTS else "stars",
+        )
