@@ -134,3 +134,31 @@ def test_a_missing_clone_cache_is_a_form_error_not_a_crash(
     assert response.status_code == 200
     assert "missing; clone it again" in response.content.decode()
     assert not Task.objects.exists()
+
+
+def test_each_task_counts_on_its_repository(ready_repository, project, contractor):
+    create_task(contractor=contractor, project=project, repository=ready_repository)
+    create_task(contractor=contractor, project=project, repository=ready_repository)
+    ready_repository.refresh_from_db()
+    assert ready_repository.task_count == 2
+
+
+def test_the_open_task_quota_of_a_repository_holds(ready_repository, project, contractor):
+    ready_repository.max_open_tasks = 1
+    ready_repository.save()
+    create_task(contractor=contractor, project=project, repository=ready_repository)
+    with pytest.raises(ApplicationError, match="maximum of 1 open tasks"):
+        create_task(contractor=contractor, project=project, repository=ready_repository)
+    assert Task.objects.count() == 1
+    # An accepted task no longer counts as open.
+    Task.objects.update(status=Task.Status.ACCEPTED)
+    create_task(contractor=contractor, project=project, repository=ready_repository)
+    assert Task.objects.count() == 2
+
+
+def test_a_withdrawn_repository_takes_no_new_tasks(ready_repository, project, contractor):
+    ready_repository.is_enabled = False
+    ready_repository.save()
+    with pytest.raises(ApplicationError, match="not available for new tasks"):
+        create_task(contractor=contractor, project=project, repository=ready_repository)
+    assert not Task.objects.exists()
