@@ -5,6 +5,7 @@ from repos import views
 app_name = "repos"
 urlpatterns = [
     path("", views.repository_list, name="list"),
+    path("refs/", views.repository_ref_options, name="ref_options"),
     path("<int:pk>/", views.repository_detail, name="detail"),
     path("<int:pk>/clone/", views.repository_clone, name="clone"),
     path("<int:pk>/status/", views.repository_status, name="status"),

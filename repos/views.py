@@ -64,6 +64,18 @@ def repository_clone(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+def repository_ref_options(request: HttpRequest) -> HttpResponse:
+    """The branches and tags of the chosen repository, as <option>s for the ref field."""
+    try:
+        pk = int(request.GET.get("repository", ""))
+    except ValueError:
+        refs = {"branches": [], "tags": []}
+    else:
+        refs = services.repository_refs(repository=selectors.repository_get(pk=pk))
+    return render(request, "repos/_ref_options.html", {"refs": refs})
+
+
+@login_required
 def repository_browse_ref(request: HttpRequest, pk: int) -> HttpResponse:
     """Pin a branch, tag or sha (`?ref=`, default branch if absent) and show its tree."""
     repository = selectors.repository_get(pk=pk)

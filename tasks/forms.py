@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.urls import reverse_lazy
 
 from repos.models import Repository
 from tasks.models import Preference, Project, Task
@@ -14,12 +15,21 @@ class TaskCreateForm(forms.Form):
     repository = forms.ModelChoiceField(
         queryset=Repository.objects.filter(is_enabled=True, cloned_at__isnull=False),
         help_text="Only repositories that finished cloning are listed.",
+        widget=forms.Select(
+            attrs={
+                "hx-get": reverse_lazy("repos:ref_options"),
+                "hx-trigger": "change, load",
+                "hx-target": "#ref-options",
+                "hx-swap": "outerHTML",
+            }
+        ),
     )
     ref = forms.CharField(
         max_length=255,
         required=False,
         label="Branch, tag or commit",
         help_text="Leave empty to pin the head of the default branch.",
+        widget=forms.TextInput(attrs={"list": "ref-options", "autocomplete": "off"}),
     )
     title = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=Task.Kind.choices)

@@ -163,3 +163,14 @@ def test_anonymous_users_cannot_browse(client, hostile_repository):
     repository, shas = hostile_repository
     response = _browse(client, repository, shas["main"])
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_task_form_offers_the_repositorys_branches_and_tags(
+    client, contractor, hostile_repository
+):
+    repository, _ = hostile_repository
+    client.force_login(contractor)
+    page = client.get(reverse("repos:ref_options"), {"repository": repository.pk}).content.decode()
+    assert '<option value="feature/x">branch</option>' in page
+    assert '<option value="v1.0">tag</option>' in page
+    assert client.get(reverse("repos:ref_options"), {"repository": "x"}).status_code == 200

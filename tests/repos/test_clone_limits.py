@@ -91,3 +91,38 @@ def test_git_never_sees_secret_environment_variables(monkeypatch, tmp_path):
     assert "GIT_TERMINAL_PROMPT=0" in output  # the hardened environment did reach git
     for secret in ("sk-ant-very-secret", "user:pw@db", "tok-123"):
         assert secret not in output
+
+
+def test_a_redirect_to_another_host_is_not_followed(tmp_path, git_server):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    # A real repository at the redirect's target: following the redirect would succeed.
+    build_bare_repository(git_server.root / "redir" / "target.git", {"a.txt": "a\n"})
+    hits: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            hits.append(self.path)
+            self.send_response(302)
+            suffix = self.path.split("/b.git", 1)[1]
+            self.send_header("Location", f"{git_server.base_url}/redir/target.git{suffix}")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(git_client.GitError, match="git clone failed"):
+            git_client.clone_or_fetch(
+                f"{base}/a/b.git", tmp_path / "c" / "b.git", allowed_bases=[base],
+                timeout=20, max_bytes=10**9, blob_limit=10**6,
+            )  # fmt: skip
+    finally:
+        server.shutdown()
+        thread.join()
+    assert hits  # git did ask, and got only the redirect
+    assert not (tmp_path / "c" / "b.git").exists()
