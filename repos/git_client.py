@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -395,3 +395,72 @@ def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -
         shutil.rmtree(dest, ignore_errors=True)
         repo.git.clone("--bare", "--", work, str(dest))
     return sha
+
+
+@contextmanager
+def temporary_worktree(dest: Path, sha: str, *, allowed_bases: list[str]) -> Iterator[Path]:
+    """A throwaway checkout of `sha` from the shared clone; always removed afterwards."""
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    repo = _open(dest, allowed_bases)
+    parent = Path(tempfile.mkdtemp(prefix="marlin-worktree-"))
+    worktree = parent / "checkout"
+    try:
+        try:
+            repo.git.worktree("add", "--detach", "--quiet", str(worktree), sha)
+        except git.GitCommandError as exc:
+            raise GitError(_describe("worktree", exc.stderr, exc.status)) from exc
+        yield worktree
+    finally:
+        # If removal fails, the folder is deleted below and the registration pruned.
+        with suppress(git.GitCommandError):
+            repo.git.worktree("remove", "--force", str(worktree))
+        shutil.rmtree(parent, ignore_errors=True)
+        repo.git.worktree("prune")
+
+
+def apply_to_worktree(worktree: Path, diff: str) -> None:
+    """Apply a unified diff to a checkout (used to replay the conversation's change so far)."""
+    if not diff.strip():
+        return
+    patch = worktree.parent / "base.diff"
+    patch.write_text(diff)
+    try:
+        git.Git(str(worktree)).execute(
+            ["git", "apply", "--whitespace=nowarn", str(patch)], env=_git_env([])
+        )
+    except git.GitCommandError as exc:
+        raise GitError(_describe("apply", exc.stderr, exc.status)) from exc
+
+
+def worktree_diff(worktree: Path, sha: str) -> str:
+    """Everything changed in the checkout (new files too) as a unified diff against `sha`."""
+    runner = git.Git(str(worktree))
+    env = _git_env([])
+    runner.execute(["git", "add", "--all"], env=env)
+    return runner.execute(
+        ["git", "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", sha],
+        env=env,
+        strip_newline_in_stdout=False,
+    )
+
+
+def check_patch(dest: Path, sha: str, diff: str, *, allowed_bases: list[str]) -> str:
+    """Whether `diff` applies cleanly to `sha`: "" if it does, else git's reason.
+
+    Uses a private index file, so the shared clone's state is never touched.
+    """
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    repo = _open(dest, allowed_bases)
+    with tempfile.TemporaryDirectory(prefix="marlin-apply-") as tmp:
+        index = Path(tmp) / "index"
+        patch = Path(tmp) / "change.diff"
+        patch.write_text(diff)
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            repo.git.execute(["git", "read-tree", sha], env=env)
+            repo.git.execute(["git", "apply", "--cached", "--check", str(patch)], env=env)
+        except git.GitCommandError as exc:
+            return _describe("apply", exc.stderr, exc.status).removeprefix("git apply failed: ")
+    return ""

@@ -1,20 +1,63 @@
-"""The one interface to model providers. For now: the built-in demo provider, no network."""
+"""The one interface to model providers: a request in, an answer or a ProviderError out.
+
+Each provider lives in tasks/providers/<name>.py behind `generate(endpoint, request)`;
+REGISTRY maps the endpoint's provider to it. Nothing else in Marlin imports a model SDK.
+"""
 
 from __future__ import annotations
 
-import difflib
-import hashlib
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
-    """A provider could not answer. `transient` errors are worth retrying."""
+    """A provider could not answer.
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    `message` is shown to contractors, so it never names the provider or model; `detail`
+    (for logs and admins) may. `transient` errors (429, 5xx, timeouts, connection errors,
+    malformed answers) are retried; `retry_after` is the server's Retry-After, in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+        detail: str = "",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.transient = transient
+        self.retry_after = retry_after
+        self.detail = detail or message
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    provider: str
+    name: str
+    model_id: str
+    parameters: dict
+    base_url: str = ""
+    api_key_env: str = ""
+
+    def api_key(self) -> str:
+        """The key from the environment variable the endpoint names; never stored anywhere."""
+        if not self.api_key_env:
+            return ""
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ProviderError(
+                "The model is not configured on this server; an admin has been told.",
+                detail=f"environment variable {self.api_key_env} is not set",
+            )
+        return key
 
 
 @dataclass(frozen=True)
@@ -24,74 +67,44 @@ class GenerationRequest:
     # Repository context: every path at the pinned commit, and some files' text.
     paths: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    # For providers that work on a checkout (command): the bare clone and the base commit,
+    # plus the change the conversation has reached so far (applied before the agent runs).
+    repo_path: Path | None = None
+    commit_sha: str = ""
+    base_diff: str = ""
 
 
 @dataclass(frozen=True)
-class GenerationResult:
-    explanation: str
-    diff: str
+class ProviderAnswer:
+    """What a model said. `diff` is set by providers that produce the change themselves."""
+
+    text: str
+    diff: str | None = None
 
 
-@dataclass(frozen=True)
-class EndpointConfig:
-    provider: str
-    name: str
-    model_id: str
-    parameters: dict
+Generate = Callable[[EndpointConfig, GenerationRequest], ProviderAnswer]
 
 
-def generate(*, endpoint: EndpointConfig, request: GenerationRequest) -> GenerationResult:
-    if endpoint.provider == "demo":
-        return _demo_generate(endpoint, request)
-    # Said to contractors: it must not hint at which provider sits behind the slot.
-    raise ProviderError("The model is not available right now.")
+def _registry() -> dict[str, Generate]:
+    from tasks.providers import anthropic_api, command, demo, openai_api
+
+    return {
+        "demo": demo.generate,
+        "anthropic": anthropic_api.generate,
+        "openai": openai_api.generate,
+        "command": command.generate,
+    }
 
 
-_COMMENT_PREFIX = {
-    ".py": "# ",
-    ".sh": "# ",
-    ".rb": "# ",
-    ".toml": "# ",
-    ".yml": "# ",
-    ".yaml": "# ",
-}
-_SLASH_SUFFIXES = {".js", ".ts", ".go", ".rs", ".java", ".c", ".h", ".cpp", ".css"}
-
-
-def _comment(path: str, text: str) -> str:
-    suffix = PurePosixPath(path).suffix.lower()
-    if suffix in _COMMENT_PREFIX:
-        return _COMMENT_PREFIX[suffix] + text
-    if suffix in _SLASH_SUFFIXES:
-        return "// " + text
-    return text
-
-
-def _demo_generate(endpoint: EndpointConfig, request: GenerationRequest) -> GenerationResult:
-    """A deterministic, plausible answer that edits a real file of the pinned commit."""
-    # Only files ending in a newline, so the diff needs no "No newline at end of file" marker.
-    paths = sorted(p for p, text in request.files.items() if text.endswith("\n"))
-    if not paths:
-        raise ProviderError("The demo model found no readable text file in the repository.")
-    prompt = request.messages[-1]["content"] if request.messages else ""
-    digest = hashlib.sha256(f"{endpoint.name}\n{prompt}".encode()).digest()
-    path = paths[digest[0] % len(paths)]
-    original = request.files[path]
-    lines = [line + "\n" for line in original.removesuffix("\n").split("\n")]
-    summary = " ".join(prompt.split())[:72] or "the requested change"
-    style = digest[1] % 2
-    if style == 0:
-        note = [_comment(path, f"TODO(demo): {summary}") + "\n"]
-        insert_at = 0
-        how = f"adds a note at the top of `{path}` recording the request"
-    else:
-        note = ["\n", _comment(path, f"Demo change: {summary}") + "\n"]
-        insert_at = len(lines)
-        how = f"appends a short note to the end of `{path}`"
-    changed = lines[:insert_at] + note + lines[insert_at:]
-    diff = "".join(difflib.unified_diff(lines, changed, fromfile=f"a/{path}", tofile=f"b/{path}"))
-    explanation = (
-        "**Demo output** (built-in demo model, not a real model).\n\n"
-        f"This change {how}. A real model would implement: {summary}"
-    )
-    return GenerationResult(explanation=explanation, diff=diff)
+def generate(*, endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAnswer:
+    provider = _registry().get(endpoint.provider)
+    if provider is None:
+        raise ProviderError(
+            "The model is not available right now.",
+            detail=f"unknown provider {endpoint.provider!r}",
+        )
+    try:
+        return provider(endpoint, request)
+    except ProviderError as exc:
+        logger.warning("endpoint %s failed: %s", endpoint.name, exc.detail)
+        raise

@@ -69,18 +69,47 @@ class ModelEndpoint(BaseModel):
     """A model that answers prompts. Its identity is shown only to admins and in exports."""
 
     class Provider(models.TextChoices):
+        ANTHROPIC = "anthropic", "Anthropic Messages API"
+        OPENAI = "openai", "OpenAI-compatible Chat Completions"
+        COMMAND = "command", "Coding agent command line"
         DEMO = "demo", "Built-in demo (no network)"
 
     name = models.CharField(max_length=100, unique=True)
     provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.DEMO)
     model_id = models.CharField(max_length=200, blank=True)
+    # For OpenAI-compatible servers (vLLM, Ollama, llama.cpp) or a proxy; empty: the default.
+    base_url = models.CharField(max_length=300, blank=True)
+    # temperature, max_tokens, timeout; for the command provider: command (a list), pass_env.
     parameters = models.JSONField(default=dict, blank=True)
     # The *name* of the environment variable that holds the key; keys never enter the database.
     api_key_env = models.CharField(max_length=100, blank=True)
+    # How many candidates this endpoint may generate at once, across all workers.
+    max_concurrency = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     is_enabled = models.BooleanField(default=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.api_key_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,99}", self.api_key_env):
+            errors["api_key_env"] = "The name of an environment variable, like ANTHROPIC_API_KEY."
+        if self.base_url and not re.fullmatch(r"https?://[^\s]+", self.base_url):
+            errors["base_url"] = "An http:// or https:// URL."
+        if not isinstance(self.parameters, dict):
+            errors["parameters"] = "A JSON object."
+        elif self.provider == self.Provider.COMMAND:
+            command = self.parameters.get("command")
+            if not (
+                isinstance(command, list) and command and all(isinstance(a, str) for a in command)
+            ):
+                errors["parameters"] = (
+                    'The command provider needs {"command": ["program", "arg", ...]}.'
+                )
+        if self.provider in (self.Provider.ANTHROPIC, self.Provider.OPENAI) and not self.model_id:
+            errors["model_id"] = "Name the model to call."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Project(BaseModel):
@@ -93,6 +122,10 @@ class Project(BaseModel):
         max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
     )
     min_justification_chars = models.PositiveIntegerField(default=50)
+    # Instructions for the models, sent before the task (the guidelines are for people).
+    system_prompt = models.TextField(blank=True)
+    min_turns = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    max_turns = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
     endpoint_a = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
     endpoint_b = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField(default=True)
@@ -133,6 +166,8 @@ class Project(BaseModel):
                 errors["rubric_axes"] = "Two axes share a key."
         if self.endpoint_a_id and self.endpoint_a_id == self.endpoint_b_id:
             errors["endpoint_b"] = "A project compares two different endpoints."
+        if self.min_turns and self.max_turns and self.min_turns > self.max_turns:
+            errors["max_turns"] = "The maximum number of turns is below the minimum."
         if errors:
             raise ValidationError(errors)
 
@@ -201,6 +236,10 @@ class Task(BaseModel):
         """GENERATING → GENERATION_FAILED, once every candidate is done and one failed."""
         self._move(to=self.Status.GENERATION_FAILED, by=None, reason=reason)
 
+    def continue_conversation(self, *, by) -> None:
+        """AWAITING_PREFERENCE → GENERATING: a follow-up turn asks both models again."""
+        self._move(to=self.Status.GENERATING, by=by, reason="follow-up turn")
+
     def submit(self, *, by) -> None:
         """AWAITING_PREFERENCE → SUBMITTED: the judgement of this round goes to review."""
         self._move(to=self.Status.SUBMITTED, by=by, submitted_at=timezone.now())
@@ -223,7 +262,7 @@ TASK_TRANSITIONS: dict[str, set[str]] = {
     _S.DRAFT: {_S.GENERATING},
     _S.GENERATING: {_S.AWAITING_PREFERENCE, _S.GENERATION_FAILED},
     _S.GENERATION_FAILED: {_S.GENERATING},
-    _S.AWAITING_PREFERENCE: {_S.SUBMITTED},
+    _S.AWAITING_PREFERENCE: {_S.SUBMITTED, _S.GENERATING},
     _S.SUBMITTED: {_S.ACCEPTED, _S.BOUNCED},
     _S.BOUNCED: {_S.AWAITING_PREFERENCE},
     _S.ACCEPTED: set(),
@@ -286,8 +325,14 @@ class Candidate(BaseModel):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
+    # The model's whole answer as received (kept for the export), and what was read from it.
+    raw_answer = models.TextField(blank=True)
     explanation = models.TextField(blank=True)
     diff = models.TextField(blank=True)
+    is_truncated = models.BooleanField(default=False)
+    # None until checked; False with apply_error saying why git refused the diff.
+    applies_cleanly = models.BooleanField(null=True, blank=True)
+    apply_error = models.TextField(blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # The broker's id of the job that claimed the row: a redelivery of that same job
@@ -339,14 +384,27 @@ class Candidate(BaseModel):
             job_id=job_id,
         )
 
-    def succeed(self, *, explanation: str, diff: str) -> None:
+    def succeed(
+        self,
+        *,
+        raw_answer: str,
+        explanation: str,
+        diff: str,
+        is_truncated: bool,
+        applies_cleanly: bool,
+        apply_error: str,
+    ) -> None:
         """RUNNING → SUCCEEDED with the answer; written once, a second write raises."""
         move(
             self,
             to=self.Status.SUCCEEDED,
             transitions=CANDIDATE_TRANSITIONS,
+            raw_answer=raw_answer,
             explanation=explanation,
             diff=diff,
+            is_truncated=is_truncated,
+            applies_cleanly=applies_cleanly,
+            apply_error=apply_error,
             error="",
             finished_at=timezone.now(),
         )

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from marlin.exceptions import ApplicationError, InvalidTransition
+from marlin.exceptions import ApplicationError
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
-from tasks import jobs, llm_client
+from tasks import generation
 from tasks.models import Candidate, Judgement, Preference, Project, Task, TaskEvent, Turn
 
 logger = logging.getLogger(__name__)
@@ -96,142 +94,7 @@ def _turn_create_candidates(*, turn: Turn, project: Project) -> None:
         for slot, endpoint in zip(Candidate.Slot.values, endpoints, strict=True)
     ]
     for candidate in candidates:
-        _enqueue_generation(candidate.pk)
-
-
-def _enqueue_generation(candidate_id: int) -> None:
-    # robust: a broker outage must not turn a committed request into a 500; the reaper
-    # re-enqueues candidates left QUEUED.
-    transaction.on_commit(lambda: jobs.candidate_generate_run.delay(candidate_id), robust=True)
-
-
-def _build_request(candidate: Candidate) -> llm_client.GenerationRequest:
-    turn = candidate.turn
-    task = turn.task
-    context = repo_services.repository_context(repository=task.repository, sha=task.commit_sha)
-    system = (
-        f"You are changing the repository {task.repository.full_name} at commit {task.commit_sha}. "
-        f"Task ({task.get_kind_display()}): {task.title}. Answer with an explanation and a "
-        f"unified diff against that commit.\n\nProject guidelines:\n{task.project.guidelines}"
-    )
-    return llm_client.GenerationRequest(
-        system=system,
-        messages=[{"role": "user", "content": turn.prompt}],
-        paths=context.paths,
-        files=context.files,
-    )
-
-
-def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | None:
-    """Claim a queued candidate, ask its model, and store the answer exactly once.
-
-    Returns None when the candidate was already claimed (a redelivered job). The model call
-    runs outside any transaction; only the claim and the result are written.
-    """
-    candidate = Candidate.objects.select_related(
-        "endpoint", "turn__task__repository", "turn__task__project"
-    ).get(pk=candidate_id)
-    try:
-        candidate.claim(job_id=job_id)
-    except InvalidTransition:
-        logger.info("candidate %s already claimed (%s)", candidate.pk, candidate.status)
-        return None
-    endpoint = candidate.endpoint
-    config = llm_client.EndpointConfig(
-        provider=endpoint.provider,
-        name=endpoint.name,
-        model_id=endpoint.model_id,
-        parameters=endpoint.parameters,
-    )
-    try:
-        try:
-            result = llm_client.generate(endpoint=config, request=_build_request(candidate))
-        except (llm_client.ProviderError, GitError) as exc:
-            logger.warning("candidate %s failed: %s", candidate.pk, exc)
-            candidate.fail(reason=exc.message)
-        else:
-            candidate.succeed(explanation=result.explanation, diff=result.diff)
-    except InvalidTransition:
-        # Another run of this candidate finished first (or the reaper failed it): keep theirs.
-        logger.info("candidate %s was finished by another run", candidate.pk)
-        return None
-    turn_settle(turn_id=candidate.turn_id)
-    return candidate
-
-
-def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
-    """Fail candidates RUNNING past every time limit; re-enqueue those left QUEUED.
-
-    A RUNNING row older than the job's hard limit has no live job behind it (the limit
-    would have killed it). A QUEUED row whose message was lost (broker outage after
-    commit) is sent again; its updated_at moves on so it is not re-sent every minute.
-    """
-    now = now or timezone.now()
-    stale_running = Candidate.objects.filter(
-        status=Candidate.Status.RUNNING,
-        started_at__lt=now - timedelta(seconds=settings.MARLIN_GENERATION_STALE_SECONDS),
-    )
-    failed = 0
-    for candidate in stale_running:
-        try:
-            candidate.fail(reason="Generation took too long and was stopped; retry it.")
-        except InvalidTransition:
-            continue
-        failed += 1
-        turn_settle(turn_id=candidate.turn_id)
-    requeued = 0
-    stale_queued = Candidate.objects.filter(
-        status=Candidate.Status.QUEUED,
-        updated_at__lt=now - timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS),
-    ).values_list("pk", flat=True)
-    for candidate_id in stale_queued:
-        Candidate.objects.filter(pk=candidate_id).update(updated_at=now)
-        jobs.candidate_generate_run.delay(candidate_id)
-        requeued += 1
-    return {"failed": failed, "requeued": requeued}
-
-
-def candidate_fail_unexpectedly(*, candidate_id: int, error: Exception) -> None:
-    """Fail a candidate whose job crashed, with a reason a person can read; then settle the turn."""
-    logger.error("generation of candidate %s crashed: %r", candidate_id, error)
-    candidate = Candidate.objects.get(pk=candidate_id)
-    if candidate.is_terminal:
-        return
-    try:
-        candidate.fail(reason="Generation stopped because of an internal error; retry it.")
-    except InvalidTransition:
-        return
-    turn_settle(turn_id=candidate.turn_id)
-
-
-@transaction.atomic
-def turn_settle(*, turn_id: int) -> None:
-    """Move the task on once every candidate of the turn has finished.
-
-    The task row is locked so two candidates finishing at once settle it once.
-    """
-    turn = Turn.objects.get(pk=turn_id)
-    task = Task.objects.select_for_update().get(pk=turn.task_id)
-    if task.status != Task.Status.GENERATING:
-        return
-    statuses = list(turn.candidates.values_list("status", flat=True))
-    if any(status in (Candidate.Status.QUEUED, Candidate.Status.RUNNING) for status in statuses):
-        return
-    if all(status == Candidate.Status.SUCCEEDED for status in statuses):
-        task.finish_generation()
-    else:
-        task.fail_generation(reason="A candidate could not be generated.")
-
-
-@transaction.atomic
-def candidate_retry(*, candidate: Candidate, by: Any) -> Candidate:
-    """Re-run one failed candidate; the other candidate and the task's data are untouched."""
-    task = Task.objects.select_for_update().get(pk=candidate.turn.task_id)
-    candidate.requeue()
-    if task.status == Task.Status.GENERATION_FAILED:
-        task.start_generation(by=by)
-    _enqueue_generation(candidate.pk)
-    return candidate
+        generation.enqueue(candidate.pk)
 
 
 def validate_scores(*, project: Project, scores: Any) -> dict[str, dict[str, int]]:

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
-from tasks import selectors, services
+from tasks import generation, selectors, services
 from tasks.forms import JudgementForm, TaskCreateForm
 from tasks.models import Task
 
@@ -122,7 +122,7 @@ def task_revise(request: HttpRequest, pk: int) -> HttpResponse:
 def candidate_retry(request: HttpRequest, pk: int) -> HttpResponse:
     candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
     try:
-        services.candidate_retry(candidate=candidate, by=request.user)
+        generation.candidate_retry(candidate=candidate, by=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("tasks:detail", pk=candidate.turn.task_id)

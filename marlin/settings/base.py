@@ -208,6 +208,16 @@ MARLIN_BROWSE_MAX_FILE_BYTES = env_int("MARLIN_BROWSE_MAX_FILE_BYTES", 1024 * 10
 
 # --- Work limits.
 MARLIN_PROMPT_MAX_CHARS = env_int("MARLIN_PROMPT_MAX_CHARS", 20000, minimum=100)
+# Bytes of instructions, conversation and repository context sent to a model.
+MARLIN_PROMPT_CONTEXT_BYTES = env_int("MARLIN_PROMPT_CONTEXT_BYTES", 120_000, minimum=1000)
+# A model answer (or diff) longer than this is cut and marked as cut.
+MARLIN_ANSWER_MAX_CHARS = env_int("MARLIN_ANSWER_MAX_CHARS", 400_000, minimum=1000)
+# Attempts per candidate for transient model errors, and the backoff between them.
+MARLIN_GENERATION_MAX_ATTEMPTS = env_int("MARLIN_GENERATION_MAX_ATTEMPTS", 4, minimum=1)
+MARLIN_GENERATION_BACKOFF_SECONDS = env_int("MARLIN_GENERATION_BACKOFF_SECONDS", 5, minimum=0)
+MARLIN_GENERATION_BACKOFF_MAX_SECONDS = env_int(
+    "MARLIN_GENERATION_BACKOFF_MAX_SECONDS", 120, minimum=1
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

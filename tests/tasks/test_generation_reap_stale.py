@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from tasks import services
+from tasks import generation
 from tasks.models import Candidate, Task
 from tests.tasks.helpers import create_task
 
@@ -14,10 +14,10 @@ def test_it_fails_candidates_running_past_the_limit_and_settles_the_task(
 ):
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     stuck, done = Candidate.objects.filter(turn__task=task).order_by("slot")
-    services.candidate_generate(candidate_id=done.pk)
+    generation.candidate_generate(candidate_id=done.pk)
     stuck.claim(job_id="lost-job")
     later = timezone.now() + timedelta(seconds=settings.MARLIN_GENERATION_STALE_SECONDS + 1)
-    assert services.generation_reap_stale(now=later) == {"failed": 1, "requeued": 0}
+    assert generation.generation_reap_stale(now=later) == {"failed": 1, "requeued": 0}
     stuck.refresh_from_db()
     task.refresh_from_db()
     assert stuck.status == Candidate.Status.FAILED and "took too long" in stuck.error
@@ -28,7 +28,7 @@ def test_it_leaves_recent_running_candidates_alone(ready_repository, project, co
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     candidate = Candidate.objects.filter(turn__task=task).first()
     candidate.claim(job_id="live-job")
-    assert services.generation_reap_stale()["failed"] == 0
+    assert generation.generation_reap_stale()["failed"] == 0
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.RUNNING
 
@@ -38,7 +38,7 @@ def test_it_resends_candidates_left_queued_once_per_interval(
 ):
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     later = timezone.now() + timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS + 1)
-    assert services.generation_reap_stale(now=later)["requeued"] == 2
+    assert generation.generation_reap_stale(now=later)["requeued"] == 2
     # The re-sent rows count as fresh: the next pass a minute on does not send them again.
-    assert services.generation_reap_stale(now=later + timedelta(seconds=60))["requeued"] == 0
+    assert generation.generation_reap_stale(now=later + timedelta(seconds=60))["requeued"] == 0
     assert Candidate.objects.filter(turn__task=task, status="QUEUED").count() == 2

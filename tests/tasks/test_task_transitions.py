@@ -18,6 +18,8 @@ def _call(task: Task, to: str, user) -> None:
             task.revise(by=user)
         else:
             task.finish_generation()
+    elif to == S.GENERATING and task.status == S.AWAITING_PREFERENCE:
+        task.continue_conversation(by=user)
     elif to == S.GENERATING:
         task.start_generation(by=user)
     elif to == S.GENERATION_FAILED:
@@ -57,7 +59,7 @@ ILLEGAL = [(a, b) for a, b in ALL_PAIRS if b not in TASK_TRANSITIONS[a]]
 
 def test_the_table_covers_every_state() -> None:
     assert set(TASK_TRANSITIONS) == set(S.values)
-    assert len(LEGAL) == 8
+    assert len(LEGAL) == 9
 
 
 @pytest.mark.django_db

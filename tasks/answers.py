@@ -1,0 +1,121 @@
+"""Turning a model's answer into an explanation and one unified diff against the pinned commit.
+
+Models answer with a unified diff, with fenced ```diff blocks, or with whole files in fenced
+blocks named by a path. Whole files are diffed against the commit here; every diff is parsed
+with `unidiff` (so a mangled one is caught) and re-emitted with a/ b/ prefixes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from unidiff import PatchSet
+from unidiff.errors import UnidiffParseError
+
+FENCE_RE = re.compile(
+    r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+# A path right before a fence: "File: a/b.py", "### a/b.py", "`a/b.py`:" or "a/b.py:".
+PATH_LINE_RE = re.compile(
+    r"(?:^|\n)[ \t]*(?:[#*]+[ \t]*)?(?:file(?:name)?:[ \t]*)?`?(?P<path>[\w./-]+\.[\w]+|Makefile|Dockerfile)`?:?[ \t]*\*{0,2}[ \t]*\n?$",
+    re.IGNORECASE,
+)
+RAW_DIFF_RE = re.compile(
+    r"^(?:diff --git .*\n)?--- (?:a/)?\S.*\n\+\+\+ (?:b/)?\S.*\n@@ ", re.MULTILINE
+)
+DIFF_INFOS = {"diff", "patch", "udiff"}
+
+
+class AnswerError(ValueError):
+    """The answer holds no usable change; the message is shown to the contractor."""
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    explanation: str
+    diff: str
+
+
+def _is_diff(text: str) -> bool:
+    return bool(RAW_DIFF_RE.search(text))
+
+
+def _normalise(diff_text: str) -> str:
+    """Parse and re-emit a unified diff; raises AnswerError if it is not one."""
+    try:
+        patch = PatchSet(diff_text)
+    except UnidiffParseError as exc:
+        raise AnswerError(f"The change in the answer is not a valid unified diff ({exc}).") from exc
+    if not len(patch):
+        raise AnswerError("The answer contains no change.")
+    out = []
+    for patched in patch:
+        source = patched.source_file if patched.is_added_file else f"a/{_strip(patched.path)}"
+        target = patched.target_file if patched.is_removed_file else f"b/{_strip(patched.path)}"
+        out.append(f"--- {source}\n+++ {target}\n")
+        for hunk in patched:
+            out.append(str(hunk))
+    text = "".join(out)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _strip(path: str) -> str:
+    return path[2:] if path.startswith(("a/", "b/")) else path
+
+
+def _file_diff(path: str, new_text: str, read_original: Callable[[str], str | None]) -> str:
+    original = read_original(path)
+    old_lines = [] if original is None else original.splitlines(keepends=True)
+    new_lines = new_text.splitlines(keepends=True)
+    if new_lines and not new_lines[-1].endswith("\n"):
+        new_lines[-1] += "\n"
+    if old_lines and not old_lines[-1].endswith("\n"):
+        old_lines[-1] += "\n"
+    source = "/dev/null" if original is None else f"a/{path}"
+    return "".join(difflib.unified_diff(old_lines, new_lines, fromfile=source, tofile=f"b/{path}"))
+
+
+def parse(text: str, *, read_original: Callable[[str], str | None]) -> ParsedAnswer:
+    """Split an answer into prose and one unified diff against the pinned commit.
+
+    `read_original(path)` returns a file's text at the pinned commit, or None if absent.
+    """
+    diffs: list[str] = []
+    prose_parts: list[str] = []
+    cursor = 0
+    for match in FENCE_RE.finditer(text):
+        before = text[cursor : match.start()]
+        info = match.group("info").strip()
+        body = match.group("body")
+        lang, _, rest = info.partition(" ")
+        path_match = PATH_LINE_RE.search(before)
+        named = rest.strip() or (lang if "/" in lang or "." in lang else "")
+        if lang.lower() in DIFF_INFOS or _is_diff(body):
+            diffs.append(body)
+        elif named or path_match:
+            path = named or path_match.group("path")
+            if path_match and not named:
+                before = before[: path_match.start()]
+            diffs.append(_file_diff(path.strip("`"), body, read_original))
+        else:
+            prose_parts.append(before + match.group(0))
+            cursor = match.end()
+            continue
+        prose_parts.append(before)
+        cursor = match.end()
+    prose_parts.append(text[cursor:])
+    prose = "".join(prose_parts)
+    if not diffs and _is_diff(prose):
+        # A bare diff in the answer: everything from its first header on is the change.
+        start = RAW_DIFF_RE.search(prose).start()
+        diffs.append(prose[start:])
+        prose = prose[:start]
+    if not diffs:
+        raise AnswerError("The answer contains no code change.")
+    return ParsedAnswer(
+        explanation=prose.strip(), diff="".join(_normalise(d) for d in diffs if d.strip())
+    )

@@ -1,0 +1,49 @@
+"""Anthropic's Messages API through the official `anthropic` client."""
+
+from __future__ import annotations
+
+import anthropic
+
+from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer
+from tasks.providers import _http_errors as errors
+
+DEFAULT_MAX_TOKENS = 8192
+DEFAULT_TIMEOUT = 300.0
+
+
+def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAnswer:
+    params = endpoint.parameters
+    client = anthropic.Anthropic(
+        api_key=endpoint.api_key() or None,
+        base_url=endpoint.base_url or None,
+        # Retries are the job's: it backs off across workers and records each attempt.
+        max_retries=0,
+        timeout=float(params.get("timeout", DEFAULT_TIMEOUT)),
+    )
+    kwargs = {
+        "model": endpoint.model_id,
+        "max_tokens": int(params.get("max_tokens", DEFAULT_MAX_TOKENS)),
+        "system": request.system,
+        "messages": request.messages,
+    }
+    if "temperature" in params:
+        kwargs["temperature"] = float(params["temperature"])
+    try:
+        message = client.messages.create(**kwargs)
+    except anthropic.APITimeoutError as exc:
+        raise errors.timeout_error(f"anthropic timeout: {exc}") from exc
+    except anthropic.APIConnectionError as exc:
+        raise errors.connection_error(f"anthropic connection: {exc}") from exc
+    except anthropic.APIStatusError as exc:
+        raise errors.status_error(
+            exc.status_code, exc.response.headers, f"anthropic {exc.status_code}: {exc.message}"
+        ) from exc
+    except (anthropic.APIResponseValidationError, ValueError) as exc:
+        # ValueError covers a body that is not JSON at all (json.JSONDecodeError).
+        raise errors.malformed_error(f"anthropic malformed response: {exc}") from exc
+    text = "".join(
+        block.text for block in (message.content or []) if getattr(block, "type", "") == "text"
+    )
+    if not text.strip():
+        raise errors.malformed_error(f"anthropic empty answer (stop_reason={message.stop_reason})")
+    return ProviderAnswer(text=text)

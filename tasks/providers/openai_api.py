@@ -1,0 +1,47 @@
+"""Chat Completions through the official `openai` client: OpenAI, vLLM, Ollama, llama.cpp..."""
+
+from __future__ import annotations
+
+import openai
+
+from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer
+from tasks.providers import _http_errors as errors
+
+DEFAULT_TIMEOUT = 300.0
+
+
+def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAnswer:
+    params = endpoint.parameters
+    client = openai.OpenAI(
+        # Local OpenAI-compatible servers often need no key, but the client insists on one.
+        api_key=endpoint.api_key() or "not-needed",
+        base_url=endpoint.base_url or None,
+        max_retries=0,
+        timeout=float(params.get("timeout", DEFAULT_TIMEOUT)),
+    )
+    kwargs: dict = {
+        "model": endpoint.model_id,
+        "messages": [{"role": "system", "content": request.system}, *request.messages],
+    }
+    if "temperature" in params:
+        kwargs["temperature"] = float(params["temperature"])
+    if "max_tokens" in params:
+        kwargs["max_tokens"] = int(params["max_tokens"])
+    try:
+        completion = client.chat.completions.create(**kwargs)
+    except openai.APITimeoutError as exc:
+        raise errors.timeout_error(f"openai timeout: {exc}") from exc
+    except openai.APIConnectionError as exc:
+        raise errors.connection_error(f"openai connection: {exc}") from exc
+    except openai.APIStatusError as exc:
+        raise errors.status_error(
+            exc.status_code, exc.response.headers, f"openai {exc.status_code}: {exc.message}"
+        ) from exc
+    except (openai.APIResponseValidationError, ValueError) as exc:
+        # ValueError covers a body that is not JSON at all (json.JSONDecodeError).
+        raise errors.malformed_error(f"openai malformed response: {exc}") from exc
+    choices = getattr(completion, "choices", None) or []
+    text = (choices[0].message.content or "") if choices and choices[0].message else ""
+    if not text.strip():
+        raise errors.malformed_error("openai empty answer")
+    return ProviderAnswer(text=text)
