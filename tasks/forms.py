@@ -50,6 +50,12 @@ class JudgementForm(forms.Form):
         choices=Preference.choices, coerce=int, widget=forms.RadioSelect
     )
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), max_length=20_000)
+    follow_up = forms.CharField(
+        required=False,
+        label="Follow-up prompt",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Both models answer it, continuing from the candidate you prefer.",
+    )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +63,10 @@ class JudgementForm(forms.Form):
         self.fields["justification"].min_length = project.min_justification_chars
         self.fields["justification"].validators.append(
             forms.fields.validators.MinLengthValidator(project.min_justification_chars)
+        )
+        self.fields["follow_up"].max_length = settings.MARLIN_PROMPT_MAX_CHARS
+        self.fields["follow_up"].validators.append(
+            forms.fields.validators.MaxLengthValidator(settings.MARLIN_PROMPT_MAX_CHARS)
         )
         for slot in ("A", "B"):
             for axis in project.rubric_axes:

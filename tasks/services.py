@@ -120,21 +120,10 @@ def validate_scores(*, project: Project, scores: Any) -> dict[str, dict[str, int
     return clean
 
 
-@transaction.atomic
-def task_submit(*, task: Task, by: Any, preference: int, scores: Any, justification: str) -> Task:
-    """Record this round's judgement of the latest turn and send the task to review.
-
-    A repeated submit of a task already under review changes nothing (double clicks).
-    """
-    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
-    if task.contractor_id != by.pk:
-        raise ApplicationError("Only the task's contractor can submit it.")
-    if task.status == Task.Status.SUBMITTED:
-        return task
-    if task.status != Task.Status.AWAITING_PREFERENCE:
-        raise ApplicationError(
-            f"This task cannot be submitted while it is {task.get_status_display().lower()}."
-        )
+def _judge_latest_turn(
+    *, task: Task, preference: int, scores: Any, justification: str
+) -> Judgement:
+    """Save this round's judgement of the latest turn (checked first; saving twice is harmless)."""
     if preference not in Preference.values:
         raise ApplicationError("The preference must be one of the seven points of the scale.")
     clean_scores = validate_scores(project=task.project, scores=scores)
@@ -144,35 +133,96 @@ def task_submit(*, task: Task, by: Any, preference: int, scores: Any, justificat
         raise ApplicationError(f"The justification needs at least {minimum} characters.")
     turn = task.turns.order_by("-number").first()
     if turn is None or turn.candidates.exclude(status=Candidate.Status.SUCCEEDED).exists():
-        raise ApplicationError("Both candidates must be ready before the task is submitted.")
-    judgement = Judgement(
-        turn=turn,
-        round=task.round,
-        preference=preference,
-        scores=clean_scores,
-        justification=justification,
-    )
-    judgement.full_clean(validate_constraints=False)
-    Judgement.objects.update_or_create(
-        turn=turn,
-        round=task.round,
-        defaults={
-            "preference": preference,
-            "scores": clean_scores,
-            "justification": justification,
-        },
-    )
+        raise ApplicationError("Both candidates must be ready before they are judged.")
+    fields = {"preference": preference, "scores": clean_scores, "justification": justification}
+    Judgement(turn=turn, round=task.round, **fields).full_clean(validate_constraints=False)
+    judgement, _ = Judgement.objects.update_or_create(turn=turn, round=task.round, defaults=fields)
+    return judgement
+
+
+def _lock_for_contractor(task: Task, by: Any, *, doing: str) -> Task:
+    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+    if task.contractor_id != by.pk:
+        raise ApplicationError(f"Only the task's contractor can {doing} it.")
+    return task
+
+
+def _refuse_unless_awaiting(task: Task, doing: str) -> None:
+    if task.status != Task.Status.AWAITING_PREFERENCE:
+        raise ApplicationError(
+            f"This task cannot be {doing} while it is {task.get_status_display().lower()}."
+        )
+
+
+@transaction.atomic
+def task_submit(*, task: Task, by: Any, preference: int, scores: Any, justification: str) -> Task:
+    """Record this round's judgement of the latest turn and send the task to review.
+
+    Every turn must be judged in this round and the project's minimum of turns reached.
+    A repeated submit of a task already under review changes nothing (double clicks).
+    """
+    task = _lock_for_contractor(task, by, doing="submit")
+    if task.status == Task.Status.SUBMITTED:
+        return task
+    _refuse_unless_awaiting(task, "submitted")
+    _judge_latest_turn(task=task, preference=preference, scores=scores, justification=justification)
+    turns = task.turns.count()
+    if turns < task.project.min_turns:
+        raise ApplicationError(
+            f"This project needs at least {task.project.min_turns} turns; write a follow-up "
+            f"prompt first ({turns} so far)."
+        )
+    if Turn.objects.filter(task=task).exclude(judgements__round=task.round).exists():
+        raise ApplicationError("Every turn needs a judgement before the task is submitted.")
     task.submit(by=by)
     return task
 
 
 @transaction.atomic
+def task_follow_up(
+    *, task: Task, by: Any, preference: int, scores: Any, justification: str, prompt: str
+) -> Turn:
+    """Judge the latest turn, then ask both models a follow-up: a new turn, two new candidates.
+
+    The conversation continues from the turn's preferred candidate (tasks.prompting). Both
+    jobs are enqueued on commit; on any error nothing is stored.
+    """
+    task = _lock_for_contractor(task, by, doing="continue")
+    prompt = _check_prompt(prompt)
+    _refuse_unless_awaiting(task, "continued")
+    latest = task.turns.order_by("-number").first()
+    if latest.number >= task.project.max_turns:
+        raise ApplicationError(
+            f"This project allows at most {task.project.max_turns} turns; submit the task."
+        )
+    _judge_latest_turn(task=task, preference=preference, scores=scores, justification=justification)
+    turn = Turn.objects.create(task=task, number=latest.number + 1, prompt=prompt)
+    _turn_create_candidates(turn=turn, project=task.project)
+    task.continue_conversation(by=by)
+    return turn
+
+
+@transaction.atomic
 def task_revise(*, task: Task, by: Any) -> Task:
-    """Reopen a bounced task for its contractor, as a new review round."""
-    task = Task.objects.select_for_update().get(pk=task.pk)
-    if task.contractor_id != by.pk:
-        raise ApplicationError("Only the task's contractor can revise it.")
+    """Reopen a bounced task for its contractor, as a new review round.
+
+    The new round starts from copies of the last round's judgements; the earlier rows stay
+    as they were, so every round can be compared.
+    """
+    task = _lock_for_contractor(task, by, doing="revise")
     if task.status == Task.Status.AWAITING_PREFERENCE:
         return task
+    previous_round = task.round
     task.revise(by=by)
+    copies = [
+        Judgement(
+            turn_id=j.turn_id,
+            round=task.round,
+            preference=j.preference,
+            scores=j.scores,
+            justification=j.justification,
+        )
+        for j in Judgement.objects.filter(turn__task=task, round=previous_round)
+    ]
+    Judgement.objects.bulk_create(copies)
     return task

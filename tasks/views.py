@@ -40,24 +40,39 @@ def task_create(request: HttpRequest) -> HttpResponse:
     return render(request, "tasks/create.html", {"form": form})
 
 
+def _judgement_of(turn, review_round: int):
+    """The judgement of `turn` for the round, else the latest earlier one (for display)."""
+    rows = sorted(turn.judgements.all(), key=lambda j: j.round)
+    same = [j for j in rows if j.round == review_round]
+    return same[-1] if same else (rows[-1] if rows else None)
+
+
 def _detail_context(task: Task, form: JudgementForm | None = None) -> dict:
-    turn = list(task.turns.all())[-1]
-    judgements = list(turn.judgements.all())
+    turns = list(task.turns.all())
+    latest = turns[-1]
+    judgement = _judgement_of(latest, task.round)
     if form is None and task.status == Task.Status.AWAITING_PREFERENCE:
         initial = {}
-        if judgements:
-            # A revision starts from the previous round's judgement.
-            latest = judgements[-1]
-            initial = {"preference": latest.preference, "justification": latest.justification}
-            for slot, axes in latest.scores.items():
+        if judgement is not None:
+            # A revision (or a reload) starts from the judgement already given.
+            initial = {"preference": judgement.preference, "justification": judgement.justification}
+            for slot, axes in judgement.scores.items():
                 for axis, value in axes.items():
                     initial[JudgementForm.score_field(slot, axis)] = value
         form = JudgementForm(project=task.project, initial=initial)
     return {
         "task": task,
-        "turn": turn,
-        "candidates": list(turn.candidates.all()),
-        "judgements": judgements,
+        "turn": latest,
+        "candidates": list(latest.candidates.all()),
+        "earlier_turns": [
+            {
+                "turn": t,
+                "candidates": list(t.candidates.all()),
+                "judgement": _judgement_of(t, task.round),
+            }
+            for t in turns[:-1]
+        ],
+        "can_follow_up": latest.number < task.project.max_turns,
         "feedback": [e for e in task.events.all() if e.to_status == Task.Status.BOUNCED],
         "form": form,
     }
@@ -85,21 +100,30 @@ def task_candidates(request: HttpRequest, pk: int) -> HttpResponse:
 @contractor_required
 @require_POST
 def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Judge the latest turn, then either submit the task or send a follow-up prompt."""
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
     form = JudgementForm(request.POST, project=task.project)
+    wants_follow_up = request.POST.get("action") == "follow_up"
     if form.is_valid():
+        judged = {
+            "task": task,
+            "by": request.user,
+            "preference": form.cleaned_data["preference"],
+            "scores": form.scores(),
+            "justification": form.cleaned_data["justification"],
+        }
         try:
-            services.task_submit(
-                task=task,
-                by=request.user,
-                preference=form.cleaned_data["preference"],
-                scores=form.scores(),
-                justification=form.cleaned_data["justification"],
-            )
+            if wants_follow_up:
+                services.task_follow_up(prompt=form.cleaned_data["follow_up"], **judged)
+            else:
+                services.task_submit(**judged)
         except ApplicationError as exc:
-            form.add_error(None, exc.message)
+            form.add_error("follow_up" if wants_follow_up else None, exc.message)
         else:
-            messages.success(request, "Submitted for review.")
+            messages.success(
+                request,
+                "Follow-up sent to both models." if wants_follow_up else "Submitted for review.",
+            )
             return redirect("tasks:detail", pk=pk)
     return render(request, "tasks/detail.html", _detail_context(task, form), status=400)
 

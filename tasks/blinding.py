@@ -1,0 +1,28 @@
+"""Keeping models anonymous: what contractors and reviewers read never names a model.
+
+Answers are stored as the model wrote them (the export keeps them whole); masking happens
+when they are shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MASK = "[model]"
+
+_IDENTITY_RE = re.compile(
+    r"\b(?:claude(?:[ -](?:\d[\w.]*|opus|sonnet|haiku|instant))*|anthropic|chat ?gpt|"
+    r"gpt[ -]?\d[\w.-]*|gpt|openai|gemini|bard|llama[ -]?\d*[\w.-]*|mistral|mixtral|"
+    r"qwen[\w.-]*|deepseek[\w.-]*|codex|copilot|grok)\b",
+    re.IGNORECASE,
+)
+
+
+def mask_identity(text: str, *, names: Iterable[str] = ()) -> str:
+    """Replace model and vendor names (and the given endpoint names/model ids) with [model]."""
+    if not text:
+        return text
+    for name in sorted({n for n in names if n and len(n) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(name), MASK, text, flags=re.IGNORECASE)
+    return _IDENTITY_RE.sub(MASK, text)
