@@ -11,11 +11,13 @@ from tasks.models import Candidate, Project, Task, Turn
 
 
 def _task_qs() -> QuerySet[Task]:
-    return Task.objects.select_related("project", "repository", "contractor").prefetch_related(
+    return Task.objects.select_related(
+        "project__endpoint_a", "project__endpoint_b", "repository", "contractor"
+    ).prefetch_related(
         Prefetch(
             "turns",
             queryset=Turn.objects.prefetch_related(
-                Prefetch("candidates", queryset=Candidate.objects.select_related("endpoint")),
+                "candidates",
                 "judgements",
             ),
         ),

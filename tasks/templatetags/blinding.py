@@ -8,7 +8,9 @@ register = template.Library()
 
 
 @register.filter(name="blinded")
-def blinded(text: str, candidate) -> str:
-    """The text with every name of the candidate's model masked (still escaped by the page)."""
-    endpoint = candidate.endpoint
-    return mask_identity(text, names=[endpoint.name, endpoint.model_id])
+def blinded(text: str, project) -> str:
+    """The text with the names of both of the project's models masked (still autoescaped)."""
+    names = []
+    for endpoint in (project.endpoint_a, project.endpoint_b):
+        names += [endpoint.name, endpoint.model_id]
+    return mask_identity(text, names=names)
