@@ -188,6 +188,11 @@ def _run_limited(
     stderr = popen.stderr.read() if popen.stderr else b""
     if popen.returncode != 0:
         raise GitError(_describe(args[0], stderr, popen.returncode))
+    # A fast transfer can finish between two polls: the limit holds for the result too.
+    if watch.exists() and _disk_usage(watch) - baseline > max_bytes:
+        raise GitError(
+            f"git {args[0]} stopped: the repository is larger than {max_bytes // (1024 * 1024)} MiB."
+        )
 
 
 def clone_or_fetch(
