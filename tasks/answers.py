@@ -24,9 +24,15 @@ PATH_LINE_RE = re.compile(
     r"(?:^|\n)[ \t]*(?:[#*]+[ \t]*)?(?:file(?:name)?:[ \t]*)?`?(?P<path>[\w./-]+\.[\w]+|Makefile|Dockerfile)`?:?[ \t]*\*{0,2}[ \t]*\n?$",
     re.IGNORECASE,
 )
-RAW_DIFF_RE = re.compile(
-    r"^(?:diff --git .*\n)?--- (?:a/)?\S.*\n\+\+\+ (?:b/)?\S.*\n@@ ", re.MULTILINE
+_GIT_HEADER = (
+    r"(?:old mode|new mode|deleted file mode|new file mode|similarity index|"
+    r"dissimilarity index|rename from|rename to|copy from|copy to|index) .*\n"
 )
+RAW_DIFF_RE = re.compile(
+    rf"^(?:diff --git .*\n(?:{_GIT_HEADER})*)?--- (?:a/)?\S.*\n\+\+\+ (?:b/)?\S.*\n@@ ",
+    re.MULTILINE,
+)
+_HUNK_RE = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
 DIFF_INFOS = {"diff", "patch", "udiff"}
 
 
@@ -44,8 +50,46 @@ def _is_diff(text: str) -> bool:
     return bool(RAW_DIFF_RE.search(text))
 
 
+def _check_hunk_lengths(diff_text: str) -> None:
+    """unidiff ends a hunk where its header's counts say; lines past that would be dropped
+    silently, so a hunk whose counts are too small is refused here."""
+    lines = diff_text.splitlines()
+    index = 0
+    while index < len(lines):
+        match = _HUNK_RE.match(lines[index])
+        index += 1
+        if not match:
+            continue
+        old = int(match.group(1) or 1)
+        new = int(match.group(2) or 1)
+        while (old > 0 or new > 0) and index < len(lines):
+            line = lines[index]
+            if line.startswith("\\"):
+                index += 1
+                continue
+            if line.startswith("-"):
+                old -= 1
+            elif line.startswith("+"):
+                new -= 1
+            else:
+                old -= 1
+                new -= 1
+            index += 1
+        while index < len(lines) and lines[index].startswith("\\"):
+            index += 1
+        if index < len(lines):
+            nxt, after = lines[index], lines[index + 1] if index + 1 < len(lines) else ""
+            is_header = nxt.startswith("--- ") and after.startswith("+++ ")
+            if nxt[:1] in (" ", "+", "-") and not is_header:
+                raise AnswerError(
+                    "The change in the answer is not a valid unified diff (a hunk is longer "
+                    "than its header says)."
+                )
+
+
 def _normalise(diff_text: str) -> str:
     """Parse and re-emit a unified diff; raises AnswerError if it is not one."""
+    _check_hunk_lengths(diff_text)
     try:
         patch = PatchSet(diff_text)
     except UnidiffParseError as exc:

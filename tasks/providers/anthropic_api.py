@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anthropic
 
-from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer
+from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer, ProviderError
 from tasks.providers import _http_errors as errors
 
 DEFAULT_MAX_TOKENS = 8192
@@ -13,6 +13,12 @@ DEFAULT_TIMEOUT = 300.0
 
 def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAnswer:
     params = endpoint.parameters
+    if not endpoint.api_key_env:
+        # Without a named key the SDK would fall back to whatever credentials the worker has.
+        raise ProviderError(
+            "The model is not configured on this server; an admin has been told.",
+            detail="anthropic endpoint has no api_key_env",
+        )
     client = anthropic.Anthropic(
         api_key=endpoint.api_key() or None,
         base_url=endpoint.base_url or None,
@@ -27,7 +33,8 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
         "messages": request.messages,
     }
     if "temperature" in params:
-        kwargs["temperature"] = float(params["temperature"])
+        # This SDK's create() takes no temperature argument; the API still accepts it.
+        kwargs["extra_body"] = {"temperature": float(params["temperature"])}
     try:
         message = client.messages.create(**kwargs)
     except anthropic.APITimeoutError as exc:

@@ -1,0 +1,277 @@
+"""The Anthropic provider, through llm_client.generate and the real `anthropic` client.
+
+The client talks HTTP to a fake Messages API on the loopback (tests/fakes/model_servers.py),
+so what is checked is the request that really went over the wire and the way each kind of
+failure the real API produces becomes a ProviderError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderError, generate
+from tasks.providers import anthropic_api
+from tests.fakes.model_servers import (
+    FakeAnthropicServer,
+    delay,
+    empty,
+    malformed,
+    ok,
+    status,
+)
+
+KEY_ENV = "MARLIN_TEST_VENDOR_KEY"
+KEY = "sk-test-0123456789"
+MODEL_ID = "claude-test-1"
+ENDPOINT_NAME = "Vendorbot Large"
+VENDOR_WORDS = ("anthropic", "openai", "claude", "gpt")
+
+REQUEST = GenerationRequest(
+    system="You are a careful engineer. Answer with a unified diff.",
+    messages=[
+        {"role": "user", "content": "Make div safe."},
+        {"role": "assistant", "content": "Which behaviour do you want for zero?"},
+        {"role": "user", "content": "Return None."},
+    ],
+)
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client reads ANTHROPIC_* variables (base URL, custom headers, keys, profiles):
+    # none of the worker's may steer these tests.
+    for name in list(os.environ):
+        if name.startswith("ANTHROPIC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAnthropicServer]:
+    with FakeAnthropicServer(default=ok("Guarded the division.")) as fake:
+        yield fake
+
+
+def endpoint(server: FakeAnthropicServer, **parameters: object) -> EndpointConfig:
+    return EndpointConfig(
+        provider="anthropic",
+        name=ENDPOINT_NAME,
+        model_id=MODEL_ID,
+        parameters=parameters,
+        base_url=server.base_url,
+        api_key_env=KEY_ENV,
+    )
+
+
+def failure(server: FakeAnthropicServer, **parameters: object) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        generate(endpoint=endpoint(server, **parameters), request=REQUEST)
+    return caught.value
+
+
+def assert_neutral(error: ProviderError) -> None:
+    """What contractors see names neither the provider, the model nor the endpoint."""
+    shown = error.message.lower()
+    assert shown.strip()
+    for word in (*VENDOR_WORDS, MODEL_ID, ENDPOINT_NAME.lower()):
+        assert word not in shown, f"{word!r} leaked into {error.message!r}"
+
+
+def sent_key(request) -> str | None:
+    """The API key as the client sent it: `x-api-key`, or `Authorization: Bearer` (newer SDKs)."""
+    if request.header("x-api-key"):
+        return request.header("x-api-key")
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
+def test_success_returns_the_text_and_sends_the_conversation(server):
+    answer = generate(endpoint=endpoint(server, max_tokens=1234), request=REQUEST)
+
+    assert answer.text == "Guarded the division."
+    assert answer.diff is None
+    assert len(server.requests) == 1
+    sent = server.last_request
+    assert (sent.method, sent.path) == ("POST", "/v1/messages")
+    assert sent.body["model"] == MODEL_ID
+    assert sent.body["system"] == REQUEST.system
+    assert sent.body["messages"] == REQUEST.messages
+    assert sent.body["max_tokens"] == 1234
+    assert sent_key(sent) == KEY
+    assert sent.header("anthropic-version")
+    assert sent.header("content-type") == "application/json"
+
+
+def test_temperature_from_parameters_is_sent(server):
+    answer = generate(endpoint=endpoint(server, temperature=0.25), request=REQUEST)
+
+    assert answer.text == "Guarded the division."
+    assert server.last_request.body["temperature"] == 0.25
+
+
+def test_defaults_when_parameters_are_absent(server):
+    generate(endpoint=endpoint(server), request=REQUEST)
+
+    body = server.last_request.body
+    assert body["max_tokens"] == anthropic_api.DEFAULT_MAX_TOKENS
+    assert "temperature" not in body
+
+
+def test_the_answer_can_depend_on_the_request(server):
+    server.set_default(lambda body: f"You said: {body['messages'][-1]['content']}")
+
+    answer = generate(endpoint=endpoint(server), request=REQUEST)
+
+    assert answer.text == "You said: Return None."
+
+
+def test_rate_limit_is_transient_with_the_servers_retry_after(server):
+    server.enqueue(status(429, retry_after=2, message="Number of request tokens exceeded"))
+
+    error = failure(server)
+
+    assert error.transient is True
+    assert error.retry_after == 2.0
+    assert "429" in error.detail
+    assert_neutral(error)
+    assert len(server.requests) == 1  # no retry inside the client: retries are the job's
+
+
+def test_retry_after_as_an_http_date(server):
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    server.enqueue(status(429, retry_after=format_datetime(when, usegmt=True)))
+
+    error = failure(server)
+
+    assert error.transient is True
+    assert error.retry_after is not None
+    assert 20 <= error.retry_after <= 31
+
+
+@pytest.mark.parametrize("code", [500, 529])
+def test_server_errors_are_transient(server, code):
+    server.enqueue(status(code))
+
+    error = failure(server)
+
+    assert error.transient is True
+    assert error.retry_after is None
+    assert str(code) in error.detail
+    assert_neutral(error)
+    assert len(server.requests) == 1
+
+
+def test_a_slow_answer_times_out_as_transient(server):
+    server.enqueue(delay(2, then=ok("too late")))
+
+    started = time.monotonic()
+    error = failure(server, timeout=0.5)
+    elapsed = time.monotonic() - started
+
+    assert error.transient is True
+    assert elapsed < 1.8, f"the client waited {elapsed:.1f}s: the timeout was not applied"
+    assert_neutral(error)
+
+
+def test_a_body_that_is_not_json_is_transient(server):
+    server.enqueue(malformed())
+
+    error = failure(server)
+
+    assert error.transient is True
+    assert_neutral(error)
+
+
+def test_an_empty_answer_is_transient(server):
+    server.enqueue(empty())
+
+    error = failure(server)
+
+    assert error.transient is True
+    assert_neutral(error)
+
+
+def test_whitespace_only_text_counts_as_empty(server):
+    server.enqueue(ok("  \n\t "))
+
+    error = failure(server)
+
+    assert error.transient is True
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 404])
+def test_client_errors_are_not_transient(server, code):
+    server.enqueue(status(code, message="claude-test-1 does not accept this request"))
+
+    error = failure(server)
+
+    assert error.transient is False
+    assert str(code) in error.detail
+    assert_neutral(error)
+
+
+def test_an_unreachable_server_is_transient(server):
+    config = endpoint(server)
+    server.stop()  # nothing listens on that port any more
+
+    with pytest.raises(ProviderError) as caught:
+        generate(endpoint=config, request=REQUEST)
+
+    assert caught.value.transient is True
+    assert_neutral(caught.value)
+
+
+def test_a_missing_key_is_a_configuration_error_that_hides_the_variable(server, monkeypatch):
+    monkeypatch.delenv(KEY_ENV)
+
+    error = failure(server)
+
+    assert error.transient is False
+    assert KEY_ENV not in error.message
+    assert KEY_ENV in error.detail  # admins still learn which variable to set
+    assert_neutral(error)
+    assert server.requests == []
+
+
+def test_an_endpoint_without_a_key_variable_still_fails_as_a_provider_error(
+    server, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))  # no profile on disk either
+    config = EndpointConfig(
+        provider="anthropic",
+        name=ENDPOINT_NAME,
+        model_id=MODEL_ID,
+        parameters={},
+        base_url=server.base_url,
+        api_key_env="",
+    )
+
+    try:
+        generate(endpoint=config, request=REQUEST)
+    except ProviderError as exc:
+        assert_neutral(exc)
+    # Either answering (a keyless proxy) or a ProviderError is fine; anything else is not.
+
+
+def test_the_fake_refuses_a_request_without_credentials(server):
+    request = urllib.request.Request(
+        server.base_url + "/v1/messages",
+        data=json.dumps({"model": "m", "max_tokens": 1, "messages": []}).encode(),
+        headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
+        method="POST",
+    )
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+
+    assert caught.value.code == 401
+    assert json.loads(caught.value.read())["error"]["type"] == "authentication_error"
