@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.cache import cache
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.functional import cached_property
 
 from repos.models import Repository
 
@@ -53,14 +56,44 @@ def repository_list(*, filters: CatalogueFilter | None = None) -> QuerySet[Repos
     return qs.order_by(*SORTS.get(f.sort, SORTS["stars"]))
 
 
+LANGUAGES_CACHE_KEY = "repos:languages:v1"
+COUNT_CAP = 10_000
+
+
+class CappedPaginator(Paginator):
+    """Counts at most COUNT_CAP matches: an exact COUNT(*) over a huge catalogue costs more
+    than the page itself, and nobody pages past the first thousands."""
+
+    @property
+    def cap(self) -> int:
+        return COUNT_CAP
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.cap + 1].count()
+
+    @property
+    def is_capped(self) -> bool:
+        return self.count > self.cap
+
+
 def repository_languages() -> list[str]:
-    return list(
-        Repository.objects.filter(is_enabled=True)
-        .exclude(language="")
-        .values_list("language", flat=True)
-        .distinct()
-        .order_by("language")
-    )
+    """Languages on offer, for the picker's select; cached until the catalogue changes."""
+    languages = cache.get(LANGUAGES_CACHE_KEY)
+    if languages is None:
+        languages = list(
+            Repository.objects.filter(is_enabled=True)
+            .exclude(language="")
+            .values_list("language", flat=True)
+            .distinct()
+            .order_by("language")
+        )
+        cache.set(LANGUAGES_CACHE_KEY, languages, 3600)
+    return languages
+
+
+def repository_languages_forget() -> None:
+    cache.delete(LANGUAGES_CACHE_KEY)
 
 
 def repository_get(*, pk: int) -> Repository:

@@ -13,7 +13,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
-from repos import git_client, highlighting, importing, jobs
+from repos import git_client, highlighting, importing, jobs, selectors
 from repos.models import Repository
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def repository_import(*, content: bytes, filename: str) -> ImportReport:
             )
             report.updated += len(existing)
             report.created += len(batch) - len(existing)
+    transaction.on_commit(selectors.repository_languages_forget)
     return report
 
 
@@ -231,7 +232,9 @@ def repository_count_task(*, repository: Repository) -> None:
 
 def repository_set_enabled(*, repositories: QuerySet[Repository], enabled: bool) -> int:
     """Offer or withdraw repositories for new tasks; existing tasks are unaffected."""
-    return repositories.update(is_enabled=enabled, updated_at=timezone.now())
+    count = repositories.update(is_enabled=enabled, updated_at=timezone.now())
+    transaction.on_commit(selectors.repository_languages_forget)
+    return count
 
 
 def repository_refs(*, repository: Repository) -> dict[str, list[str]]:

@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -21,19 +20,16 @@ PAGE_SIZE = 25
 def repository_list(request: HttpRequest) -> HttpResponse:
     form = CatalogueFilterForm(request.GET or None)
     filters = form.to_filter()
-    page = Paginator(selectors.repository_list(filters=filters), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = selectors.CappedPaginator(
+        selectors.repository_list(filters=filters), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {
-        "form": form,
-        "page": page,
-        "query_string": query.urlencode(),
-        "languages": selectors.repository_languages(),
-    }
-    template = "repos/_results.html" if request.htmx else "repos/list.html"
-    return render(request, template, context)
+    context = {"form": form, "page": page, "query_string": query.urlencode()}
+    if request.htmx:
+        return render(request, "repos/_results.html", context)
+    context["languages"] = selectors.repository_languages()
+    return render(request, "repos/list.html", context)
 
 
 @login_required

@@ -51,6 +51,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_catalogue_cache():
+    """Cached catalogue facets are cleared on commit in the app; test data is rolled back,
+    which clears nothing, so each test starts without them."""
+    from repos.selectors import repository_languages_forget
+
+    repository_languages_forget()
+
+
 @pytest.fixture
 def contractor(db):
     return UserFactory(username="carol", role=roles.CONTRACTOR)

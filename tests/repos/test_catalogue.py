@@ -100,3 +100,32 @@ def test_search_text_cannot_inject_markup(client, contractor, db):
     client.force_login(contractor)
     page = client.get(reverse("repos:list")).content.decode()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_count_is_capped_for_a_huge_catalogue(client, contractor, db, monkeypatch):
+    from repos import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 5)
+    for n in range(7):
+        _repo(f"org/many{n}", stars=n)
+    client.force_login(contractor)
+    page = client.get(reverse("repos:list")).content.decode()
+    assert "More than 5 repositories" in page
+    assert "Page 1 of 1" in page  # pages follow the capped count (6 rows, 25 a page)
+
+
+def test_the_language_list_follows_the_catalogue(db, django_capture_on_commit_callbacks):
+    from repos.selectors import repository_languages
+
+    _repo("a/b", language="Zig")
+    assert "Zig" in repository_languages()
+    _repo("c/d", language="Nim")
+    # Cached: a plain insert does not show up until the catalogue changes through a service.
+    assert "Nim" not in repository_languages()
+    from repos.services import repository_set_enabled
+
+    with django_capture_on_commit_callbacks(execute=True):
+        repository_set_enabled(
+            repositories=Repository.objects.filter(full_name="c/d"), enabled=True
+        )
+    assert "Nim" in repository_languages()
