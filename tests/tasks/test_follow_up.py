@@ -1,0 +1,151 @@
+"""Follow-up turns continue the conversation from the preferred candidate, on both models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from marlin.exceptions import ApplicationError
+from tasks import generation, services
+from tasks.models import Candidate, Task, Turn
+from tests.factories import ModelEndpointFactory, ProjectFactory
+from tests.fakes.model_servers import FakeAnthropicServer, FakeOpenAIServer
+from tests.tasks.helpers import create_task, valid_scores
+
+OPS_TAIL = " def div(a, b):\n     return a / b\n"
+
+
+def answer_marking(mark: str):
+    """A fake model that answers every request with a diff adding `# <mark>-turn<N>`."""
+
+    def answer(body: dict) -> str:
+        turn = sum(1 for m in body["messages"] if m["role"] == "user")
+        return (
+            f"I added the {mark} marker.\n\n```diff\n--- a/calc/ops.py\n+++ b/calc/ops.py\n"
+            f"@@ -5,2 +5,3 @@\n{OPS_TAIL}+# {mark}-turn{turn}\n```\n"
+        )
+
+    return answer
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "sk-ant-test")
+    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-openai-test")
+    with (
+        FakeAnthropicServer(default=answer_marking("alpha")) as alpha,
+        FakeOpenAIServer(default=answer_marking("beta")) as beta,
+    ):
+        yield alpha, beta
+
+
+@pytest.fixture
+def fake_project(db, fake_models):
+    alpha, beta = fake_models
+    return ProjectFactory(
+        max_turns=2,
+        endpoint_a=ModelEndpointFactory(
+            provider="anthropic", model_id="alpha-1", base_url=alpha.base_url,
+            api_key_env="FAKE_ANTHROPIC_KEY",
+        ),
+        endpoint_b=ModelEndpointFactory(
+            provider="openai", model_id="beta-1", base_url=beta.base_url,
+            api_key_env="FAKE_OPENAI_KEY",
+        ),
+    )  # fmt: skip
+
+
+def _generate(task: Task) -> None:
+    for candidate in Candidate.objects.filter(turn__task=task, status=Candidate.Status.QUEUED):
+        generation.candidate_generate(candidate_id=candidate.pk)
+
+
+def _slot_of(task: Task, turn_number: int, provider: str) -> str:
+    return Candidate.objects.get(
+        turn__task=task, turn__number=turn_number, endpoint__provider=provider
+    ).slot
+
+
+def test_the_second_turn_continues_from_the_preferred_answer_on_both_models(
+    ready_repository, fake_project, fake_models, contractor
+):
+    alpha, beta = fake_models
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    _generate(task)
+    task.refresh_from_db()
+    assert task.status == Task.Status.AWAITING_PREFERENCE
+    first_turn = Candidate.objects.filter(turn__task=task, turn__number=1)
+    assert all(c.applies_cleanly for c in first_turn), [c.apply_error for c in first_turn]
+
+    # Prefer beta's answer, whichever slot it landed in.
+    preference = -3 if _slot_of(task, 1, "openai") == "A" else 3
+    services.task_follow_up(
+        task=task, by=contractor, preference=preference, scores=valid_scores(fake_project),
+        justification="Beta's marker is where it belongs.", prompt="Now also guard add().",
+    )  # fmt: skip
+    task.refresh_from_db()
+    assert task.status == Task.Status.GENERATING
+    _generate(task)
+    task.refresh_from_db()
+    assert task.status == Task.Status.AWAITING_PREFERENCE
+    assert Turn.objects.filter(task=task).count() == 2
+
+    for server in (alpha, beta):
+        sent = json.dumps(server.last_request.body)
+        assert "Now also guard add()." in sent
+        assert "beta-turn1" in sent  # the preferred answer is the conversation so far
+        assert "alpha-turn1" not in sent  # the other one is not
+        roles = [m["role"] for m in server.last_request.body["messages"] if m["role"] != "system"]
+        assert roles == ["user", "assistant", "user"]
+
+
+def test_the_project_caps_the_turns(ready_repository, fake_project, contractor):
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    _generate(task)
+    judged = {
+        "preference": 1, "scores": valid_scores(fake_project),
+        "justification": "B is clearly the better change.",
+    }  # fmt: skip
+    services.task_follow_up(task=task, by=contractor, prompt="More, please.", **judged)
+    _generate(task)
+    with pytest.raises(ApplicationError, match="at most 2 turns"):
+        services.task_follow_up(task=task, by=contractor, prompt="Even more.", **judged)
+    assert Turn.objects.filter(task=task).count() == 2
+
+
+def test_a_project_minimum_of_turns_holds_at_submit(ready_repository, fake_project, contractor):
+    fake_project.min_turns = 2
+    fake_project.save()
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    _generate(task)
+    with pytest.raises(ApplicationError, match="at least 2 turns"):
+        services.task_submit(
+            task=task, by=contractor, preference=0, scores=valid_scores(fake_project),
+            justification="About the same, both fine.",
+        )  # fmt: skip
+    task.refresh_from_db()
+    assert task.status == Task.Status.AWAITING_PREFERENCE
+
+
+def test_a_transient_error_is_retried_then_shown_as_failed(
+    ready_repository, fake_project, fake_models, contractor, settings
+):
+    from tests.fakes.model_servers import status
+
+    settings.MARLIN_GENERATION_MAX_ATTEMPTS = 2
+    alpha, _ = fake_models
+    alpha.enqueue(status(500), status(429, retry_after=7))
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    candidate = Candidate.objects.get(turn__task=task, endpoint__provider="anthropic")
+    with pytest.raises(generation.RetryLater) as first:
+        generation.candidate_generate(candidate_id=candidate.pk, job_id="j1")
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.RUNNING and "try again" in candidate.error
+    assert first.value.countdown > 0
+    # The retried message carries the same job id, re-claims the row and gives up at the cap.
+    generation.candidate_generate(candidate_id=candidate.pk, job_id="j1")
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.FAILED and candidate.attempts == 2
+    assert "busy" in candidate.error
+    assert len(alpha.requests) == 2
