@@ -33,7 +33,6 @@ class RetryLater(Exception):
     """Ask the job to run again after `countdown` seconds (backoff, or the endpoint is busy)."""
 
     countdown: float
-    counts_as_attempt: bool = True
 
 
 def enqueue(candidate_id: int) -> None:
@@ -55,7 +54,8 @@ def _claim(candidate: Candidate, job_id: str) -> None:
                 endpoint=endpoint, status=Candidate.Status.RUNNING
             ).count()
             if candidate.status == Candidate.Status.QUEUED and running >= endpoint.max_concurrency:
-                raise RetryLater(countdown=1.0 + _jitter() * 2, counts_as_attempt=False)
+                # The row stays QUEUED, so the wait costs the candidate no attempt.
+                raise RetryLater(countdown=1.0 + _jitter() * 2)
         candidate.claim(job_id=job_id)
 
 

@@ -149,3 +149,25 @@ def test_a_transient_error_is_retried_then_shown_as_failed(
     assert candidate.status == Candidate.Status.FAILED and candidate.attempts == 2
     assert "busy" in candidate.error
     assert len(alpha.requests) == 2
+
+
+def test_an_endpoint_at_its_concurrency_cap_makes_candidates_wait_queued(
+    ready_repository, fake_project, contractor
+):
+    endpoint = fake_project.endpoint_a
+    endpoint.max_concurrency = 1
+    endpoint.save()
+    first = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    second = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    busy = Candidate.objects.get(turn__task=first, endpoint=endpoint)
+    busy.claim(job_id="holding")  # one generation is running on the endpoint
+    waiting = Candidate.objects.get(turn__task=second, endpoint=endpoint)
+    with pytest.raises(generation.RetryLater):
+        generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
+    waiting.refresh_from_db()
+    assert waiting.status == Candidate.Status.QUEUED and waiting.attempts == 0
+    # Once the running one is done, the waiting one goes through.
+    busy.fail(reason="done")
+    generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
+    waiting.refresh_from_db()
+    assert waiting.status == Candidate.Status.SUCCEEDED and waiting.attempts == 1
