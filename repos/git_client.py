@@ -175,16 +175,20 @@ def _run_limited(
     popen = proc.proc
     deadline = time.monotonic() + timeout
     reason = ""
-    while popen.poll() is None:
-        if time.monotonic() > deadline:
-            reason = f"took longer than {timeout} s"
-        elif watch.exists() and _disk_usage(watch) - baseline > max_bytes:
-            reason = f"is larger than {max_bytes // (1024 * 1024)} MiB"
-        if reason:
+    try:
+        while popen.poll() is None:
+            if time.monotonic() > deadline:
+                reason = f"took longer than {timeout} s"
+            elif watch.exists() and _disk_usage(watch) - baseline > max_bytes:
+                reason = f"is larger than {max_bytes // (1024 * 1024)} MiB"
+            if reason:
+                raise GitError(f"git {args[0]} stopped: the repository {reason}.")
+            time.sleep(0.2)
+    finally:
+        # Also on the job's soft time limit: git must not outlive us.
+        if popen.poll() is None:
             popen.kill()
             popen.wait()
-            raise GitError(f"git {args[0]} stopped: the repository {reason}.")
-        time.sleep(0.2)
     stderr = popen.stderr.read() if popen.stderr else b""
     if popen.returncode != 0:
         raise GitError(_describe(args[0], stderr, popen.returncode))
@@ -281,7 +285,8 @@ def list_refs(dest: Path, *, allowed_bases: list[str]) -> dict[str, list[str]]:
 
 def _missing_objects(repo: git.Repo, sha: str) -> set[str]:
     # Lists the blobs the partial clone left out, without fetching them ("?oid" lines).
-    output = repo.git.rev_list("--objects", "--missing=print", "--end-of-options", sha)
+    # --no-walk: only this commit's tree, not the whole history.
+    output = repo.git.rev_list("--objects", "--missing=print", "--no-walk", "--end-of-options", sha)
     return {line[1:41] for line in output.splitlines() if line.startswith("?")}
 
 
@@ -364,17 +369,45 @@ def list_tree(dest: Path, sha: str, *, allowed_bases: list[str]) -> list[TreeEnt
 def read_file(
     dest: Path, sha: str, path: str, *, allowed_bases: list[str], max_bytes: int
 ) -> bytes:
-    """The bytes of one regular file at the commit; symlinks are never followed."""
+    """The bytes of one regular file at the commit; symlinks are never followed.
+
+    A blob the partial clone left out is larger than any file we read: refused unfetched.
+    """
+    files = read_files(dest, sha, [path], allowed_bases=allowed_bases, budget_bytes=max_bytes)
+    if path not in files:
+        raise GitError(f"{path!r} is not a regular file of at most {max_bytes} bytes here.")
+    return files[path]
+
+
+def read_files(
+    dest: Path, sha: str, paths: list[str], *, allowed_bases: list[str], budget_bytes: int
+) -> dict[str, bytes]:
+    """As many of `paths` (in order) as fit in `budget_bytes`, opening the repository once.
+
+    Skips what is not a regular file, a missing path, and any blob the partial clone left
+    out (never fetched here); stops once the budget is spent.
+    """
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
     repo = _open(dest, allowed_bases)
-    try:
-        item = repo.commit(sha).tree / _safe_path(path)
-    except (KeyError, ValueError) as exc:
-        raise GitError(f"No file {path!r} at this commit.") from exc
-    if item.type != "blob" or item.mode == 0o120000:
-        raise GitError(f"{path!r} is not a regular file.")
-    if item.size > max_bytes:
-        raise GitError(f"{path!r} is larger than {max_bytes} bytes.")
-    return item.data_stream.read()
+    missing = _missing_objects(repo, sha)
+    tree = repo.commit(sha).tree
+    found: dict[str, bytes] = {}
+    remaining = budget_bytes
+    for path in paths:
+        if remaining <= 0:
+            break
+        try:
+            item = tree / _safe_path(path)
+        except (KeyError, ValueError, GitError):
+            continue
+        if item.type != "blob" or item.mode == 0o120000 or item.hexsha in missing:
+            continue
+        if item.size > remaining:
+            continue
+        found[path] = item.data_stream.read()
+        remaining -= item.size
+    return found
 
 
 def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -> str:

@@ -321,20 +321,18 @@ def repository_context(
         repository_cache_path(repository), sha, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
     )
     paths = [entry.path for entry in entries]
+    known = set(paths)
     readmes = [p for p in paths if Path(p).name.lower().startswith("readme")]
     texts = [p for p in paths if Path(p).suffix.lower() in _TEXT_SUFFIXES]
-    ordered = list(dict.fromkeys([*(wanted or []), *readmes, *texts]))
+    ordered = [p for p in dict.fromkeys([*(wanted or []), *readmes, *texts]) if p in known]
     context = RepoContext(paths=paths)
-    remaining = budget_bytes
-    for path in ordered:
-        if path not in paths or remaining <= 0:
-            continue
-        try:
-            text = repository_read_text(
-                repository=repository, sha=sha, path=path, max_bytes=remaining
-            )
-        except git_client.GitError:
-            continue
-        context.files[path] = text
-        remaining -= len(text.encode())
+    files = git_client.read_files(
+        repository_cache_path(repository),
+        sha,
+        ordered,
+        allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+        budget_bytes=budget_bytes,
+    )
+    for path, data in files.items():
+        context.files[path] = data.decode("utf-8", errors="replace")
     return context
