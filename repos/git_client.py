@@ -10,10 +10,11 @@ import fcntl
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -437,24 +438,45 @@ def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -
 
 @contextmanager
 def temporary_worktree(dest: Path, sha: str, *, allowed_bases: list[str]) -> Iterator[Path]:
-    """A throwaway checkout of `sha` from the shared clone; always removed afterwards."""
+    """A private checkout of `sha`, always removed afterwards.
+
+    The files come out of `git archive` into a fresh repository with one baseline commit,
+    so nothing run in the checkout can reach the shared clone (its refs, config or remote).
+    """
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
     repo = _open(dest, allowed_bases)
     parent = Path(tempfile.mkdtemp(prefix="marlin-worktree-"))
     worktree = parent / "checkout"
+    archive = parent / "tree.tar"
     try:
-        try:
-            repo.git.worktree("add", "--detach", "--quiet", str(worktree), sha)
-        except git.GitCommandError as exc:
-            raise GitError(_describe("worktree", exc.stderr, exc.status)) from exc
+        with archive.open("wb") as out:
+            try:
+                repo.git.archive("--format=tar", "--end-of-options", sha, output_stream=out)
+            except git.GitCommandError as exc:
+                raise GitError(_describe("archive", exc.stderr, exc.status)) from exc
+        worktree.mkdir()
+        with tarfile.open(archive) as tar:
+            # The "data" filter refuses absolute paths, .. and links that point outside.
+            tar.extractall(worktree, filter="data")
+        archive.unlink()
+        env = {**_git_env([]), **_BASELINE_IDENTITY}
+        runner = git.Git(str(worktree))
+        runner.execute(["git", "init", "--quiet"], env=env)
+        runner.execute(["git", "add", "--all", "--force"], env=env)
+        runner.execute(["git", "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "base"],
+                       env=env)  # fmt: skip
         yield worktree
     finally:
-        # If removal fails, the folder is deleted below and the registration pruned.
-        with suppress(git.GitCommandError):
-            repo.git.worktree("remove", "--force", str(worktree))
         shutil.rmtree(parent, ignore_errors=True)
-        repo.git.worktree("prune")
+
+
+_BASELINE_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Marlin",
+    "GIT_AUTHOR_EMAIL": "marlin@marlin.invalid",
+    "GIT_COMMITTER_NAME": "Marlin",
+    "GIT_COMMITTER_EMAIL": "marlin@marlin.invalid",
+}
 
 
 def apply_to_worktree(worktree: Path, diff: str) -> None:
@@ -472,12 +494,16 @@ def apply_to_worktree(worktree: Path, diff: str) -> None:
 
 
 def worktree_diff(worktree: Path, sha: str) -> str:
-    """Everything changed in the checkout (new files too) as a unified diff against `sha`."""
+    """Everything changed in the checkout (new files too) as a unified diff against `sha`.
+
+    The checkout's baseline commit holds exactly `sha`'s tree, so diffing against it is
+    diffing against `sha`.
+    """
     runner = git.Git(str(worktree))
     env = _git_env([])
     runner.execute(["git", "add", "--all"], env=env)
     return runner.execute(
-        ["git", "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", sha],
+        ["git", "diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames", "HEAD"],
         env=env,
         strip_newline_in_stdout=False,
     )

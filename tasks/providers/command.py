@@ -11,13 +11,17 @@ import os
 import signal
 import subprocess
 import tempfile
+from contextlib import suppress
 
 from django.conf import settings
 
 from repos import git_client
 from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer, ProviderError
 
-DEFAULT_TIMEOUT = 900
+DEFAULT_TIMEOUT = 540
+# The generation job's soft limit is 600 s: the agent must be stopped (and the checkout
+# removed) before the job itself is.
+MAX_TIMEOUT = 540
 MAX_OUTPUT_BYTES = 1_000_000
 
 
@@ -55,7 +59,7 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
         )
     if request.repo_path is None or not request.commit_sha:
         raise ProviderError("The model could not reach the repository.", detail="no checkout given")
-    timeout = int(endpoint.parameters.get("timeout", DEFAULT_TIMEOUT))
+    timeout = min(int(endpoint.parameters.get("timeout", DEFAULT_TIMEOUT)), MAX_TIMEOUT)
     bases = settings.MARLIN_GIT_ALLOWED_BASES
     with (
         git_client.temporary_worktree(
@@ -76,12 +80,16 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
         try:
             stdout, stderr = process.communicate(_prompt_text(request).encode(), timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
             raise ProviderError(
                 f"The model did not finish within {timeout} seconds.",
                 detail=f"command timed out after {timeout}s",
             ) from exc
+        finally:
+            # On a timeout, or anything else (the job's soft limit): nothing it started lives on.
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            if process.poll() is None:
+                process.communicate()
         if process.returncode != 0:
             raise ProviderError(
                 "The model stopped with an error.",

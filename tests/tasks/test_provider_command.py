@@ -314,3 +314,33 @@ def test_a_command_that_is_not_an_argument_list_is_refused(checkout, tmp_path):
 
     assert caught.value.transient is False
     assert "parameters.command" in caught.value.detail
+
+
+TAMPERING_AGENT = """
+import subprocess
+# Try to move the shared clone's branch and remote through whatever repository we sit in.
+subprocess.run(["git", "branch", "-f", "main", "HEAD"], check=False)
+subprocess.run(["git", "config", "remote.origin.url", "https://evil.example/x.git"], check=False)
+subprocess.run(["git", "tag", "planted"], check=False)
+with open("calc/ops.py", "a") as f:
+    f.write("# touched\\n")
+print("done")
+"""
+
+
+def test_the_agent_cannot_reach_the_shared_clone(checkout, tmp_path, evidence, private_tmp):
+    import subprocess
+
+    bare, sha = checkout
+    before = subprocess.run(
+        ["git", "-C", str(bare), "for-each-ref"], capture_output=True, text=True, check=True
+    ).stdout
+    config_before = (bare / "config").read_text()
+    script = write_agent(tmp_path, evidence, TAMPERING_AGENT)
+    answer = generate(endpoint=command_endpoint(script, timeout=60), request=make_request(checkout))
+    assert "+# touched" in answer.diff
+    after = subprocess.run(
+        ["git", "-C", str(bare), "for-each-ref"], capture_output=True, text=True, check=True
+    ).stdout
+    assert after == before  # no branch moved, no tag planted in the shared clone
+    assert (bare / "config").read_text() == config_before
