@@ -45,18 +45,34 @@ def enqueue(candidate_id: int) -> None:
 
 
 def _claim(candidate: Candidate, job_id: str) -> None:
-    """Claim under the endpoint's row lock, so its concurrency cap holds across workers."""
+    """Claim under the endpoint's row lock, so its concurrency cap holds across workers.
+
+    Raises RetryLater while the endpoint is at its cap (the row stays QUEUED: no attempt
+    spent), and fails the candidate when its attempts are used up, so a job whose worker
+    keeps dying is not redelivered (and billed) forever.
+    """
     with transaction.atomic():
         endpoint = ModelEndpoint.objects.select_for_update().get(pk=candidate.endpoint_id)
         is_redelivery = candidate.status == Candidate.Status.RUNNING and candidate.job_id == job_id
-        if not is_redelivery:
+        if is_redelivery and candidate.attempts >= settings.MARLIN_GENERATION_MAX_ATTEMPTS:
+            candidate.fail(reason="Generation kept stopping before it finished; retry it.")
+            raise _GaveUp
+        if not is_redelivery and candidate.status == Candidate.Status.QUEUED:
+            if not endpoint.is_enabled:
+                candidate.fail(reason="The model is not available right now.")
+                raise _GaveUp
             running = Candidate.objects.filter(
                 endpoint=endpoint, status=Candidate.Status.RUNNING
             ).count()
-            if candidate.status == Candidate.Status.QUEUED and running >= endpoint.max_concurrency:
-                # The row stays QUEUED, so the wait costs the candidate no attempt.
+            if running >= endpoint.max_concurrency:
+                # Touch the row so the reaper sees a live wait, not a lost message.
+                Candidate.objects.filter(pk=candidate.pk).update(updated_at=timezone.now())
                 raise RetryLater(countdown=1.0 + _jitter() * 2)
         candidate.claim(job_id=job_id)
+
+
+class _GaveUp(Exception):
+    """The claim failed the candidate instead (disabled endpoint, attempts used up)."""
 
 
 def _jitter() -> float:
@@ -95,6 +111,9 @@ def _read_answer(candidate: Candidate, answer: llm_client.ProviderAnswer) -> dic
                 return None
 
         parsed = answers.parse(text, read_original=read_original)
+    if len(parsed.diff) > limit:
+        truncated = True
+        parsed = answers.ParsedAnswer(explanation=parsed.explanation, diff=parsed.diff[:limit])
     apply_error = ""
     if parsed.diff.strip():
         apply_error = git_client.check_patch(
@@ -128,6 +147,9 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
     except InvalidTransition:
         logger.info("candidate %s already claimed (%s)", candidate.pk, candidate.status)
         return None
+    except _GaveUp:
+        turn_settle(turn_id=candidate.turn_id)
+        return candidate
     endpoint = candidate.endpoint
     config = llm_client.EndpointConfig(
         provider=endpoint.provider,
@@ -152,9 +174,8 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
                 ) from exc
             candidate.fail(reason=exc.message)
         except answers.AnswerError as exc:
-            if candidate.attempts < settings.MARLIN_GENERATION_MAX_ATTEMPTS:
-                Candidate.objects.filter(pk=candidate.pk).update(error=str(exc))
-                raise RetryLater(countdown=backoff_seconds(candidate.attempts, None)) from exc
+            # The model answered, but with no usable change: asking again spends tokens on
+            # what is not a transient fault; the contractor can retry it.
             candidate.fail(reason=str(exc))
         except git_client.GitError as exc:
             candidate.fail(reason=exc.message)

@@ -420,7 +420,7 @@ class Candidate(BaseModel):
         )
 
     def requeue(self) -> None:
-        """FAILED → QUEUED, for a retry of this candidate only."""
+        """FAILED → QUEUED, for a retry of this candidate only, with a fresh set of attempts."""
         move(
             self,
             to=self.Status.QUEUED,
@@ -428,6 +428,8 @@ class Candidate(BaseModel):
             error="",
             started_at=None,
             finished_at=None,
+            attempts=0,
+            job_id="",
         )
 
 

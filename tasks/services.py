@@ -51,6 +51,7 @@ def task_create(
     prompt = _check_prompt(prompt)
     if not project.is_active:
         raise ApplicationError(f"Project {project} is closed.")
+    _check_endpoints(project)
     # Lock the repository row: the open-task quota must hold against concurrent creations.
     repository = Repository.objects.select_for_update().get(pk=repository.pk)
     if not repository.is_enabled:
@@ -83,6 +84,12 @@ def task_create(
     _turn_create_candidates(turn=turn, project=project)
     task.start_generation(by=contractor)
     return task
+
+
+def _check_endpoints(project: Project) -> None:
+    if not (project.endpoint_a.is_enabled and project.endpoint_b.is_enabled):
+        # Said to contractors: which of the two is off is not theirs to know.
+        raise ApplicationError("This project's models are paused; try again later.")
 
 
 def _turn_create_candidates(*, turn: Turn, project: Project) -> None:
@@ -190,6 +197,7 @@ def task_follow_up(
     task = _lock_for_contractor(task, by, doing="continue")
     prompt = _check_prompt(prompt)
     _refuse_unless_awaiting(task, "continued")
+    _check_endpoints(task.project)
     latest = task.turns.order_by("-number").first()
     if latest.number >= task.project.max_turns:
         raise ApplicationError(

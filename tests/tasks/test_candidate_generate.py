@@ -79,7 +79,7 @@ def test_a_failed_candidate_says_why_and_can_be_retried_alone(
     generation.candidate_generate(candidate_id=failing.pk)
     task.refresh_from_db()
     failing.refresh_from_db()
-    assert failing.status == Candidate.Status.SUCCEEDED and failing.attempts == 2
+    assert failing.status == Candidate.Status.SUCCEEDED and failing.attempts == 1
     assert task.status == Task.Status.AWAITING_PREFERENCE
     # The candidate that had succeeded was not touched by the retry.
     assert Candidate.objects.filter(pk=other.pk).values().get() == other_before

@@ -171,3 +171,48 @@ def test_an_endpoint_at_its_concurrency_cap_makes_candidates_wait_queued(
     generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
     waiting.refresh_from_db()
     assert waiting.status == Candidate.Status.SUCCEEDED and waiting.attempts == 1
+
+
+def test_a_paused_endpoint_takes_no_new_work(ready_repository, fake_project, contractor):
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    fake_project.endpoint_b.is_enabled = False
+    fake_project.endpoint_b.save()
+    queued = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_b)
+    generation.candidate_generate(candidate_id=queued.pk, job_id="j")
+    queued.refresh_from_db()
+    assert queued.status == Candidate.Status.FAILED
+    assert queued.error == "The model is not available right now."
+    with pytest.raises(ApplicationError, match="models are paused"):
+        create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    assert Task.objects.count() == 1
+
+
+def test_a_job_whose_worker_keeps_dying_gives_up_at_the_attempt_cap(
+    ready_repository, fake_project, fake_models, contractor, settings
+):
+    settings.MARLIN_GENERATION_MAX_ATTEMPTS = 2
+    alpha, _ = fake_models
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    candidate = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_a)
+    candidate.claim(job_id="j")  # attempt 1: the worker died
+    candidate.claim(job_id="j")  # attempt 2 (redelivered): died again
+    generation.candidate_generate(candidate_id=candidate.pk, job_id="j")  # third delivery
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.FAILED and "kept stopping" in candidate.error
+    assert not alpha.requests  # the model was not called a third time
+
+
+def test_an_answer_without_a_change_fails_at_once(
+    ready_repository, fake_project, fake_models, contractor
+):
+    from tests.fakes.model_servers import ok
+
+    alpha, _ = fake_models
+    alpha.enqueue(ok("I would rather not change anything."))
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    candidate = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_a)
+    generation.candidate_generate(candidate_id=candidate.pk, job_id="j")
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.FAILED
+    assert candidate.error == "The answer contains no code change."
+    assert len(alpha.requests) == 1
