@@ -51,24 +51,31 @@ def _claim(candidate: Candidate, job_id: str) -> None:
     spent), and fails the candidate when its attempts are used up, so a job whose worker
     keeps dying is not redelivered (and billed) forever.
     """
+    give_up = ""
+    busy = False
     with transaction.atomic():
         endpoint = ModelEndpoint.objects.select_for_update().get(pk=candidate.endpoint_id)
         is_redelivery = candidate.status == Candidate.Status.RUNNING and candidate.job_id == job_id
         if is_redelivery and candidate.attempts >= settings.MARLIN_GENERATION_MAX_ATTEMPTS:
-            candidate.fail(reason="Generation kept stopping before it finished; retry it.")
-            raise _GaveUp
-        if not is_redelivery and candidate.status == Candidate.Status.QUEUED:
+            give_up = "Generation kept stopping before it finished; retry it."
+        elif not is_redelivery and candidate.status == Candidate.Status.QUEUED:
             if not endpoint.is_enabled:
-                candidate.fail(reason="The model is not available right now.")
-                raise _GaveUp
-            running = Candidate.objects.filter(
-                endpoint=endpoint, status=Candidate.Status.RUNNING
-            ).count()
-            if running >= endpoint.max_concurrency:
+                give_up = "The model is not available right now."
+            elif (
+                Candidate.objects.filter(endpoint=endpoint, status=Candidate.Status.RUNNING).count()
+                >= endpoint.max_concurrency
+            ):
                 # Touch the row so the reaper sees a live wait, not a lost message.
                 Candidate.objects.filter(pk=candidate.pk).update(updated_at=timezone.now())
-                raise RetryLater(countdown=1.0 + _jitter() * 2)
-        candidate.claim(job_id=job_id)
+                busy = True
+        if not give_up and not busy:
+            candidate.claim(job_id=job_id)
+    if busy:
+        raise RetryLater(countdown=1.0 + _jitter() * 2)
+    if give_up:
+        # Outside the claim's transaction, which an exception would roll back.
+        candidate.fail(reason=give_up)
+        raise _GaveUp
 
 
 class _GaveUp(Exception):

@@ -164,8 +164,10 @@ def test_an_endpoint_at_its_concurrency_cap_makes_candidates_wait_queued(
     waiting = Candidate.objects.get(turn__task=second, endpoint=endpoint)
     with pytest.raises(generation.RetryLater):
         generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
+    touched = waiting.updated_at
     waiting.refresh_from_db()
     assert waiting.status == Candidate.Status.QUEUED and waiting.attempts == 0
+    assert waiting.updated_at > touched  # a live wait: the reaper will not re-send it
     # Once the running one is done, the waiting one goes through.
     busy.fail(reason="done")
     generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
