@@ -55,7 +55,9 @@ class RepositoryAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_change_permission(request):
+        if not (
+            self.has_change_permission(request) and request.user.has_perm("repos.add_repository")
+        ):
             return redirect("admin:index")
         form = RepositoryImportForm(request.POST or None, request.FILES or None)
         report = None

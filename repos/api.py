@@ -15,7 +15,11 @@ from repos.services import repository_import
 
 class CanImportRepositories(BasePermission):
     def has_permission(self, request, view) -> bool:
-        return bool(request.user.is_authenticated and request.user.has_perm("repos.add_repository"))
+        # An import adds rows and overwrites existing ones: both permissions, as in the admin.
+        return bool(
+            request.user.is_authenticated
+            and request.user.has_perms(["repos.add_repository", "repos.change_repository"])
+        )
 
 
 class RepositoryImportApi(APIView):

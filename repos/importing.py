@@ -68,7 +68,9 @@ def _count(obj: dict, key: str) -> int:
     value = obj.get(key, 0)
     if value in (None, ""):
         return 0
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        if len(value.strip()) > 10:
+            raise RowError(f"{key} must be a whole number of at least 0")
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 2**31 - 1:
         raise RowError(f"{key} must be a whole number of at least 0")
@@ -123,7 +125,12 @@ def normalise(obj: object, *, allowed_bases: list[str]) -> RepositoryRow:
     if not clone_url.lower().endswith(f"/{full_name.lower()}.git"):
         raise RowError("clone_url does not match full_name")
     pushed_raw = obj.get("pushed_at")
-    pushed_at = parse_datetime(pushed_raw) if isinstance(pushed_raw, str) and pushed_raw else None
+    try:
+        pushed_at = (
+            parse_datetime(pushed_raw) if isinstance(pushed_raw, str) and pushed_raw else None
+        )
+    except ValueError:  # well-formed but impossible, like month 13
+        pushed_at = None
     if pushed_raw and pushed_at is None:
         raise RowError("pushed_at is not an ISO 8601 date-time")
     default_branch = _text(obj, "default_branch", limit=255) or "main"
@@ -166,13 +173,17 @@ def _json_objects(text: str) -> Iterator[tuple[int, object]]:
 
 def _csv_objects(text: str) -> Iterator[tuple[int, object]]:
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "full_name" not in reader.fieldnames:
-        raise RowError("the CSV needs a header row with at least a full_name column")
-    for record in reader:
-        if None in record:
-            yield reader.line_num, RowError("the row has more cells than the header")
-            continue
-        yield reader.line_num, {k: v for k, v in record.items() if v not in (None, "")}
+    try:
+        if not reader.fieldnames or "full_name" not in reader.fieldnames:
+            raise RowError("the CSV needs a header row with at least a full_name column")
+        for record in reader:
+            if None in record:
+                yield reader.line_num, RowError("the row has more cells than the header")
+                continue
+            yield reader.line_num, {k: v for k, v in record.items() if v not in (None, "")}
+    except csv.Error as exc:
+        # The csv module cannot resume after a broken row (e.g. an over-long field).
+        raise RowError(f"the CSV cannot be read past line {reader.line_num}: {exc}") from exc
 
 
 def parse(content: bytes, *, filename: str, allowed_bases: list[str]) -> Iterator[ParsedLine]:

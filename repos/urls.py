@@ -11,7 +11,8 @@ urlpatterns = [
     path("<int:pk>/status/", views.repository_status, name="status"),
     path("<int:pk>/browse/", views.repository_browse_ref, name="browse_ref"),
     re_path(
-        r"^(?P<pk>[0-9]+)/browse/(?P<sha>[0-9a-f]{40})/(?P<path>.*)$",
+        # [\s\S]: git allows newlines in file names, and "." would not match them.
+        r"^(?P<pk>[0-9]+)/browse/(?P<sha>[0-9a-f]{40})/(?P<path>[\s\S]*)$",
         views.repository_browse,
         name="browse",
     ),

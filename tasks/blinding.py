@@ -13,8 +13,9 @@ MASK = "[model]"
 
 _IDENTITY_RE = re.compile(
     r"\b(?:claude(?:[ -](?:\d[\w.]*|opus|sonnet|haiku|instant))*|anthropic|chat ?gpt|"
-    r"gpt[ -]?\d[\w.-]*|gpt|openai|gemini|bard|llama[ -]?\d*[\w.-]*|mistral|mixtral|"
-    r"qwen[\w.-]*|deepseek[\w.-]*|codex|copilot|grok)\b",
+    r"gpt[ -]?\d[\w.-]*|gpt|openai|o[134](?:-mini|-pro|-preview)?|sonnet|opus|haiku|"
+    r"gemini|gemma|bard|llama[ -]?\d*[\w.-]*|mistral|mixtral|codestral|qwen[\w.-]*|"
+    r"deepseek[\w.-]*|kimi|moonshot|glm[\w.-]*|phi[ -]?\d[\w.-]*|codex|copilot|grok)\b",
     re.IGNORECASE,
 )
 

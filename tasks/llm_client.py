@@ -85,6 +85,12 @@ class ProviderAnswer:
 Generate = Callable[[EndpointConfig, GenerationRequest], ProviderAnswer]
 
 
+def load_providers() -> None:
+    """Import every provider (and its SDK) now; the worker calls this before forking, so no
+    generation pays the SDK import (about 1.5 s) on its process's first job."""
+    _registry()
+
+
 def _registry() -> dict[str, Generate]:
     from tasks.providers import anthropic_api, command, demo, openai_api
 

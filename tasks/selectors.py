@@ -17,7 +17,7 @@ def _task_qs() -> QuerySet[Task]:
         Prefetch(
             "turns",
             queryset=Turn.objects.prefetch_related(
-                "candidates",
+                Prefetch("candidates", queryset=Candidate.objects.select_related("endpoint")),
                 "judgements",
             ),
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import anthropic
 
 from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer, ProviderError
@@ -9,6 +11,13 @@ from tasks.providers import _http_errors as errors
 
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_TIMEOUT = 300.0
+
+
+@lru_cache(maxsize=32)
+def _client(api_key: str | None, base_url: str | None, timeout: float) -> anthropic.Anthropic:
+    """One client per process and configuration: it keeps its connections (and TLS) warm."""
+    # Retries are the job's: it backs off across workers and records each attempt.
+    return anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
 
 def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAnswer:
@@ -19,12 +28,10 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
             "The model is not configured on this server; an admin has been told.",
             detail="anthropic endpoint has no api_key_env",
         )
-    client = anthropic.Anthropic(
-        api_key=endpoint.api_key() or None,
-        base_url=endpoint.base_url or None,
-        # Retries are the job's: it backs off across workers and records each attempt.
-        max_retries=0,
-        timeout=float(params.get("timeout", DEFAULT_TIMEOUT)),
+    client = _client(
+        endpoint.api_key() or None,
+        endpoint.base_url or None,
+        float(params.get("timeout", DEFAULT_TIMEOUT)),
     )
     kwargs = {
         "model": endpoint.model_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import openai
 
 from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer
@@ -10,14 +12,19 @@ from tasks.providers import _http_errors as errors
 DEFAULT_TIMEOUT = 300.0
 
 
+@lru_cache(maxsize=32)
+def _client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
+    """One client per process and configuration: it keeps its connections (and TLS) warm."""
+    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+
+
 def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAnswer:
     params = endpoint.parameters
-    client = openai.OpenAI(
+    client = _client(
         # Local OpenAI-compatible servers often need no key, but the client insists on one.
-        api_key=endpoint.api_key() or "not-needed",
-        base_url=endpoint.base_url or None,
-        max_retries=0,
-        timeout=float(params.get("timeout", DEFAULT_TIMEOUT)),
+        endpoint.api_key() or "not-needed",
+        endpoint.base_url or None,
+        float(params.get("timeout", DEFAULT_TIMEOUT)),
     )
     kwargs: dict = {
         "model": endpoint.model_id,
