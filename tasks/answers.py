@@ -15,10 +15,39 @@ from dataclasses import dataclass
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
-FENCE_RE = re.compile(
-    r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$",
-    re.MULTILINE | re.DOTALL,
-)
+_FENCE_OPEN_RE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)")
+_RELATIVE_PATH_RE = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
+
+
+@dataclass(frozen=True)
+class _Fence:
+    start: int
+    end: int
+    info: str
+    body: str
+
+
+def _fences(text: str) -> list[_Fence]:
+    """Fenced blocks in one pass over the lines (a regex with a lazy body and a back
+    reference goes quadratic on fences that never close)."""
+    fences: list[_Fence] = []
+    offset = 0
+    opened: tuple[int, str, str, int] | None = None  # (start, fence, info, body start)
+    for line in text.splitlines(keepends=True):
+        stripped = line.rstrip("\r\n")
+        if opened is None:
+            match = _FENCE_OPEN_RE.fullmatch(stripped)
+            if match:
+                opened = (offset, match.group("fence"), match.group("info"), offset + len(line))
+        elif stripped.rstrip(" \t") == opened[1]:
+            start, _, info, body_start = opened
+            end = offset + len(stripped)
+            fences.append(_Fence(start, end, info, text[body_start:offset]))
+            opened = None
+        offset += len(line)
+    return fences
+
+
 # A path right before a fence: "File: a/b.py", "### a/b.py", "`a/b.py`:" or "a/b.py:".
 PATH_LINE_RE = re.compile(
     r"(?:^|\n)[ \t]*(?:[#*]+[ \t]*)?(?:file(?:name)?:[ \t]*)?`?(?P<path>[\w./-]+\.[\w]+|Makefile|Dockerfile)`?:?[ \t]*\*{0,2}[ \t]*\n?$",
@@ -131,13 +160,18 @@ def parse(text: str, *, read_original: Callable[[str], str | None]) -> ParsedAns
     diffs: list[str] = []
     prose_parts: list[str] = []
     cursor = 0
-    for match in FENCE_RE.finditer(text):
-        before = text[cursor : match.start()]
-        info = match.group("info").strip()
-        body = match.group("body")
+    for match in _fences(text):
+        before = text[cursor : match.start]
+        info = match.info.strip()
+        body = match.body
         lang, _, rest = info.partition(" ")
         path_match = PATH_LINE_RE.search(before)
-        named = rest.strip() or (lang if "/" in lang or "." in lang else "")
+        # Only a relative path counts as a file name (not attributes like {.line-numbers}).
+        candidates = [rest.strip(), lang if ("/" in lang or "." in lang) else ""]
+        named = next(
+            (c for c in candidates if c and _RELATIVE_PATH_RE.fullmatch(c) and ".." not in c),
+            "",
+        )
         if lang.lower() in DIFF_INFOS or _is_diff(body):
             diffs.append(body)
         elif named or path_match:
@@ -146,11 +180,11 @@ def parse(text: str, *, read_original: Callable[[str], str | None]) -> ParsedAns
                 before = before[: path_match.start()]
             diffs.append(_file_diff(path.strip("`"), body, read_original))
         else:
-            prose_parts.append(before + match.group(0))
-            cursor = match.end()
+            prose_parts.append(before + text[match.start : match.end])
+            cursor = match.end
             continue
         prose_parts.append(before)
-        cursor = match.end()
+        cursor = match.end
     prose_parts.append(text[cursor:])
     prose = "".join(prose_parts)
     if not diffs and _is_diff(prose):

@@ -274,3 +274,20 @@ def test_the_explanation_never_holds_the_diff():
     for line in DIV_DIFF.splitlines():
         if line.strip():
             assert line not in answer.explanation
+
+
+def test_fence_attributes_are_not_taken_for_file_names():
+    text = (
+        "Here:\n```python {.line-numbers}\nprint(1)\n```\n"
+        "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n```\n"
+    )
+    parsed = parse(text, read_original=lambda path: "a\n")
+    assert "{.line-numbers}" not in parsed.diff
+    assert parsed.diff.count("+++ ") == 1
+
+
+def test_an_unclosed_fence_does_not_hide_the_diff_inside_it():
+    text = "Notes:\n```python\nx = 1\n~~~diff\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n~~~\n"
+    # The ``` block never closes: no fenced block at all, and the diff is read as a bare one.
+    parsed = parse(text, read_original=lambda path: "a\n")
+    assert "+b" in parsed.diff and parsed.explanation.startswith("Notes:")
