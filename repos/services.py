@@ -310,17 +310,28 @@ def repository_read_text(*, repository: Repository, sha: str, path: str, max_byt
     return data.decode("utf-8", errors="replace")
 
 
+def repository_paths(*, repository: Repository, sha: str) -> list[str]:
+    """Every file path at `sha` (no blob is read)."""
+    entries = git_client.list_tree(
+        repository_cache_path(repository), sha, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+    )
+    return [entry.path for entry in entries]
+
+
 def repository_context(
-    *, repository: Repository, sha: str, wanted: list[str] | None = None, budget_bytes: int = 60_000
+    *,
+    repository: Repository,
+    sha: str,
+    wanted: list[str] | None = None,
+    budget_bytes: int = 60_000,
+    paths: list[str] | None = None,
 ) -> RepoContext:
     """The file list at `sha` and the contents of the most relevant text files within a budget.
 
     Files named in `wanted` come first, then READMEs, then other text files in tree order.
     """
-    entries = git_client.list_tree(
-        repository_cache_path(repository), sha, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
-    )
-    paths = [entry.path for entry in entries]
+    if paths is None:
+        paths = repository_paths(repository=repository, sha=sha)
     known = set(paths)
     readmes = [p for p in paths if Path(p).name.lower().startswith("readme")]
     texts = [p for p in paths if Path(p).suffix.lower() in _TEXT_SUFFIXES]

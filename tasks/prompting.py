@@ -23,7 +23,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "earlier change you keep."
 )
 _PATH_MENTION_RE = re.compile(r"[\w./-]+\.\w+")
-_MAX_LISTED_PATHS = 2000
 
 
 def preferred_candidate(turn: Turn, judgement: Judgement | None) -> Candidate | None:
@@ -37,6 +36,19 @@ def preferred_candidate(turn: Turn, judgement: Judgement | None) -> Candidate | 
         totals = {s: sum(judgement.scores.get(s, {}).values()) for s in ("A", "B")}
         slot = "B" if totals["B"] > totals["A"] else "A"
     return candidates.get(slot)
+
+
+def _file_listing(paths: list[str], budget: int) -> str:
+    """The repository's file list, shortened to `budget` bytes with a count of what is left."""
+    lines = ["Files in the repository:"]
+    used = len(lines[0]) + 1
+    for number, path in enumerate(paths):
+        if used + len(path.encode()) + 1 > budget - 40:
+            lines.append(f"... and {len(paths) - number} more")
+            break
+        lines.append(path)
+        used += len(path.encode()) + 1
+    return "\n".join(lines)
 
 
 def _assistant_message(candidate: Candidate) -> str:
@@ -80,28 +92,44 @@ def build_request(candidate: Candidate) -> GenerationRequest:
     mentioned = _PATH_MENTION_RE.findall(
         " ".join(m["content"] for m in messages if m["role"] == "user")
     )
-    budget = settings.MARLIN_PROMPT_CONTEXT_BYTES - sum(
-        len(m["content"].encode()) for m in messages
-    )
-    context = repo_services.repository_context(
-        repository=repository, sha=task.commit_sha, wanted=mentioned, budget_bytes=max(budget, 0)
-    )
-    listed = context.paths[:_MAX_LISTED_PATHS]
-    more = len(context.paths) - len(listed)
-    sections = [
+    head = [
         task.project.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT,
         f"Repository: {repository.full_name}, pinned commit {task.commit_sha}.",
-        "Files in the repository:\n"
-        + "\n".join(listed)
-        + (f"\n... and {more} more" if more else ""),
     ]
-    for path, text in context.files.items():
-        sections.append(f"--- {path} ---\n{text}")
+    # The conversation and instructions are never cut; the rest of the budget goes to the
+    # file list (at most a quarter) and then to file contents.
+    remaining = settings.MARLIN_PROMPT_CONTEXT_BYTES - sum(
+        len(text.encode()) for text in [*head, *(m["content"] for m in messages)]
+    )
+    all_paths = repo_services.repository_paths(repository=repository, sha=task.commit_sha)
+    listing = _file_listing(all_paths, max(remaining // 4, 0))
+    remaining -= len(listing.encode())
+    context = repo_services.repository_context(
+        repository=repository,
+        sha=task.commit_sha,
+        wanted=mentioned,
+        budget_bytes=max(remaining, 0),
+        paths=all_paths,
+    )
+    files = dict(context.files)
+    conversation_bytes = sum(len(m["content"].encode()) for m in messages)
+
+    def system_text() -> str:
+        blocks = [f"--- {path} ---\n{text}" for path, text in files.items()]
+        return "\n\n".join([*head, listing, *blocks])
+
+    # File headers and separators are not in the reads' budget: drop the least relevant
+    # files until the whole prompt fits.
+    while (
+        files
+        and len(system_text().encode()) + conversation_bytes > settings.MARLIN_PROMPT_CONTEXT_BYTES
+    ):
+        files.popitem()
     return GenerationRequest(
-        system="\n\n".join(sections),
+        system=system_text(),
         messages=messages,
         paths=context.paths,
-        files=context.files,
+        files=files,
         repo_path=repo_services.repository_cache_path(repository),
         commit_sha=task.commit_sha,
         base_diff=base_diff,
