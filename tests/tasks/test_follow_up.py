@@ -218,3 +218,33 @@ def test_an_answer_without_a_change_fails_at_once(
     assert candidate.status == Candidate.Status.FAILED
     assert candidate.error == "The answer contains no code change."
     assert len(alpha.requests) == 1
+
+
+def test_backoff_grows_and_honours_retry_after(settings):
+    settings.MARLIN_GENERATION_BACKOFF_SECONDS = 2
+    settings.MARLIN_GENERATION_BACKOFF_MAX_SECONDS = 60
+    first = [generation.backoff_seconds(1, None) for _ in range(20)]
+    third = [generation.backoff_seconds(3, None) for _ in range(20)]
+    assert all(1 <= d <= 2 for d in first) and all(4 <= d <= 8 for d in third)
+    assert len(set(third)) > 1  # jittered
+    assert generation.backoff_seconds(1, 30) >= 30  # the server said wait 30 s
+    assert generation.backoff_seconds(1, 600) == 60  # but never past the ceiling
+
+
+def test_an_oversized_answer_is_cut_and_marked(
+    ready_repository, fake_project, fake_models, contractor, settings
+):
+    from tests.fakes.model_servers import ok
+
+    settings.MARLIN_ANSWER_MAX_CHARS = 2000
+    alpha, _ = fake_models
+    diff = "```diff\n--- a/calc/ops.py\n+++ b/calc/ops.py\n@@ -5,2 +5,3 @@\n def div(a, b):\n     return a / b\n+# x\n```\n"
+    alpha.enqueue(ok(diff + "Explanation. " * 500))
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    candidate = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_a)
+    generation.candidate_generate(candidate_id=candidate.pk, job_id="j")
+    candidate.refresh_from_db()
+    assert candidate.status == Candidate.Status.SUCCEEDED
+    assert candidate.is_truncated is True
+    assert candidate.explanation.endswith("was cut here.]")
+    assert len(candidate.explanation) < 2200
