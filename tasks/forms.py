@@ -50,6 +50,8 @@ class JudgementForm(forms.Form):
         choices=Preference.choices, coerce=int, widget=forms.RadioSelect
     )
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), max_length=20_000)
+    # Set by "Submit anyway" after the page showed consistency warnings.
+    confirm_warnings = forms.BooleanField(required=False, widget=forms.HiddenInput)
     follow_up = forms.CharField(
         required=False,
         label="Follow-up prompt",

@@ -210,6 +210,8 @@ class Task(BaseModel):
     )
     # Review round: 1 on first submission, +1 each time a bounced task is revised.
     round = models.PositiveIntegerField(default=1)
+    # Time the contractor's page was visible and in use (heartbeats), for pay and analytics.
+    active_seconds = models.PositiveIntegerField(default=0)
     submitted_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
 
@@ -295,6 +297,7 @@ class Turn(BaseModel):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="turns")
     number = models.PositiveIntegerField()
     prompt = models.TextField()
+    active_seconds = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["task", "number"]
@@ -461,6 +464,8 @@ class Judgement(BaseModel):
     # {"A": {axis_key: 1..5, ...}, "B": {...}}, validated against the project's axes.
     scores = models.JSONField()
     justification = models.TextField()
+    # Consistency warnings the contractor saw and confirmed before submitting.
+    warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["turn", "round"]
@@ -482,3 +487,22 @@ class Judgement(BaseModel):
         if self.preference > 0:
             return Candidate.Slot.B
         return None
+
+
+class JudgementDraft(BaseModel):
+    """What the contractor has typed so far for a turn and round, saved as they work.
+
+    Free-form (it may be incomplete or invalid); the real Judgement is written on submit.
+    """
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="drafts")
+    round = models.PositiveIntegerField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "round"], name="judgement_draft_unique_round")
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft of turn {self.turn_id}, round {self.round}"

@@ -19,6 +19,7 @@ def _task_qs() -> QuerySet[Task]:
             queryset=Turn.objects.prefetch_related(
                 Prefetch("candidates", queryset=Candidate.objects.select_related("endpoint")),
                 "judgements",
+                "drafts",
             ),
         ),
         "events",

@@ -8,13 +8,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from marlin.exceptions import ApplicationError
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
 from tasks import generation
-from tasks.models import Candidate, Judgement, Preference, Project, Task, TaskEvent, Turn
+from tasks.models import (
+    Candidate,
+    Judgement,
+    JudgementDraft,
+    Preference,
+    Project,
+    Task,
+    TaskEvent,
+    Turn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +137,52 @@ def validate_scores(*, project: Project, scores: Any) -> dict[str, dict[str, int
     return clean
 
 
+class JudgementNeedsConfirmation(ApplicationError):
+    """The judgement looks self-contradictory; the contractor must confirm it as it is."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__("Please check the warnings below, then confirm or change your judgement.")
+        self.warnings = warnings
+
+
+def judgement_warnings(*, preference: int, scores: dict[str, dict[str, int]]) -> list[str]:
+    """Contradictions between the overall preference and the rubric scores."""
+    axes = list(scores["A"])
+    a_wins = all(scores["A"][k] > scores["B"][k] for k in axes)
+    b_wins = all(scores["B"][k] > scores["A"][k] for k in axes)
+    same = all(scores["A"][k] == scores["B"][k] for k in axes)
+    warnings = []
+    if preference < 0 and b_wins:
+        warnings.append("You prefer A, but scored B higher on every axis.")
+    if preference > 0 and a_wins:
+        warnings.append("You prefer B, but scored A higher on every axis.")
+    if abs(preference) >= 2 and same:
+        warnings.append("You have a strong preference, but gave both candidates the same scores.")
+    if preference == 0 and (a_wins or b_wins):
+        better = "A" if a_wins else "B"
+        warnings.append(f"You rate them about the same, but scored {better} higher on every axis.")
+    return warnings
+
+
 def _judge_latest_turn(
-    *, task: Task, preference: int, scores: Any, justification: str
+    *,
+    task: Task,
+    preference: int,
+    scores: Any,
+    justification: str,
+    confirm_warnings: bool = False,
 ) -> Judgement:
-    """Save this round's judgement of the latest turn (checked first; saving twice is harmless)."""
+    """Save this round's judgement of the latest turn (checked first; saving twice is harmless).
+
+    Raises JudgementNeedsConfirmation when the judgement contradicts itself and the contractor
+    has not confirmed it; confirmed warnings are stored with the judgement.
+    """
     if preference not in Preference.values:
         raise ApplicationError("The preference must be one of the seven points of the scale.")
     clean_scores = validate_scores(project=task.project, scores=scores)
+    warnings = judgement_warnings(preference=preference, scores=clean_scores)
+    if warnings and not confirm_warnings:
+        raise JudgementNeedsConfirmation(warnings)
     justification = (justification or "").strip()
     minimum = task.project.min_justification_chars
     if len(justification) < minimum:
@@ -141,7 +190,12 @@ def _judge_latest_turn(
     turn = task.turns.order_by("-number").first()
     if turn is None or turn.candidates.exclude(status=Candidate.Status.SUCCEEDED).exists():
         raise ApplicationError("Both candidates must be ready before they are judged.")
-    fields = {"preference": preference, "scores": clean_scores, "justification": justification}
+    fields = {
+        "preference": preference,
+        "scores": clean_scores,
+        "justification": justification,
+        "warnings": warnings,
+    }
     Judgement(turn=turn, round=task.round, **fields).full_clean(validate_constraints=False)
     judgement, _ = Judgement.objects.update_or_create(turn=turn, round=task.round, defaults=fields)
     return judgement
@@ -162,7 +216,15 @@ def _refuse_unless_awaiting(task: Task, doing: str) -> None:
 
 
 @transaction.atomic
-def task_submit(*, task: Task, by: Any, preference: int, scores: Any, justification: str) -> Task:
+def task_submit(
+    *,
+    task: Task,
+    by: Any,
+    preference: int,
+    scores: Any,
+    justification: str,
+    confirm_warnings: bool = False,
+) -> Task:
     """Record this round's judgement of the latest turn and send the task to review.
 
     Every turn must be judged in this round and the project's minimum of turns reached.
@@ -187,7 +249,14 @@ def task_submit(*, task: Task, by: Any, preference: int, scores: Any, justificat
 
 @transaction.atomic
 def task_follow_up(
-    *, task: Task, by: Any, preference: int, scores: Any, justification: str, prompt: str
+    *,
+    task: Task,
+    by: Any,
+    preference: int,
+    scores: Any,
+    justification: str,
+    prompt: str,
+    confirm_warnings: bool = False,
 ) -> Turn:
     """Judge the latest turn, then ask both models a follow-up: a new turn, two new candidates.
 
@@ -234,3 +303,50 @@ def task_revise(*, task: Task, by: Any) -> Task:
     ]
     Judgement.objects.bulk_create(copies)
     return task
+
+
+DRAFT_MAX_FIELDS = 64
+DRAFT_MAX_VALUE_CHARS = 20_000
+ACTIVE_STATES = (
+    Task.Status.GENERATING,
+    Task.Status.GENERATION_FAILED,
+    Task.Status.AWAITING_PREFERENCE,
+)
+
+
+def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> JudgementDraft | None:
+    """Keep what the contractor has typed for the latest turn; saving the same twice is harmless.
+
+    Only the form's own fields are kept (bounded in number and size). Returns None when the
+    task is not being judged (nothing to save), rather than failing a background save.
+    """
+    if task.contractor_id != by.pk:
+        raise ApplicationError("Only the task's contractor can save its draft.")
+    if task.status != Task.Status.AWAITING_PREFERENCE:
+        return None
+    kept = {
+        key: str(value)[:DRAFT_MAX_VALUE_CHARS]
+        for key, value in list(data.items())[:DRAFT_MAX_FIELDS]
+        if key in ("preference", "justification", "follow_up") or key.startswith("score_")
+    }
+    turn = task.turns.order_by("-number").first()
+    draft, _ = JudgementDraft.objects.update_or_create(
+        turn=turn, round=task.round, defaults={"data": kept}
+    )
+    return draft
+
+
+def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
+    """Add active time (the page visible and in use) to the task and its latest turn.
+
+    Heartbeats come every few seconds from the page; one counts for at most 60 s, so a
+    stalled or forged beat cannot claim hours.
+    """
+    if task.contractor_id != by.pk or task.status not in ACTIVE_STATES:
+        return
+    seconds = max(0, min(int(seconds), 60))
+    if not seconds:
+        return
+    Task.objects.filter(pk=task.pk).update(active_seconds=F("active_seconds") + seconds)
+    latest = task.turns.order_by("-number").values_list("pk", flat=True).first()
+    Turn.objects.filter(pk=latest).update(active_seconds=F("active_seconds") + seconds)

@@ -10,5 +10,7 @@ urlpatterns = [
     path("<int:pk>/candidates/", views.task_candidates, name="candidates"),
     path("<int:pk>/submit/", views.task_submit, name="submit"),
     path("<int:pk>/revise/", views.task_revise, name="revise"),
+    path("<int:pk>/draft/", views.task_draft, name="draft"),
+    path("<int:pk>/heartbeat/", views.task_heartbeat, name="heartbeat"),
     path("candidates/<int:pk>/retry/", views.candidate_retry, name="candidate_retry"),
 ]

@@ -47,13 +47,19 @@ def _judgement_of(turn, review_round: int):
     return same[-1] if same else (rows[-1] if rows else None)
 
 
-def _detail_context(task: Task, form: JudgementForm | None = None) -> dict:
+def _detail_context(
+    task: Task, form: JudgementForm | None = None, warnings: list[str] | None = None
+) -> dict:
     turns = list(task.turns.all())
     latest = turns[-1]
     judgement = _judgement_of(latest, task.round)
+    draft = next((d for d in latest.drafts.all() if d.round == task.round), None)
     if form is None and task.status == Task.Status.AWAITING_PREFERENCE:
         initial = {}
-        if judgement is not None:
+        if draft is not None and (judgement is None or draft.updated_at > judgement.updated_at):
+            # What the contractor typed last, even if the page was closed before submitting.
+            initial = dict(draft.data)
+        elif judgement is not None:
             # A revision (or a reload) starts from the judgement already given.
             initial = {"preference": judgement.preference, "justification": judgement.justification}
             for slot, axes in judgement.scores.items():
@@ -75,6 +81,7 @@ def _detail_context(task: Task, form: JudgementForm | None = None) -> dict:
         "can_follow_up": latest.number < task.project.max_turns,
         "feedback": [e for e in task.events.all() if e.to_status == Task.Status.BOUNCED],
         "form": form,
+        "warnings": warnings or [],
     }
 
 
@@ -111,12 +118,17 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
             "preference": form.cleaned_data["preference"],
             "scores": form.scores(),
             "justification": form.cleaned_data["justification"],
+            "confirm_warnings": form.cleaned_data["confirm_warnings"],
         }
         try:
             if wants_follow_up:
                 services.task_follow_up(prompt=form.cleaned_data["follow_up"], **judged)
             else:
                 services.task_submit(**judged)
+        except services.JudgementNeedsConfirmation as exc:
+            form.add_error(None, exc.message)
+            context = _detail_context(task, form, warnings=exc.warnings)
+            return render(request, "tasks/detail.html", context, status=400)
         except ApplicationError as exc:
             form.add_error("follow_up" if wants_follow_up else None, exc.message)
         else:
@@ -150,3 +162,28 @@ def candidate_retry(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("tasks:detail", pk=candidate.turn.task_id)
+
+
+@login_required
+@contractor_required
+@require_POST
+def task_draft(request: HttpRequest, pk: int) -> HttpResponse:
+    """Autosave: the page posts the judgement form as the contractor types."""
+    task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+    data = {key: request.POST.get(key, "") for key in request.POST if key != "csrfmiddlewaretoken"}
+    draft = services.judgement_draft_save(task=task, by=request.user, data=data)
+    return HttpResponse(status=204 if draft is not None else 409)
+
+
+@login_required
+@contractor_required
+@require_POST
+def task_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
+    """Active time: the page reports the seconds it was visible and in use since its last beat."""
+    task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+    try:
+        seconds = int(request.POST.get("seconds", "0"))
+    except ValueError:
+        return HttpResponse("seconds must be a whole number", status=400)
+    services.task_record_activity(task=task, by=request.user, seconds=seconds)
+    return HttpResponse(status=204)

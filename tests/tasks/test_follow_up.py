@@ -80,8 +80,9 @@ def test_the_second_turn_continues_from_the_preferred_answer_on_both_models(
 
     # Prefer beta's answer, whichever slot it landed in.
     preference = -3 if _slot_of(task, 1, "openai") == "A" else 3
+    scores = valid_scores(fake_project, *((4, 2) if preference < 0 else (2, 4)))
     services.task_follow_up(
-        task=task, by=contractor, preference=preference, scores=valid_scores(fake_project),
+        task=task, by=contractor, preference=preference, scores=scores,
         justification="Beta's marker is where it belongs.", prompt="Now also guard add().",
     )  # fmt: skip
     task.refresh_from_db()
@@ -104,7 +105,7 @@ def test_the_project_caps_the_turns(ready_repository, fake_project, contractor):
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
     _generate(task)
     judged = {
-        "preference": 1, "scores": valid_scores(fake_project),
+        "preference": 1, "scores": valid_scores(fake_project, 2, 4),
         "justification": "B is clearly the better change.",
     }  # fmt: skip
     services.task_follow_up(task=task, by=contractor, prompt="More, please.", **judged)
@@ -121,7 +122,7 @@ def test_a_project_minimum_of_turns_holds_at_submit(ready_repository, fake_proje
     _generate(task)
     with pytest.raises(ApplicationError, match="at least 2 turns"):
         services.task_submit(
-            task=task, by=contractor, preference=0, scores=valid_scores(fake_project),
+            task=task, by=contractor, preference=0, scores=valid_scores(fake_project, 3, 3),
             justification="About the same, both fine.",
         )  # fmt: skip
     task.refresh_from_db()

@@ -1,0 +1,122 @@
+// The compare-and-judge workspace: view toggle, file navigation, autosave, active time and
+// keyboard shortcuts. Plain script, no build step; every feature also works without it.
+(() => {
+  "use strict";
+  const ws = document.querySelector(".workspace");
+  if (!ws) return;
+  const form = document.getElementById("judgement");
+  const csrf = () => (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value || "";
+  const post = (url, data) => {
+    data.append("csrfmiddlewaretoken", csrf());
+    return fetch(url, { method: "POST", body: data, credentials: "same-origin" });
+  };
+
+  // Split or unified diffs; remembered across pages.
+  const setView = (view) => {
+    ws.dataset.diffView = view;
+    try { localStorage.setItem("marlin.diffView", view); } catch (e) { /* private mode */ }
+    document.querySelectorAll("[data-set-view]").forEach((b) =>
+      b.setAttribute("aria-pressed", String(b.dataset.setView === view)));
+  };
+  let saved = null;
+  try { saved = localStorage.getItem("marlin.diffView"); } catch (e) { saved = null; }
+  setView(saved === "split" ? "split" : "unified");
+  document.querySelectorAll("[data-set-view]").forEach((b) =>
+    b.addEventListener("click", () => setView(b.dataset.setView)));
+
+  // Next / previous changed file, across both candidates.
+  let fileIndex = -1;
+  const jumpFile = (step) => {
+    const files = Array.from(document.querySelectorAll(".diff-file"));
+    if (!files.length) return;
+    fileIndex = (fileIndex + step + files.length) % files.length;
+    files[fileIndex].open = true;
+    files[fileIndex].scrollIntoView({ block: "start" });
+    const summary = files[fileIndex].querySelector("summary");
+    if (summary) summary.focus();
+  };
+
+  // Autosave: the form goes to the server shortly after each change.
+  const status = document.getElementById("draft-status");
+  if (form && ws.dataset.draftUrl) {
+    let timer = null;
+    const save = () => {
+      const data = new FormData(form);
+      data.delete("csrfmiddlewaretoken");
+      post(ws.dataset.draftUrl, data).then((r) => {
+        if (status) status.textContent = r.ok ? "Draft saved" : "Draft not saved";
+      }).catch(() => { if (status) status.textContent = "Draft not saved (offline?)"; });
+    };
+    const later = (ms) => { clearTimeout(timer); timer = setTimeout(save, ms); };
+    form.addEventListener("input", () => later(600));
+    form.addEventListener("change", () => later(150));
+  }
+
+  // Active time: seconds with the page visible and touched in the last minute.
+  if (ws.dataset.heartbeatUrl) {
+    let lastUse = Date.now();
+    let lastTick = Date.now();
+    let pending = 0;
+    ["keydown", "mousemove", "mousedown", "scroll", "input", "touchstart"].forEach((name) =>
+      document.addEventListener(name, () => { lastUse = Date.now(); }, { passive: true }));
+    setInterval(() => {
+      const now = Date.now();
+      if (document.visibilityState === "visible" && now - lastUse < 60000) {
+        pending += (now - lastTick) / 1000;
+      }
+      lastTick = now;
+    }, 1000);
+    const flush = () => {
+      const seconds = Math.floor(pending);
+      if (seconds < 1) return;
+      pending -= seconds;
+      const data = new FormData();
+      data.append("seconds", String(seconds));
+      post(ws.dataset.heartbeatUrl, data).catch(() => { pending += seconds; });
+    };
+    setInterval(flush, 15000);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") flush();
+    });
+  }
+
+  // Keyboard shortcuts; never while typing in a field.
+  const help = document.getElementById("shortcuts");
+  const isTyping = (el) => !!el && (el.isContentEditable || el.tagName === "TEXTAREA" ||
+    el.tagName === "SELECT" || (el.tagName === "INPUT" &&
+      !["radio", "checkbox", "button", "submit", "reset"].includes(el.type)));
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && form) {
+      const submit = form.querySelector('button[name="action"][value="submit"]');
+      if (submit) { event.preventDefault(); submit.click(); }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    const radios = form ? form.querySelectorAll('input[name="preference"]') : [];
+    let handled = true;
+    if (event.key === "?" && help) {
+      if (help.open) help.close(); else help.showModal();
+    } else if (event.key === "u") {
+      setView("unified");
+    } else if (event.key === "s") {
+      setView("split");
+    } else if (event.key === "j") {
+      jumpFile(1);
+    } else if (event.key === "k") {
+      jumpFile(-1);
+    } else if (/^[1-7]$/.test(event.key) && radios.length === 7) {
+      const radio = radios[Number(event.key) - 1];
+      radio.checked = true;
+      radio.focus();
+      radio.dispatchEvent(new Event("change", { bubbles: true }));
+    } else if (event.key === "f" && form) {
+      const field = form.querySelector("#id_justification");
+      if (field) field.focus();
+    } else {
+      handled = false;
+    }
+    if (handled) event.preventDefault();
+  });
+  document.querySelectorAll("[data-open-shortcuts]").forEach((b) =>
+    b.addEventListener("click", () => help && help.showModal()));
+})();
