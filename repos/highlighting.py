@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.core.cache import cache
 from django.utils.safestring import SafeString, mark_safe
@@ -10,6 +12,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import DiffLexer, TextLexer, get_lexer_by_name
+from pygments.token import STANDARD_TYPES
 
 # Lexer chosen from the file name among these, never guessed from content (guess_lexer is
 # slow, and content is untrusted); anything else is plain text.
@@ -68,3 +71,53 @@ def highlight_file_cached(*, path: str, oid: str, data: bytes) -> SafeString:
 
 def stylesheet() -> str:
     return HtmlFormatter(style="default").get_style_defs(".highlight")
+
+
+# --- Per-line highlighting (the diff viewer) ------------------------------------------------
+
+_TOKEN_CLASSES: dict[object, str] = {}
+
+
+def _token_class(ttype: Any) -> str:
+    """The short CSS class HtmlFormatter would give the token (so syntax.css applies)."""
+    cls = _TOKEN_CLASSES.get(ttype)
+    if cls is None:
+        suffix, parent = "", ttype
+        name = STANDARD_TYPES.get(parent)
+        while name is None:
+            suffix = parent[-1] + suffix
+            parent = parent.parent
+            name = STANDARD_TYPES.get(parent)
+        cls = _TOKEN_CLASSES[ttype] = name + suffix
+    return cls
+
+
+def highlight_lines(*, path: str, text: str) -> list[str]:
+    """Escaped HTML for each line of `text` ("\\n"-separated), lexed as one whole.
+
+    Lexing the whole text keeps multi-line strings and comments right; each line's HTML is
+    balanced on its own (a token crossing a line break becomes one span per line), so the
+    lines can go into separate table cells. Every character goes through html.escape.
+    Returns exactly text.split("\\n") lines; if the lexer's output does not line up (it
+    rewrites "\\r"), the lines are returned escaped but not highlighted.
+    """
+    expected = text.split("\n")
+    lexer = lexer_for(path)
+    # Lexers strip leading/trailing blank lines by default, which would shift every line.
+    lexer.stripnl = False
+    lines: list[list[str]] = [[]]
+    for ttype, value in lexer.get_tokens(text):
+        cls = _token_class(ttype)
+        pieces = value.split("\n")
+        for index, piece in enumerate(pieces):
+            if index:
+                lines.append([])
+            if piece:
+                escaped = html.escape(piece)
+                lines[-1].append(f'<span class="{cls}">{escaped}</span>' if cls else escaped)
+    # get_tokens ends the text with a newline when it lacks one: drop the extra empty line.
+    while len(lines) > len(expected) and not lines[-1]:
+        lines.pop()
+    if len(lines) != len(expected):
+        return [html.escape(line) for line in expected]
+    return ["".join(parts) for parts in lines]
