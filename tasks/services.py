@@ -234,7 +234,13 @@ def task_submit(
     if task.status == Task.Status.SUBMITTED:
         return task
     _refuse_unless_awaiting(task, "submitted")
-    _judge_latest_turn(task=task, preference=preference, scores=scores, justification=justification)
+    _judge_latest_turn(
+        task=task,
+        preference=preference,
+        scores=scores,
+        justification=justification,
+        confirm_warnings=confirm_warnings,
+    )
     turns = task.turns.count()
     if turns < task.project.min_turns:
         raise ApplicationError(
@@ -272,7 +278,13 @@ def task_follow_up(
         raise ApplicationError(
             f"This project allows at most {task.project.max_turns} turns; submit the task."
         )
-    _judge_latest_turn(task=task, preference=preference, scores=scores, justification=justification)
+    _judge_latest_turn(
+        task=task,
+        preference=preference,
+        scores=scores,
+        justification=justification,
+        confirm_warnings=confirm_warnings,
+    )
     turn = Turn.objects.create(task=task, number=latest.number + 1, prompt=prompt)
     _turn_create_candidates(turn=turn, project=task.project)
     task.continue_conversation(by=by)
