@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from marlin.exceptions import ApplicationError
 from reviews import exports, selectors, services
 from reviews.forms import ExportForm, ReviewForm
+from tasks.diffview import attach_diff_views
 from tasks.models import Task
 from tasks.selectors import task_get_for_reviewer
 
@@ -26,6 +27,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 
 def _review_context(task: Task, form: ReviewForm | None) -> dict:
     turns = list(task.turns.all())
+    attach_diff_views(c for t in turns for c in t.candidates.all())
     return {
         "task": task,
         "turns": [

@@ -328,3 +328,10 @@ def _unparsed_file(candidate_id: int, diff: str) -> DiffFile:
         anchor=f"c{int(candidate_id)}-f1",
         is_large=len(lines) > LARGE_FILE_LINES,
     )
+
+
+def attach_diff_views(candidates) -> None:
+    """Give every finished candidate its parsed, highlighted diff (cached per diff)."""
+    for candidate in candidates:
+        if candidate.status == candidate.Status.SUCCEEDED:
+            candidate.diff_view = build_diff_view(candidate_id=candidate.pk, diff=candidate.diff)

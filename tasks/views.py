@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
 from tasks import generation, selectors, services
+from tasks.diffview import attach_diff_views
 from tasks.forms import JudgementForm, TaskCreateForm
 from tasks.models import Task
 
@@ -66,6 +67,7 @@ def _detail_context(
                 for axis, value in axes.items():
                     initial[JudgementForm.score_field(slot, axis)] = value
         form = JudgementForm(project=task.project, initial=initial)
+    attach_diff_views(c for t in turns for c in t.candidates.all())
     return {
         "task": task,
         "turn": latest,
