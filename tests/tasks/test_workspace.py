@@ -158,3 +158,15 @@ def test_the_page_makes_the_same_number_of_queries_for_1_and_50_files(
     )
     Candidate.objects.filter(turn__task=judged_task).update(diff=many)
     assert _queries_for(client, judged_task) == one_file
+
+
+def test_each_changed_file_links_to_the_whole_file_at_the_pinned_commit(
+    client, judged_task, contractor
+):
+    client.force_login(contractor)
+    page = client.get(reverse("tasks:detail", args=[judged_task.pk])).content.decode()
+    candidate = Candidate.objects.filter(turn__task=judged_task).first()
+    path = candidate.diff.splitlines()[0].removeprefix("--- a/")
+    url = reverse("repos:browse", args=[judged_task.repository_id, judged_task.commit_sha, path])
+    assert f'href="{url}"' in page
+    assert client.get(url).status_code == 200
