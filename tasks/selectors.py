@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from tasks.models import Candidate, Project, Task, Turn
@@ -48,3 +49,19 @@ def candidate_get_for_contractor(*, user: Any, pk: int) -> Candidate:
 
 def project_list_active() -> QuerySet[Project]:
     return Project.objects.filter(is_active=True)
+
+
+def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
+    """A candidate its task's contractor may see, or a reviewer of that task (not their own)."""
+    candidate = get_object_or_404(Candidate.objects.select_related("turn__task"), pk=pk)
+    task = candidate.turn.task
+    if task.contractor_id == user.pk and user.has_perm("tasks.work_on_tasks"):
+        return candidate
+    reviewed = (Task.Status.SUBMITTED, Task.Status.ACCEPTED, Task.Status.BOUNCED)
+    if (
+        user.has_perm("reviews.review_tasks")
+        and task.contractor_id != user.pk
+        and task.status in reviewed
+    ):
+        return candidate
+    raise Http404

@@ -13,4 +13,9 @@ urlpatterns = [
     path("<int:pk>/draft/", views.task_draft, name="draft"),
     path("<int:pk>/heartbeat/", views.task_heartbeat, name="heartbeat"),
     path("candidates/<int:pk>/retry/", views.candidate_retry, name="candidate_retry"),
+    path(
+        "candidates/<int:pk>/files/<int:index>/",
+        views.candidate_diff_file,
+        name="candidate_diff_file",
+    ),
 ]

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
 from tasks import generation, selectors, services
-from tasks.diffview import attach_diff_views
+from tasks.diffview import attach_diff_views, build_diff_view
 from tasks.forms import JudgementForm, TaskCreateForm
 from tasks.models import Task
 
@@ -189,3 +189,14 @@ def task_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse("seconds must be a whole number", status=400)
     services.task_record_activity(task=task, by=request.user, seconds=seconds)
     return HttpResponse(status=204)
+
+
+@login_required
+def candidate_diff_file(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """One large changed file of a candidate, loaded when the person opens it."""
+    candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
+    view = build_diff_view(candidate_id=candidate.pk, diff=candidate.diff)
+    if index >= len(view.files):
+        raise Http404("No such file in this change.")
+    file = view.files[index]
+    return render(request, "tasks/_diff_file_body.html", {"file": file, "a": file.anchor})

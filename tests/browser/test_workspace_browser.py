@@ -368,3 +368,20 @@ def test_the_workspace_fits_a_narrow_screen_without_scrolling_sideways(
         )
         # Long code lines scroll inside their own diff box, never the whole page.
         assert widths[0] <= widths[1], (view, widths, page.evaluate(OVERFLOWING_ELEMENTS_JS))
+
+
+def test_a_large_file_loads_when_it_is_opened(log_in, contractor, ready_task, monkeypatch):
+    import uuid
+
+    from tasks import diffview
+
+    monkeypatch.setattr(diffview, "LARGE_FILE_LINES", 2)
+    marker = f"m{uuid.uuid4().hex}"
+    big = f"--- a/big.py\n+++ b/big.py\n@@ -1 +1,4 @@\n x = 1\n+{marker} = 1\n+b = 2\n+c = 3\n"
+    Candidate.objects.filter(turn__task=ready_task).update(diff=big)
+    page = _open_workspace(log_in, contractor, ready_task)
+    first = page.locator("details.diff-file").first
+    expect(first).not_to_have_attribute("open", "")
+    assert page.locator(f"text={marker}").count() == 0
+    first.locator("summary").click()
+    expect(first.locator(".diff-unified").get_by_text(marker)).to_be_visible()

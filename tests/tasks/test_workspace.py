@@ -170,3 +170,37 @@ def test_each_changed_file_links_to_the_whole_file_at_the_pinned_commit(
     url = reverse("repos:browse", args=[judged_task.repository_id, judged_task.commit_sha, path])
     assert f'href="{url}"' in page
     assert client.get(url).status_code == 200
+
+
+def test_a_large_file_is_loaded_only_when_opened(
+    client, judged_task, contractor, other_contractor, reviewer, monkeypatch
+):
+    import uuid
+
+    from tasks import diffview
+
+    monkeypatch.setattr(diffview, "LARGE_FILE_LINES", 2)
+    marker = uuid.uuid4().hex  # a fresh diff: nothing cached for it yet
+    big = f"--- a/big.py\n+++ b/big.py\n@@ -1 +1,4 @@\n x = 1\n+a = '{marker}'\n+b = 2\n+c = 3\n"
+    candidate = Candidate.objects.filter(turn__task=judged_task).first()
+    Candidate.objects.filter(pk=candidate.pk).update(diff=big)
+    client.force_login(contractor)
+    page = client.get(reverse("tasks:detail", args=[judged_task.pk])).content.decode()
+    url = reverse("tasks:candidate_diff_file", args=[candidate.pk, 0])
+    assert f'hx-get="{url}"' in page
+    assert marker not in page  # the file's lines are not in the first load
+    body = client.get(url).content.decode()
+    assert marker in body and 'class="diff-unified"' in body
+    assert (
+        client.get(reverse("tasks:candidate_diff_file", args=[candidate.pk, 5])).status_code == 404
+    )
+
+    client.force_login(other_contractor)
+    assert client.get(url).status_code == 404
+    client.force_login(reviewer)
+    assert client.get(url).status_code == 404  # not submitted yet: not the reviewer's to see
+    services.task_submit(
+        task=judged_task, by=contractor, preference=-1, scores=valid_scores(judged_task.project),
+        justification="A guards the zero divisor; B does not.",
+    )  # fmt: skip
+    assert client.get(url).status_code == 200
