@@ -102,6 +102,9 @@ def highlight_lines(*, path: str, text: str) -> list[str]:
     rewrites "\\r"), the lines are returned escaped but not highlighted.
     """
     expected = text.split("\n")
+    if "\r" in text:
+        # Pygments turns a lone "\r" into a line break, which can shift lines silently.
+        return [html.escape(line) for line in expected]
     lexer = lexer_for(path)
     # Lexers strip leading/trailing blank lines by default, which would shift every line.
     lexer.stripnl = False

@@ -20,10 +20,15 @@ _IDENTITY_RE = re.compile(
 )
 
 
+_INVISIBLE_RE = re.compile("[\u00ad\u034f\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
 def mask_identity(text: str, *, names: Iterable[str] = ()) -> str:
     """Replace model and vendor names (and the given endpoint names/model ids) with [model]."""
     if not text:
         return text
+    # Invisible characters (soft hyphen, zero-width) would split a name past the patterns.
+    text = _INVISIBLE_RE.sub("", text)
     for name in sorted({n for n in names if n and len(n) >= 3}, key=len, reverse=True):
         text = re.sub(re.escape(name), MASK, text, flags=re.IGNORECASE)
     return _IDENTITY_RE.sub(MASK, text)

@@ -169,7 +169,7 @@ def _parse(diff: str) -> list[_RawFile]:
     index = 0
     while index < len(lines):
         line = lines[index]
-        if line.startswith(_GIT_HEADER_PREFIXES) or (not line.strip() and not files):
+        if line.startswith(_GIT_HEADER_PREFIXES) or not line.strip():
             index += 1
             continue
         if not (line.startswith("--- ") and index + 1 < len(lines)):

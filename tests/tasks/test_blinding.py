@@ -116,3 +116,31 @@ def test_the_export_keeps_what_the_model_wrote(revealing_task, reviewer, tmp_pat
 )
 def test_mask_identity(text, expected):
     assert mask_identity(text) == expected
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        "&#99;laude",
+        "cl&shy;aude",
+        "gpt&#45;4",
+        "Open\\AI",
+        "**Open**AI",
+        "cl\u200baude",
+        "&#x43;laude",
+    ],
+)
+def test_markdown_cannot_smuggle_a_model_name_past_the_mask(
+    client, revealing_task, contractor, disguised
+):
+    import html as html_lib
+
+    a = Candidate.objects.filter(turn__task=revealing_task).order_by("slot").first()
+    a.explanation = f"Made by {disguised} itself."
+    a.save()
+    client.force_login(contractor)
+    page = client.get(reverse("tasks:detail", args=[revealing_task.pk])).content.decode()
+    start = page.index('data-slot="A"')
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", page[start : start + 6000]))
+    text = text.replace("\u00ad", "").replace("\u200b", "")
+    _assert_blind(text)
