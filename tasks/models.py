@@ -212,6 +212,7 @@ class Task(BaseModel):
     round = models.PositiveIntegerField(default=1)
     # Time the contractor's page was visible and in use (heartbeats), for pay and analytics.
     active_seconds = models.PositiveIntegerField(default=0)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
 

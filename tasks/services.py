@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from marlin.exceptions import ApplicationError
 from repos import services as repo_services
@@ -351,14 +352,21 @@ def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> Judgem
 def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
     """Add active time (the page visible and in use) to the task and its latest turn.
 
-    Heartbeats come every few seconds from the page; one counts for at most 60 s, so a
-    stalled or forged beat cannot claim hours.
+    A beat is credited at most the wall time since the previous one (and at most 60 s),
+    so neither a stalled page nor a flood of beats can claim more time than has passed.
     """
     if task.contractor_id != by.pk or task.status not in ACTIVE_STATES:
         return
-    seconds = max(0, min(int(seconds), 60))
-    if not seconds:
-        return
-    Task.objects.filter(pk=task.pk).update(active_seconds=F("active_seconds") + seconds)
-    latest = task.turns.order_by("-number").values_list("pk", flat=True).first()
-    Turn.objects.filter(pk=latest).update(active_seconds=F("active_seconds") + seconds)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Task.objects.select_for_update().get(pk=task.pk)
+        seconds = max(0, min(int(seconds), 60))
+        if locked.last_heartbeat_at is not None:
+            since = (now - locked.last_heartbeat_at).total_seconds()
+            seconds = min(seconds, max(0, int(since)))
+        Task.objects.filter(pk=task.pk).update(
+            active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now
+        )
+        if seconds:
+            latest = task.turns.order_by("-number").values_list("pk", flat=True).first()
+            Turn.objects.filter(pk=latest).update(active_seconds=F("active_seconds") + seconds)

@@ -111,8 +111,12 @@ def task_candidates(request: HttpRequest, pk: int) -> HttpResponse:
 def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Judge the latest turn, then either submit the task or send a follow-up prompt."""
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
-    form = JudgementForm(request.POST, project=task.project)
-    wants_follow_up = request.POST.get("action") == "follow_up"
+    data = request.POST.copy()
+    # Only the "... anyway" buttons (formaction with ?confirm=1) confirm shown warnings; a
+    # later plain submit with a new contradiction is asked again.
+    data["confirm_warnings"] = "on" if request.GET.get("confirm") == "1" else ""
+    form = JudgementForm(data, project=task.project)
+    wants_follow_up = data.get("action") == "follow_up"
     if form.is_valid():
         judged = {
             "task": task,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from tasks import services
 from tasks.models import Candidate, Judgement, JudgementDraft, Task
@@ -79,7 +83,9 @@ def test_a_contradiction_must_be_confirmed(client, judged_task, contractor):
     judged_task.refresh_from_db()
     assert judged_task.status == Task.Status.AWAITING_PREFERENCE
     assert not Judgement.objects.exists()
-    response = client.post(url, {**contradiction, "confirm_warnings": "on"})
+    # A hidden field cannot confirm: only the "anyway" button's ?confirm=1 does.
+    assert client.post(url, {**contradiction, "confirm_warnings": "on"}).status_code == 400
+    response = client.post(url + "?confirm=1", contradiction)
     assert response.status_code == 302
     judgement = Judgement.objects.get()
     assert judgement.warnings == ["You prefer A, but scored B higher on every axis."]
@@ -106,8 +112,13 @@ def test_consistency_rules(project, preference, a, b, expected):
 def test_active_time_is_counted_in_bounded_heartbeats(client, judged_task, contractor):
     client.force_login(contractor)
     url = reverse("tasks:heartbeat", args=[judged_task.pk])
-    assert client.post(url, {"seconds": "30"}).status_code == 204
-    assert client.post(url, {"seconds": "9999"}).status_code == 204  # counts as 60
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        assert client.post(url, {"seconds": "30"}).status_code == 204  # first beat: 30
+    with time_machine.travel(start + timedelta(seconds=100), tick=False):
+        assert client.post(url, {"seconds": "9999"}).status_code == 204  # counts as 60
+        # A flood of beats in the same second claims nothing more.
+        assert client.post(url, {"seconds": "60"}).status_code == 204
     assert client.post(url, {"seconds": "lots"}).status_code == 400
     judged_task.refresh_from_db()
     assert judged_task.active_seconds == 90
