@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from django.db.models import Prefetch
 
 from reviews.models import Review
+from tasks import prompting
 from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
 
 NATIVE_SCHEMA_VERSION = 1
@@ -49,6 +52,7 @@ def _task_records(task: Task) -> Iterator[dict]:
         judgement = judgements[-1]
         candidates = {c.slot: c for c in turn.candidates.all()}
         conversation.append({"role": "user", "content": turn.prompt})
+        chosen = prompting.preferred_candidate(turn, judgement)
         yield {
             "schema_version": NATIVE_SCHEMA_VERSION,
             "task_id": task.pk,
@@ -69,6 +73,11 @@ def _task_records(task: Task) -> Iterator[dict]:
                     "model_id": c.endpoint.model_id,
                     "explanation": c.explanation,
                     "diff": c.diff,
+                    "answer": prompting.assistant_message(c),
+                    "applies_cleanly": c.applies_cleanly,
+                    "is_truncated": c.is_truncated,
+                    "attempts": c.attempts,
+                    "seconds": round(c.elapsed_seconds or 0.0, 3),
                 }
                 for slot, c in sorted(candidates.items())
             },
@@ -77,6 +86,10 @@ def _task_records(task: Task) -> Iterator[dict]:
             "preference_label": Preference(judgement.preference).label,
             "preferred_slot": judgement.preferred_slot,
             "justification": judgement.justification,
+            "consistency_warnings": judgement.warnings,
+            "round_judged": judgement.round,
+            "turn_active_seconds": turn.active_seconds,
+            "task_active_seconds": task.active_seconds,
             "contractor_id": task.contractor_id,
             "reviewer_ids": sorted({r.reviewer_id for r in reviews}),
             "rounds": task.round,
@@ -89,11 +102,136 @@ def _task_records(task: Task) -> Iterator[dict]:
             "submitted_at": _iso(task.submitted_at),
             "accepted_at": _iso(task.accepted_at),
         }
-        preferred = candidates.get(judgement.preferred_slot or "A")
-        if preferred is not None:
-            conversation.append({"role": "assistant", "content": preferred.explanation})
+        if chosen is not None:
+            # The conversation continues from the chosen answer, as the models were told.
+            conversation.append(
+                {"role": "assistant", "content": prompting.assistant_message(chosen)}
+            )
 
 
 def native_jsonl_lines(**filters: Any) -> Iterator[str]:
     for record in native_records(**filters):
         yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _pair(record: dict) -> tuple[dict, dict] | None:
+    """The (chosen, rejected) candidates of a record, or None for a tie."""
+    slot = record["preferred_slot"]
+    if slot is None:
+        return None
+    other = "B" if slot == "A" else "A"
+    return record["candidates"][slot], record["candidates"][other]
+
+
+def _prompt(record: dict) -> list[dict]:
+    return list(record["conversation"])
+
+
+def trl_records(**filters: Any) -> Iterator[dict]:
+    """Hugging Face TRL conversational preference records (prompt/chosen/rejected); no ties."""
+    for record in native_records(**filters):
+        pair = _pair(record)
+        if pair is None:
+            continue
+        chosen, rejected = pair
+        yield {
+            "prompt": _prompt(record),
+            "chosen": [{"role": "assistant", "content": chosen["answer"]}],
+            "rejected": [{"role": "assistant", "content": rejected["answer"]}],
+        }
+
+
+def openai_records(**filters: Any) -> Iterator[dict]:
+    """OpenAI preference fine-tuning records (input / preferred / non-preferred); no ties."""
+    for record in native_records(**filters):
+        pair = _pair(record)
+        if pair is None:
+            continue
+        chosen, rejected = pair
+        yield {
+            "input": {"messages": _prompt(record)},
+            "preferred_output": [{"role": "assistant", "content": chosen["answer"]}],
+            "non_preferred_output": [{"role": "assistant", "content": rejected["answer"]}],
+        }
+
+
+def criterion_records(*, axis: str, **filters: Any) -> Iterator[dict]:
+    """TRL records judged on one rubric axis alone: the candidate scored higher on it wins;
+    turns where both scored the same on that axis are left out."""
+    for record in native_records(**filters):
+        scores = record["scores"]
+        if axis not in scores.get("A", {}):
+            continue
+        a, b = scores["A"][axis], scores["B"][axis]
+        if a == b:
+            continue
+        chosen, rejected = ("A", "B") if a > b else ("B", "A")
+        candidates = record["candidates"]
+        yield {
+            "prompt": _prompt(record),
+            "chosen": [{"role": "assistant", "content": candidates[chosen]["answer"]}],
+            "rejected": [{"role": "assistant", "content": candidates[rejected]["answer"]}],
+            "criterion": axis,
+        }
+
+
+CSV_COLUMNS = [
+    "task_id", "turn", "project", "repository", "commit_sha", "task_kind", "preference",
+    "preference_label", "preferred_slot", "endpoint_a", "endpoint_b", "score_total_a",
+    "score_total_b", "applies_cleanly_a", "applies_cleanly_b", "justification", "contractor_id",
+    "rounds", "status", "submitted_at", "accepted_at",
+]  # fmt: skip
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> str:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def csv_lines(**filters: Any) -> Iterator[str]:
+    """A CSV summary, one row per judged turn, safe against formula injection."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for r in native_records(**filters):
+        a, b = r["candidates"]["A"], r["candidates"]["B"]
+        row = [
+            r["task_id"], r["turn"], r["project"], r["repository"], r["commit_sha"],
+            r["task_kind"], r["preference"], r["preference_label"], r["preferred_slot"] or "",
+            a["endpoint"], b["endpoint"], sum(r["scores"]["A"].values()),
+            sum(r["scores"]["B"].values()), a["applies_cleanly"], b["applies_cleanly"],
+            r["justification"], r["contractor_id"], r["rounds"], r["status"],
+            r["submitted_at"], r["accepted_at"],
+        ]  # fmt: skip
+        writer.writerow([csv_safe(cell) for cell in row])
+        yield flush()
+
+
+FORMATS = ("native", "trl", "openai", "csv")
+
+
+def export_lines(*, fmt: str, **filters: Any) -> Iterator[str]:
+    """The lines of an export in one of FORMATS, or "criterion:<axis>"."""
+    if fmt == "csv":
+        return csv_lines(**filters)
+    if fmt == "native":
+        return native_jsonl_lines(**filters)
+    if fmt == "trl":
+        records: Iterator[dict] = trl_records(**filters)
+    elif fmt == "openai":
+        records = openai_records(**filters)
+    elif fmt.startswith("criterion:"):
+        records = criterion_records(axis=fmt.split(":", 1)[1], **filters)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    return (json.dumps(r, ensure_ascii=False) + "\n" for r in records)

@@ -25,4 +25,13 @@ class ReviewForm(forms.Form):
 
 class ExportForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.all(), required=False)
+    format = forms.ChoiceField(
+        choices=[
+            ("native", "Native JSONL (everything)"),
+            ("trl", "Hugging Face TRL preference (JSONL)"),
+            ("openai", "OpenAI preference fine-tuning (JSONL)"),
+            ("csv", "CSV summary"),
+        ],
+        initial="native",
+    )
     include_unaccepted = forms.BooleanField(required=False)

@@ -80,12 +80,16 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def export(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.GET or None)
     if request.GET and form.is_valid():
-        lines = exports.native_jsonl_lines(
+        fmt = form.cleaned_data["format"]
+        lines = exports.export_lines(
+            fmt=fmt,
             project=form.cleaned_data["project"],
             accepted_only=not form.cleaned_data["include_unaccepted"],
         )
-        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        response = StreamingHttpResponse(lines, content_type=content_type)
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        response["Content-Disposition"] = f'attachment; filename="marlin-preferences-{stamp}.jsonl"'
+        extension = "csv" if fmt == "csv" else "jsonl"
+        response["Content-Disposition"] = f'attachment; filename="marlin-{fmt}-{stamp}.{extension}"'
         return response
     return render(request, "reviews/export.html", {"form": form or ExportForm()})

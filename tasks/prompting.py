@@ -51,7 +51,7 @@ def _file_listing(paths: list[str], budget: int) -> str:
     return "\n".join(lines)
 
 
-def _assistant_message(candidate: Candidate) -> str:
+def assistant_message(candidate: Candidate) -> str:
     return f"{candidate.explanation}\n\n```diff\n{candidate.diff}```"
 
 
@@ -79,7 +79,7 @@ def conversation_for(turn: Turn, *, review_round: int) -> tuple[list[dict[str, s
         )  # fmt: skip
         chosen = preferred_candidate(previous, judgement)
         if chosen is not None:
-            messages.append({"role": "assistant", "content": _assistant_message(chosen)})
+            messages.append({"role": "assistant", "content": assistant_message(chosen)})
             base_diff = chosen.diff
     return messages, base_diff
 

@@ -132,7 +132,7 @@ def test_a_task_is_cloned_judged_bounced_revised_accepted_and_exported_in_a_real
     expect(ada.get_by_role("heading", name="Export preference dataset")).to_be_visible()
     ada.get_by_label("Project").select_option(label=project.name)
     with ada.expect_download() as download_info:
-        ada.get_by_role("button", name="Download native JSONL").click()
+        ada.get_by_role("button", name="Download").click()
     download = download_info.value
     assert download.failure() is None
     assert download.suggested_filename.endswith(".jsonl")

@@ -61,3 +61,90 @@ def test_the_export_page_streams_the_same_records(client, accepted_task, admin_u
     assert response["Content-Disposition"].startswith("attachment;")
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert [json.loads(line)["task_id"] for line in lines] == [accepted_task.pk]
+
+
+@pytest.fixture
+def exported(ready_repository, project, contractor, reviewer):
+    """Three accepted tasks: A preferred, B preferred, and a tie."""
+    from tasks import services
+    from tests.tasks.helpers import valid_scores
+
+    made = []
+    for preference, (a, b) in ((-2, (4, 2)), (1, (2, 4)), (0, (3, 3))):
+        task = generate_all(
+            create_task(contractor=contractor, project=project, repository=ready_repository)
+        )
+        task = services.task_submit(
+            task=task, by=contractor, preference=preference, scores=valid_scores(project, a, b),
+            justification="=HYPERLINK(\"http://evil\") is how B breaks things.",
+        )  # fmt: skip
+        review_decide(task=task, reviewer=reviewer, decision="ACCEPT", feedback="")
+        made.append(task)
+    return made
+
+
+def _jsonl(fmt: str, tmp_path) -> list[dict]:
+    out = tmp_path / f"{fmt.replace(':', '_')}.jsonl"
+    call_command("export_dataset", "--format", fmt, "-o", str(out))
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_trl_records_are_conversational_pairs_without_ties(exported, tmp_path):
+    records = _jsonl("trl", tmp_path)
+    assert len(records) == 2  # the tie is left out
+    for record in records:
+        assert set(record) == {"prompt", "chosen", "rejected"}
+        assert record["prompt"][-1]["role"] == "user" and record["prompt"][-1]["content"]
+        for side in ("chosen", "rejected"):
+            assert [m["role"] for m in record[side]] == ["assistant"]
+            assert "```diff" in record[side][0]["content"]
+        assert record["chosen"] != record["rejected"]
+
+
+def test_openai_records_follow_the_preference_format(exported, tmp_path):
+    records = _jsonl("openai", tmp_path)
+    assert len(records) == 2
+    for record in records:
+        assert set(record) == {"input", "preferred_output", "non_preferred_output"}
+        assert set(record["input"]) == {"messages"}
+        assert all(m["role"] in ("user", "assistant") for m in record["input"]["messages"])
+        assert record["preferred_output"][0]["role"] == "assistant"
+
+
+def test_the_chosen_answer_is_the_preferred_candidate(exported, tmp_path):
+    native = {r["task_id"]: r for r in _jsonl("native", tmp_path)}
+    trl = _jsonl("trl", tmp_path)
+    first = native[exported[0].pk]  # preference -2: A preferred
+    assert trl[0]["chosen"][0]["content"] == first["candidates"]["A"]["answer"]
+    second = native[exported[1].pk]  # preference +1: B preferred
+    assert trl[1]["chosen"][0]["content"] == second["candidates"]["B"]["answer"]
+    assert native[exported[2].pk]["preferred_slot"] is None  # the tie is kept in native
+
+
+def test_a_criterion_export_uses_one_axis_and_skips_equal_scores(exported, tmp_path):
+    records = _jsonl("criterion:security", tmp_path)
+    assert len(records) == 2 and all(r["criterion"] == "security" for r in records)
+
+
+def test_the_csv_summary_neutralises_formulas(exported, tmp_path):
+    import csv as csv_module
+
+    out = tmp_path / "summary.csv"
+    call_command("export_dataset", "--format", "csv", "-o", str(out))
+    rows = list(csv_module.DictReader(out.open()))
+    assert len(rows) == 3
+    assert all(row["justification"].startswith("'=HYPERLINK") for row in rows)
+    assert {row["preferred_slot"] for row in rows} == {"A", "B", ""}
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_safe_neutralises_every_formula_start(cell):
+    from reviews.exports import csv_safe
+
+    assert csv_safe(cell) == "'" + cell
+    assert csv_safe("plain") == "plain"
+
+
+def test_an_unknown_format_is_a_clear_error(db, tmp_path):
+    with pytest.raises(CommandError, match="Unknown format"):
+        call_command("export_dataset", "--format", "parquet", "-o", str(tmp_path / "x"))

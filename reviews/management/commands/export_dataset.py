@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.exports import native_jsonl_lines
+from reviews.exports import FORMATS, export_lines
 from tasks.models import Project
 
 
@@ -19,6 +19,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--include-unaccepted", action="store_true", help="also export tasks not yet accepted"
         )
+        parser.add_argument(
+            "--format",
+            default="native",
+            help="native (JSONL, everything), trl, openai, csv, or criterion:<axis> (TRL on one "
+            "rubric axis)",
+        )
 
     def handle(self, *args, **options) -> None:
         project = None
@@ -27,7 +33,14 @@ class Command(BaseCommand):
                 project = Project.objects.get(name=options["project"])
             except Project.DoesNotExist as exc:
                 raise CommandError(f"No project named {options['project']!r}.") from exc
-        lines = native_jsonl_lines(project=project, accepted_only=not options["include_unaccepted"])
+        fmt = options["format"]
+        if fmt not in FORMATS and not (fmt.startswith("criterion:") and len(fmt) > 10):
+            raise CommandError(
+                f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)} or criterion:<axis>."
+            )
+        lines = export_lines(
+            fmt=fmt, project=project, accepted_only=not options["include_unaccepted"]
+        )
         if not options["output"]:
             count = _write(lines, sys.stdout)
         else:
@@ -40,7 +53,7 @@ class Command(BaseCommand):
                 os.replace(partial, target)
             finally:
                 partial.unlink(missing_ok=True)
-        self.stderr.write(f"Exported {count} judged turns.")
+        self.stderr.write(f"Exported {count} lines ({fmt}).")
 
 
 def _write(lines, out) -> int:
