@@ -13,6 +13,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
+from marlin.reaping import resend_stale_queued
 from repos import git_client, highlighting, importing, jobs, selectors
 from repos.models import Repository
 
@@ -185,15 +186,11 @@ def repository_reap_stale(*, now=None) -> dict[str, int]:
         except InvalidTransition:
             continue
         failed += 1
-    requeued = 0
-    stale_queued = Repository.objects.filter(
-        clone_status=Repository.CloneStatus.QUEUED,
-        updated_at__lt=now - timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS),
-    ).values_list("pk", flat=True)
-    for repository_id in stale_queued:
-        Repository.objects.filter(pk=repository_id).update(updated_at=now)
-        jobs.repository_clone_run.delay(repository_id)
-        requeued += 1
+    requeued = resend_stale_queued(
+        Repository.objects.filter(clone_status=Repository.CloneStatus.QUEUED),
+        now=now,
+        send=jobs.repository_clone_run.delay,
+    )
     return {"failed": failed, "requeued": requeued}
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from marlin.exceptions import InvalidTransition
+from marlin.reaping import resend_stale_queued
 from repos import git_client
 from repos import services as repo_services
 from tasks import answers, jobs, llm_client, prompting
@@ -228,15 +229,11 @@ def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
             continue
         failed += 1
         turn_settle(turn_id=candidate.turn_id)
-    requeued = 0
-    stale_queued = Candidate.objects.filter(
-        status=Candidate.Status.QUEUED,
-        updated_at__lt=now - timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS),
-    ).values_list("pk", flat=True)
-    for candidate_id in stale_queued:
-        Candidate.objects.filter(pk=candidate_id).update(updated_at=now)
-        jobs.candidate_generate_run.delay(candidate_id)
-        requeued += 1
+    requeued = resend_stale_queued(
+        Candidate.objects.filter(status=Candidate.Status.QUEUED),
+        now=now,
+        send=jobs.candidate_generate_run.delay,
+    )
     return {"failed": failed, "requeued": requeued}
 
 
