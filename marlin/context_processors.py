@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from marlin import permissions
+from reviews.notifications import unread_count
 
 
 def roles(request: HttpRequest) -> dict:
@@ -17,5 +18,7 @@ def roles(request: HttpRequest) -> dict:
             "can_export": permissions.can_export(user),
             "is_admin": user.is_staff,
             "can_clone": permissions.can_clone_repositories(user),
+            "can_oversee": permissions.can_oversee(user),
+            "unread_notifications": unread_count(user=user),
         }
     }

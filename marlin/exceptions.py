@@ -27,3 +27,9 @@ class InvalidTransition(ApplicationError):
 
 class PermissionDeniedError(ApplicationError):
     status_code = 403
+
+
+class ConflictError(ApplicationError):
+    """Someone else got there first (a claim taken, a round already decided)."""
+
+    status_code = 409

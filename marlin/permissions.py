@@ -22,3 +22,8 @@ def can_clone_repositories(user: Any) -> bool:
     return is_contractor(user) or bool(
         user.is_authenticated and user.has_perm("repos.change_repository")
     )
+
+
+def can_oversee(user: Any) -> bool:
+    """Admins: every task's record, pay and reviewer metrics."""
+    return bool(user.is_authenticated and user.has_perm("reviews.oversee_reviews"))

@@ -17,6 +17,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     REVIEWER: [("reviews", "review_tasks")],
     ADMIN: [
         ("reviews", "export_dataset"),
+        ("reviews", "oversee_reviews"),
         ("reviews", "view_review"),
         *[
             ("tasks", f"{verb}_{model}")
@@ -58,9 +59,14 @@ def ensure_role_groups(apps: Any, verbosity: int = 0) -> None:
     Permission = apps.get_model("auth", "Permission")
     for role, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role)
+        # A migration's historical state may predate a permission added later; the
+        # post_migrate run at the end of every migrate adds it then.
         wanted = [
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            permission
             for app_label, codename in perms
+            for permission in Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            )
         ]
         group.permissions.add(*wanted)
 

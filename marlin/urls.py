@@ -15,6 +15,7 @@ urlpatterns = [
     path("tasks/", include("tasks.urls")),
     path("reviews/", include("reviews.urls")),
     path("api/repos/import/", RepositoryImportApi.as_view(), name="api-repos-import"),
+    path("api/", include("reviews.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]

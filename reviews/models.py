@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from marlin.models import BaseModel
 
@@ -19,7 +21,12 @@ class Review(BaseModel):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
     )
     decision = models.CharField(max_length=8, choices=Decision.choices)
+    # The general feedback; notes attached to a turn or a field are ReviewNote rows.
     feedback = models.TextField(blank=True)
+    # A bounce of the project's last allowed round rejects the task for good.
+    rejects_task = models.BooleanField(default=False)
+    # When the reviewer's claim started: time to decision is created_at - claimed_at.
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["task", "round"]
@@ -29,7 +36,118 @@ class Review(BaseModel):
         permissions = [
             ("review_tasks", "Can review submitted tasks (reviewer)"),
             ("export_dataset", "Can export preference datasets (admin)"),
+            ("oversee_reviews", "Can see every task's record, pay and reviewer metrics (admin)"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} of task {self.task_id} round {self.round}"
+
+
+class ReviewNote(models.Model):
+    """Feedback attached to one turn, or to one field of a turn's judgement."""
+
+    # `field` is empty (the turn as a whole), "preference", "justification", or a rubric
+    # axis key; an axis names a candidate's score, so it comes with the slot.
+    PREFERENCE = "preference"
+    JUSTIFICATION = "justification"
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="notes")
+    turn = models.ForeignKey("tasks.Turn", on_delete=models.CASCADE, related_name="review_notes")
+    slot = models.CharField(max_length=1, blank=True)
+    field = models.CharField(max_length=40, blank=True)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["review", "turn", "slot", "field", "pk"]
+
+    def __str__(self) -> str:
+        return f"Note on turn {self.turn_id} {self.slot}{self.field}"
+
+    @property
+    def anchor(self) -> str:
+        """Where the note applies, as a key the pages look it up by."""
+        return note_anchor(turn_id=self.turn_id, slot=self.slot, field=self.field)
+
+
+def note_anchor(*, turn_id: int, slot: str = "", field: str = "") -> str:
+    return f"{turn_id}:{slot}:{field}"
+
+
+class ReviewClaim(models.Model):
+    """A reviewer's hold on a submitted task while they review it; one open claim per task.
+
+    Rows are kept once released (decided, released by hand, or expired) as the claim history.
+    """
+
+    class Ending(models.TextChoices):
+        DECIDED = "decided", "Decided"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Expired"
+
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="claims")
+    round = models.PositiveIntegerField()
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_claims"
+    )
+    claimed_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ending = models.CharField(max_length=16, choices=Ending.choices, blank=True)
+
+    class Meta:
+        ordering = ["task", "claimed_at"]
+        constraints = [
+            # The database, not a check in Python, makes two claims at once impossible.
+            models.UniqueConstraint(
+                fields=["task"], condition=Q(ended_at__isnull=True), name="claim_one_open_per_task"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Claim of task {self.task_id} by {self.reviewer_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None and self.expires_at > timezone.now()
+
+
+class Earning(models.Model):
+    """What an accepted task earned its contractor, fixed at acceptance."""
+
+    task = models.OneToOneField("tasks.Task", on_delete=models.PROTECT, related_name="earning")
+    contractor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="earnings"
+    )
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    # The project's rate and the time on task it was computed from.
+    rate = models.DecimalField(max_digits=8, decimal_places=2)
+    active_seconds = models.PositiveIntegerField()
+    capped = models.BooleanField(default=False)
+    earned_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-earned_at"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} for task {self.task_id}"
+
+
+class Notification(models.Model):
+    """An in-app message to one person, e.g. that their task was bounced or accepted."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    task = models.ForeignKey(
+        "tasks.Task", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    message = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.message

@@ -1,17 +1,112 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, FilteredRelation, Q, QuerySet
+from django.utils import timezone
 
-from tasks.models import Task
+from marlin.permissions import can_oversee
+from reviews.models import Review, ReviewNote
+from tasks.models import Task, TaskEvent
 
 
-def review_queue_for(*, user: Any) -> QuerySet[Task]:
-    """Submitted tasks waiting for a decision, oldest first, never the reviewer's own."""
-    return (
+def review_queue_for(
+    *,
+    user: Any,
+    project_id: int | None = None,
+    repository_id: int | None = None,
+    kind: str = "",
+) -> QuerySet[Task]:
+    """Submitted tasks waiting for a decision, oldest first, never the reviewer's own.
+
+    Each task carries `claim_reviewer_id` and `claim_expires_at` (None when unclaimed).
+    """
+    tasks = (
         Task.objects.filter(status=Task.Status.SUBMITTED)
         .exclude(contractor=user)
-        .select_related("project", "repository")
-        .order_by("submitted_at")
+        .annotate(
+            open_claim=FilteredRelation(
+                "claims",
+                condition=Q(claims__ended_at__isnull=True, claims__expires_at__gt=timezone.now()),
+            )
+        )
     )
+    if project_id:
+        tasks = tasks.filter(project_id=project_id)
+    if repository_id:
+        tasks = tasks.filter(repository_id=repository_id)
+    if kind:
+        tasks = tasks.filter(kind=kind)
+    return (
+        tasks.select_related("project", "repository")
+        .annotate(
+            claim_reviewer_id=F("open_claim__reviewer_id"),
+            claim_expires_at=F("open_claim__expires_at"),
+        )
+        .order_by("submitted_at", "pk")
+    )
+
+
+def latest_review(task: Task) -> Review | None:
+    """The decision on the task's last decided round, with its notes."""
+    return (
+        Review.objects.filter(task=task)
+        .select_related("reviewer")
+        .prefetch_related("notes")
+        .order_by("-round")
+        .first()
+    )
+
+
+def notes_by_anchor(review: Review | None) -> dict[str, list[ReviewNote]]:
+    """A review's notes keyed by where they apply (ReviewNote.anchor)."""
+    found: dict[str, list[ReviewNote]] = {}
+    if review is not None:
+        for note in review.notes.all():
+            found.setdefault(note.anchor, []).append(note)
+    return found
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    actor: str
+    kind: str
+    from_status: str
+    to_status: str
+    reason: str
+
+
+def task_timeline(*, task: Task, viewer: Any) -> list[TimelineEntry]:
+    """The task's audit trail as the viewer may see it.
+
+    Contractors see who reviewed only as "a reviewer", reviewers see the contractor only as
+    "the contractor"; admins see every name.
+    Uses the events prefetched with their actors.
+    """
+    oversees = can_oversee(viewer)
+    entries = []
+    for event in task.events.all():
+        if event.actor is None:
+            actor = "Marlin"
+        elif oversees:
+            actor = event.actor.get_username()
+        elif event.actor_id == viewer.pk:
+            actor = "you"
+        elif event.actor_id == task.contractor_id:
+            actor = "the contractor"
+        else:
+            actor = "a reviewer" if viewer.pk == task.contractor_id else event.actor.get_username()
+        entries.append(
+            TimelineEntry(
+                at=event.created_at,
+                actor=actor,
+                kind=event.get_kind_display() if event.kind != TaskEvent.Kind.STATUS else "",
+                from_status=event.get_from_status_display() if event.from_status else "",
+                to_status=event.get_to_status_display(),
+                reason=event.reason,
+            )
+        )
+    return entries

@@ -6,6 +6,13 @@ app_name = "reviews"
 urlpatterns = [
     path("", views.review_queue, name="queue"),
     path("tasks/<int:pk>/", views.review_detail, name="detail"),
+    path("tasks/<int:pk>/claim/", views.review_claim, name="claim"),
+    path("tasks/<int:pk>/release/", views.review_release, name="release"),
     path("tasks/<int:pk>/decide/", views.review_decide, name="decide"),
+    path("earnings/", views.my_earnings, name="earnings"),
+    path("payouts/", views.payouts, name="payouts"),
+    path("metrics/", views.reviewer_metrics, name="metrics"),
+    path("notifications/", views.notification_list, name="notifications"),
+    path("notifications/read/", views.notifications_read, name="notifications_read"),
     path("export/", views.export, name="export"),
 ]

@@ -1,55 +1,107 @@
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
-from reviews import exports, selectors, services
-from reviews.forms import ExportForm, ReviewForm
-from tasks.diffview import attach_diff_views
+from marlin.permissions import can_oversee, is_reviewer
+from reviews import claims, earnings, exports, metrics, notifications, selectors, services
+from reviews.earnings import Period
+from reviews.forms import ExportForm, PeriodForm, QueueFilterForm, ReviewForm
+from reviews.review_page import review_page_context
 from tasks.models import Task
 from tasks.selectors import task_get_for_reviewer
 
 reviewer_required = permission_required("reviews.review_tasks", raise_exception=True)
+overseer_required = permission_required("reviews.oversee_reviews", raise_exception=True)
+contractor_required = permission_required("tasks.work_on_tasks", raise_exception=True)
+
+
+def reviewer_or_overseer_required(view):
+    """Reviewers open tasks to review them; admins open them to see their record."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not (is_reviewer(request.user) or can_oversee(request.user)):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 @login_required
 @reviewer_required
 def review_queue(request: HttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None)
+    filters = {}
+    if form.is_bound and form.is_valid():
+        filters = {
+            "project_id": getattr(form.cleaned_data["project"], "pk", None),
+            "repository_id": getattr(form.cleaned_data["repository"], "pk", None),
+            "kind": form.cleaned_data["kind"],
+        }
+    tasks = selectors.review_queue_for(user=request.user, **filters)
     return render(
-        request, "reviews/queue.html", {"tasks": selectors.review_queue_for(user=request.user)}
+        request,
+        "reviews/queue.html",
+        {
+            "tasks": tasks[:200],
+            "form": form if form.is_bound else QueueFilterForm(),
+            "now": timezone.now(),
+        },
+        status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
 
-def _review_context(task: Task, form: ReviewForm | None) -> dict:
-    turns = list(task.turns.all())
-    attach_diff_views(c for t in turns for c in t.candidates.all())
-    return {
-        "task": task,
-        "turns": [
-            {
-                "turn": turn,
-                "candidates": list(turn.candidates.all()),
-                "judgement": next(
-                    (j for j in turn.judgements.all() if j.round == task.round), None
-                ),
-            }
-            for turn in turns
-        ],
-        "reviews": list(task.reviews.all()),
-        "form": form if task.status == Task.Status.SUBMITTED else None,
-    }
+def _render_detail(request: HttpRequest, task: Task, form: ReviewForm | None, status: int = 200):
+    context = review_page_context(task=task, viewer=request.user)
+    if task.status == Task.Status.SUBMITTED and context["claimed_by_me"]:
+        context["form"] = form or ReviewForm()
+    return render(request, "reviews/detail.html", context, status=status)
+
+
+@login_required
+@reviewer_or_overseer_required
+def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    task = task_get_for_reviewer(user=request.user, pk=pk)
+    return _render_detail(request, task, None)
 
 
 @login_required
 @reviewer_required
-def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+@require_POST
+def review_claim(request: HttpRequest, pk: int) -> HttpResponse:
     task = task_get_for_reviewer(user=request.user, pk=pk)
-    return render(request, "reviews/detail.html", _review_context(task, ReviewForm()))
+    try:
+        claim = claims.review_claim(task=task, reviewer=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("reviews:queue")
+    messages.success(
+        request, f"Task #{task.pk} is yours until {timezone.localtime(claim.expires_at):%H:%M}."
+    )
+    return redirect("reviews:detail", pk=pk)
+
+
+@login_required
+@reviewer_required
+@require_POST
+def review_release(request: HttpRequest, pk: int) -> HttpResponse:
+    task = task_get_for_reviewer(user=request.user, pk=pk)
+    try:
+        claims.review_release(task=task, reviewer=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("reviews:detail", pk=pk)
+    messages.success(request, f"Task #{task.pk} is back in the queue.")
+    return redirect("reviews:queue")
 
 
 @login_required
@@ -65,14 +117,80 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 reviewer=request.user,
                 decision=form.cleaned_data["decision"],
                 feedback=form.cleaned_data["feedback"],
+                notes=form.cleaned_data["notes"],
             )
         except ApplicationError as exc:
-            messages.error(request, exc.message)
-            return redirect("reviews:detail", pk=pk)
-        verb = "accepted" if review.decision == review.Decision.ACCEPT else "bounced"
+            form.add_error(None, exc.message)
+            return _render_detail(request, task, form, status=exc.status_code)
+        if review.decision == review.Decision.ACCEPT:
+            verb = "accepted"
+        else:
+            verb = "rejected (last round)" if review.rejects_task else "bounced"
         messages.success(request, f"Task #{task.pk} {verb}.")
         return redirect("reviews:queue")
-    return render(request, "reviews/detail.html", _review_context(task, form), status=400)
+    return _render_detail(request, task, form, status=400)
+
+
+@login_required
+@contractor_required
+def my_earnings(request: HttpRequest) -> HttpResponse:
+    summary = earnings.contractor_earnings(user=request.user)
+    return render(request, "reviews/earnings.html", {"summary": summary})
+
+
+def _period_of(request: HttpRequest) -> tuple[PeriodForm, Period, int]:
+    """The period asked for (this month by default), its form and the page's status."""
+    form = PeriodForm(request.GET or None)
+    period = form.period()
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    if not form.is_bound:
+        form = PeriodForm(initial={"start": period.start, "end": period.end})
+    return form, period, status
+
+
+@login_required
+@overseer_required
+def payouts(request: HttpRequest) -> HttpResponse:
+    form, period, status = _period_of(request)
+    if request.GET.get("format") == "csv" and status == 200:
+        response = StreamingHttpResponse(
+            earnings.payout_csv_lines(period=period), content_type="text/csv"
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="marlin-payout-{period.start}-{period.end}.csv"'
+        )
+        return response
+    contractors = earnings.payout_by_contractor(period=period)
+    context = {
+        "form": form,
+        "period": period,
+        "contractors": contractors,
+        "reviewers": earnings.totals_by_reviewer(period=period),
+        "total_amount": sum((row["amount"] for row in contractors), start=0),
+        "total_tasks": sum(row["tasks"] for row in contractors),
+    }
+    return render(request, "reviews/payouts.html", context, status=status)
+
+
+@login_required
+@overseer_required
+def reviewer_metrics(request: HttpRequest) -> HttpResponse:
+    form, period, status = _period_of(request)
+    context = {"form": form, "period": period, "metrics": metrics.reviewer_metrics(period=period)}
+    return render(request, "reviews/metrics.html", context, status=status)
+
+
+@login_required
+def notification_list(request: HttpRequest) -> HttpResponse:
+    items = list(notifications.notifications_for(user=request.user)[:100])
+    return render(request, "reviews/notifications.html", {"notifications": items})
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    notifications.notifications_mark_read(user=request.user)
+    return redirect("reviews:notifications")
 
 
 @login_required

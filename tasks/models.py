@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
@@ -129,6 +129,23 @@ class Project(BaseModel):
     endpoint_a = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
     endpoint_b = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField(default=True)
+    # Optional: pay no more than this per hour of active time on the task.
+    hourly_rate_cap = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Empty: every accepted task earns the full rate.",
+    )
+    # A reviewer's claim on a submission lapses after this, returning it to the queue.
+    claim_minutes = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
+    )
+    # Empty: no cap. Otherwise a bounce of round max_rounds rejects the task for good.
+    max_rounds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -183,6 +200,7 @@ class Task(BaseModel):
         SUBMITTED = "SUBMITTED", "Submitted for review"
         ACCEPTED = "ACCEPTED", "Accepted"
         BOUNCED = "BOUNCED", "Bounced"
+        REJECTED = "REJECTED", "Rejected"
 
     class Kind(models.TextChoices):
         BUG_FIX = "bug_fix", "Bug fix"
@@ -255,6 +273,10 @@ class Task(BaseModel):
         """SUBMITTED → BOUNCED: back to the contractor with the reviewer's feedback."""
         self._move(to=self.Status.BOUNCED, by=by, reason=reason)
 
+    def reject(self, *, by, reason: str) -> None:
+        """SUBMITTED → REJECTED: bounced past the project's round cap; final."""
+        self._move(to=self.Status.REJECTED, by=by, reason=reason)
+
     def revise(self, *, by) -> None:
         """BOUNCED → AWAITING_PREFERENCE and a new review round; earlier rounds stay as they were."""
         self._move(to=self.Status.AWAITING_PREFERENCE, by=by, round=self.round + 1)
@@ -266,14 +288,29 @@ TASK_TRANSITIONS: dict[str, set[str]] = {
     _S.GENERATING: {_S.AWAITING_PREFERENCE, _S.GENERATION_FAILED},
     _S.GENERATION_FAILED: {_S.GENERATING},
     _S.AWAITING_PREFERENCE: {_S.SUBMITTED, _S.GENERATING},
-    _S.SUBMITTED: {_S.ACCEPTED, _S.BOUNCED},
+    _S.SUBMITTED: {_S.ACCEPTED, _S.BOUNCED, _S.REJECTED},
     _S.BOUNCED: {_S.AWAITING_PREFERENCE},
     _S.ACCEPTED: set(),
+    _S.REJECTED: set(),
 }
+# States in which a task has reached review: reviewers may open it.
+REVIEWED_STATES = (_S.SUBMITTED, _S.ACCEPTED, _S.BOUNCED, _S.REJECTED)
+# States that no longer count against a repository's open-task quota.
+CLOSED_STATES = (_S.ACCEPTED, _S.REJECTED)
 
 
 class TaskEvent(models.Model):
-    """One row per state change of a task; never edited."""
+    """One row per state change of a task (and per review claim); never edited or deleted.
+
+    Claims do not change the task's status: their rows have from_status == to_status and
+    a `kind` saying what happened, so the timeline tells the whole story.
+    """
+
+    class Kind(models.TextChoices):
+        STATUS = "status", "Status change"
+        CLAIM = "claim", "Claimed for review"
+        RELEASE = "release", "Claim released"
+        EXPIRE = "expire", "Claim expired"
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
     # Blank on the creation event, which has no state before it.
@@ -283,6 +320,7 @@ class TaskEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     reason = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STATUS)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -290,6 +328,40 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id}: {self.from_status} → {self.to_status}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("Task events are append-only; they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Task events are append-only; they cannot be deleted.")
+
+
+class Submission(models.Model):
+    """One row per submission round, written when the contractor submits; never changed.
+
+    The judgements of the round are the Judgement rows with the same round number.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="submissions")
+    round = models.PositiveIntegerField()
+    # Time on task and turns at the moment of submitting, as the reviewer of this round saw it.
+    active_seconds = models.PositiveIntegerField()
+    turn_count = models.PositiveIntegerField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["task", "round"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "round"], name="submission_unique_round")
+        ]
+
+    def __str__(self) -> str:
+        return f"Round {self.round} of task {self.task_id}"
 
 
 class Turn(BaseModel):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from tasks.models import Candidate, Project, Task, Turn
+from tasks.models import REVIEWED_STATES, Candidate, Project, Task, TaskEvent, Turn
 
 
 def _task_qs() -> QuerySet[Task]:
@@ -23,7 +24,8 @@ def _task_qs() -> QuerySet[Task]:
                 "drafts",
             ),
         ),
-        "events",
+        Prefetch("events", queryset=TaskEvent.objects.select_related("actor")),
+        "submissions",
     )
 
 
@@ -36,9 +38,11 @@ def task_get_for_contractor(*, user: Any, pk: int) -> Task:
 
 
 def task_get_for_reviewer(*, user: Any, pk: int) -> Task:
-    """Tasks that reached review, except the reviewer's own."""
-    reviewed_states = [Task.Status.SUBMITTED, Task.Status.ACCEPTED, Task.Status.BOUNCED]
-    return get_object_or_404(_task_qs().exclude(contractor=user), pk=pk, status__in=reviewed_states)
+    """A task that reached review. A reviewer's own task is refused outright (403)."""
+    task = get_object_or_404(_task_qs(), pk=pk, status__in=REVIEWED_STATES)
+    if task.contractor_id == user.pk:
+        raise PermissionDenied("You cannot review your own task.")
+    return task
 
 
 def candidate_get_for_contractor(*, user: Any, pk: int) -> Candidate:
@@ -57,11 +61,10 @@ def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
     task = candidate.turn.task
     if task.contractor_id == user.pk and user.has_perm("tasks.work_on_tasks"):
         return candidate
-    reviewed = (Task.Status.SUBMITTED, Task.Status.ACCEPTED, Task.Status.BOUNCED)
     if (
         user.has_perm("reviews.review_tasks")
         and task.contractor_id != user.pk
-        and task.status in reviewed
+        and task.status in REVIEWED_STATES
     ):
         return candidate
     raise Http404

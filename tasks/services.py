@@ -17,11 +17,13 @@ from repos.git_client import GitError
 from repos.models import Repository
 from tasks import generation
 from tasks.models import (
+    CLOSED_STATES,
     Candidate,
     Judgement,
     JudgementDraft,
     Preference,
     Project,
+    Submission,
     Task,
     TaskEvent,
     Turn,
@@ -68,7 +70,7 @@ def task_create(
     if not repository.is_enabled:
         raise ApplicationError(f"{repository} is not available for new tasks.")
     if repository.max_open_tasks is not None:
-        open_tasks = Task.objects.filter(repository=repository).exclude(status=Task.Status.ACCEPTED)
+        open_tasks = Task.objects.filter(repository=repository).exclude(status__in=CLOSED_STATES)
         if open_tasks.count() >= repository.max_open_tasks:
             raise ApplicationError(
                 f"{repository} already has its maximum of {repository.max_open_tasks} open "
@@ -251,6 +253,13 @@ def task_submit(
     if Turn.objects.filter(task=task).exclude(judgements__round=task.round).exists():
         raise ApplicationError("Every turn needs a judgement before the task is submitted.")
     task.submit(by=by)
+    Submission.objects.create(
+        task=task,
+        round=task.round,
+        active_seconds=task.active_seconds,
+        turn_count=turns,
+        submitted_by=by,
+    )
     return task
 
 

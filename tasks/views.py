@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
+from reviews import selectors as review_selectors
 from tasks import generation, selectors, services
 from tasks.diffview import attach_diff_views, build_diff_view
 from tasks.forms import JudgementForm, TaskCreateForm
@@ -48,8 +49,19 @@ def _judgement_of(turn, review_round: int):
     return same[-1] if same else (rows[-1] if rows else None)
 
 
+def _review_feedback(task: Task, viewer) -> dict:
+    """The last bounce's feedback, shown where it applies while the contractor revises."""
+    review = review_selectors.latest_review(task)
+    if review is None or review.decision != review.Decision.BOUNCE:
+        return {"review": None, "review_notes": {}}
+    return {"review": review, "review_notes": review_selectors.notes_by_anchor(review)}
+
+
 def _detail_context(
-    task: Task, form: JudgementForm | None = None, warnings: list[str] | None = None
+    task: Task,
+    viewer,
+    form: JudgementForm | None = None,
+    warnings: list[str] | None = None,
 ) -> dict:
     turns = list(task.turns.all())
     latest = turns[-1]
@@ -81,7 +93,8 @@ def _detail_context(
             for t in turns[:-1]
         ],
         "can_follow_up": latest.number < task.project.max_turns,
-        "feedback": [e for e in task.events.all() if e.to_status == Task.Status.BOUNCED],
+        **_review_feedback(task, viewer),
+        "timeline": review_selectors.task_timeline(task=task, viewer=viewer),
         "form": form,
         "warnings": warnings or [],
     }
@@ -91,7 +104,7 @@ def _detail_context(
 @contractor_required
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
-    return render(request, "tasks/detail.html", _detail_context(task))
+    return render(request, "tasks/detail.html", _detail_context(task, request.user))
 
 
 @login_required
@@ -99,7 +112,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def task_candidates(request: HttpRequest, pk: int) -> HttpResponse:
     """The live progress fragment; once generation is over the page reloads to show the work."""
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
-    response = render(request, "tasks/_candidates.html", _detail_context(task))
+    response = render(request, "tasks/_candidates.html", _detail_context(task, request.user))
     if request.htmx and task.status != Task.Status.GENERATING:
         response["HX-Refresh"] = "true"
     return response
@@ -133,7 +146,7 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 services.task_submit(**judged)
         except services.JudgementNeedsConfirmation as exc:
             form.add_error(None, exc.message)
-            context = _detail_context(task, form, warnings=exc.warnings)
+            context = _detail_context(task, request.user, form, warnings=exc.warnings)
             return render(request, "tasks/detail.html", context, status=400)
         except ApplicationError as exc:
             form.add_error("follow_up" if wants_follow_up else None, exc.message)
@@ -143,7 +156,9 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 "Follow-up sent to both models." if wants_follow_up else "Submitted for review.",
             )
             return redirect("tasks:detail", pk=pk)
-    return render(request, "tasks/detail.html", _detail_context(task, form), status=400)
+    return render(
+        request, "tasks/detail.html", _detail_context(task, request.user, form), status=400
+    )
 
 
 @login_required

@@ -63,9 +63,10 @@ def test_a_reviewer_cannot_review_their_own_work(client, ready_repository, proje
     )
     client.force_login(reviewer)
     assert task.title not in client.get(reverse("reviews:queue")).content.decode()
-    assert client.get(reverse("reviews:detail", args=[task.pk])).status_code == 404
+    assert client.get(reverse("reviews:detail", args=[task.pk])).status_code == 403
+    assert client.post(reverse("reviews:claim", args=[task.pk])).status_code == 403
     response = client.post(reverse("reviews:decide", args=[task.pk]), {"decision": "ACCEPT"})
-    assert response.status_code == 404
+    assert response.status_code == 403
     task.refresh_from_db()
     assert task.status == Task.Status.SUBMITTED
 

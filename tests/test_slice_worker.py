@@ -91,6 +91,7 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
     task.refresh_from_db()
     assert task.status == Task.Status.SUBMITTED
 
+    rita.post(reverse("reviews:claim", args=[task.pk]))
     response = rita.post(
         reverse("reviews:decide", args=[task.pk]),
         {"decision": "BOUNCE", "feedback": "Say why B's change is unsafe."},
@@ -105,6 +106,7 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
         _judgement_post(project, -3, "B divides without a guard and will crash on zero input."),
     )
     assert response.status_code == 302
+    rita.post(reverse("reviews:claim", args=[task.pk]))
     rita.post(reverse("reviews:decide", args=[task.pk]), {"decision": "ACCEPT", "feedback": ""})
     task.refresh_from_db()
     assert task.status == Task.Status.ACCEPTED
@@ -118,10 +120,16 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
         (1, "BOUNCE"),
         (2, "ACCEPT"),
     ]
-    assert list(TaskEvent.objects.filter(task=task).values_list("to_status", flat=True)) == [
+    assert list(
+        TaskEvent.objects.filter(task=task, kind=TaskEvent.Kind.STATUS).values_list(
+            "to_status", flat=True
+        )
+    ) == [
         "DRAFT", "GENERATING", "AWAITING_PREFERENCE", "SUBMITTED", "BOUNCED",
         "AWAITING_PREFERENCE", "SUBMITTED", "ACCEPTED",
     ]  # fmt: skip
+    # Each round was claimed before it was decided, and the claims are in the timeline.
+    assert TaskEvent.objects.filter(task=task, kind=TaskEvent.Kind.CLAIM).count() == 2
 
     out = tmp_path / "export.jsonl"
     call_command("export_dataset", "--project", project.name, "--output", str(out))

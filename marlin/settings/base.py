@@ -168,6 +168,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "generation-reap-stale": {"task": "tasks.jobs.generation_reap_stale_run", "schedule": 60.0},
     "repository-reap-stale": {"task": "repos.jobs.repository_reap_stale_run", "schedule": 60.0},
+    "review-claims-release-expired": {
+        "task": "reviews.jobs.review_claims_release_expired_run",
+        "schedule": 60.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # A RUNNING candidate older than this has outlived its job's hard limit (660 s).
@@ -208,6 +212,17 @@ MARLIN_CLONE_MAX_MB = env_int("MARLIN_CLONE_MAX_MB", 2048, minimum=1)
 MARLIN_BROWSE_MAX_FILE_BYTES = env_int("MARLIN_BROWSE_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
 
 # --- Work limits.
+# Notifications: always in the app; also by e-mail when on (through EMAIL_BACKEND).
+MARLIN_NOTIFY_BY_EMAIL = env_bool("MARLIN_NOTIFY_BY_EMAIL", False)
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "marlin@localhost")
 MARLIN_PROMPT_MAX_CHARS = env_int("MARLIN_PROMPT_MAX_CHARS", 20000, minimum=100)
 # Bytes of instructions, conversation and repository context sent to a model.
 MARLIN_PROMPT_CONTEXT_BYTES = env_int("MARLIN_PROMPT_CONTEXT_BYTES", 120_000, minimum=1000)
@@ -227,6 +242,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "marlin.api.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Marlin API", "VERSION": "0.1.0"}
 

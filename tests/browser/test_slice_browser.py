@@ -40,10 +40,11 @@ def _review(page: Page, task: Task, *, decision: str, feedback: str = "") -> Non
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     page.get_by_role("link", name=f"#{task.pk} {task.title}").click()
     expect(page).to_have_url(re.compile(rf"/reviews/tasks/{task.pk}/$"))
+    page.get_by_role("button", name="Claim to review").click()
     form = page.locator("form#review-form")
     form.get_by_label(decision, exact=True).check()
     if feedback:
-        form.get_by_label("Feedback").fill(feedback)
+        form.get_by_label("General feedback").fill(feedback)
     form.get_by_role("button", name="Record decision").click()
     verb = {"Accept": "accepted", "Bounce": "bounced"}[decision]
     expect(page.get_by_role("status")).to_contain_text(f"Task #{task.pk} {verb}.")

@@ -6,8 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from reviews.services import review_decide
-from tests.tasks.helpers import create_task, generate_all, submit
+from tests.tasks.helpers import create_task, decide, generate_all, submit
 
 
 @pytest.fixture
@@ -17,7 +16,7 @@ def accepted_task(ready_repository, project, contractor, reviewer):
             create_task(contractor=contractor, project=project, repository=ready_repository)
         )
     )
-    review_decide(task=task, reviewer=reviewer, decision="ACCEPT", feedback="")
+    decide(task, reviewer=reviewer)
     return task
 
 
@@ -78,7 +77,7 @@ def exported(ready_repository, project, contractor, reviewer):
             task=task, by=contractor, preference=preference, scores=valid_scores(project, a, b),
             justification="=HYPERLINK(\"http://evil\") is how B breaks things.",
         )  # fmt: skip
-        review_decide(task=task, reviewer=reviewer, decision="ACCEPT", feedback="")
+        decide(task, reviewer=reviewer)
         made.append(task)
     return made
 

@@ -38,3 +38,14 @@ def submit(task: Task, *, preference: int = -2) -> Task:
         scores=valid_scores(task.project),
         justification="A handles the zero case; B crashes.",
     )
+
+
+def decide(task: Task, *, reviewer, decision: str = "ACCEPT", feedback: str = "", notes=None):
+    """Claim the task for `reviewer` and record their decision, as the review page does."""
+    from reviews.claims import review_claim
+    from reviews.services import review_decide
+
+    review_claim(task=task, reviewer=reviewer)
+    return review_decide(
+        task=task, reviewer=reviewer, decision=decision, feedback=feedback, notes=notes
+    )

@@ -10,7 +10,7 @@ from django.urls import reverse
 from tasks.blinding import mask_identity
 from tasks.models import Candidate
 from tests.factories import ModelEndpointFactory, ProjectFactory
-from tests.tasks.helpers import create_task, generate_all, submit
+from tests.tasks.helpers import create_task, decide, generate_all, submit
 
 SECRET_WORDS = [
     "zebra-endpoint",
@@ -89,10 +89,8 @@ def test_the_export_keeps_what_the_model_wrote(revealing_task, reviewer, tmp_pat
 
     from django.core.management import call_command
 
-    from reviews.services import review_decide
-
     task = submit(revealing_task)
-    review_decide(task=task, reviewer=reviewer, decision="ACCEPT", feedback="")
+    decide(task, reviewer=reviewer)
     out = tmp_path / "x.jsonl"
     call_command("export_dataset", "-o", str(out))
     record = json.loads(out.read_text())

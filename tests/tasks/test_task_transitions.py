@@ -30,6 +30,8 @@ def _call(task: Task, to: str, user) -> None:
         task.accept(by=user)
     elif to == S.BOUNCED:
         task.bounce(by=user, reason="redo the scores")
+    elif to == S.REJECTED:
+        task.reject(by=user, reason="bounced past the round cap")
     else:
         # No method leads back to DRAFT; go through the shared mechanism directly.
         from marlin.state_machine import move
@@ -59,7 +61,7 @@ ILLEGAL = [(a, b) for a, b in ALL_PAIRS if b not in TASK_TRANSITIONS[a]]
 
 def test_the_table_covers_every_state() -> None:
     assert set(TASK_TRANSITIONS) == set(S.values)
-    assert len(LEGAL) == 9
+    assert len(LEGAL) == 10
 
 
 @pytest.mark.django_db

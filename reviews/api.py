@@ -1,0 +1,324 @@
+"""The review and pay flows over the REST API, with the same rules as the pages.
+
+Services raise ApplicationError subclasses; marlin.api maps them to 400, 403 and 409.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marlin.permissions import can_oversee, is_contractor, is_reviewer
+from reviews import claims, earnings, metrics, notifications, selectors, services
+from reviews.earnings import Period
+from reviews.forms import PeriodForm, QueueFilterForm
+from reviews.models import Notification, Review, ReviewNote
+from tasks.models import Task
+from tasks.selectors import task_get_for_reviewer
+
+
+class IsReviewer(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_reviewer(request.user)
+
+
+class IsContractor(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_contractor(request.user)
+
+
+class IsOverseer(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return can_oversee(request.user)
+
+
+class QueueTaskSerializer(serializers.ModelSerializer):
+    repository = serializers.CharField(source="repository.full_name")
+    project = serializers.CharField(source="project.name")
+    claimed = serializers.SerializerMethodField()
+    claimed_by_you = serializers.SerializerMethodField()
+    claim_expires_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "title",
+            "kind",
+            "repository",
+            "project",
+            "round",
+            "submitted_at",
+            "claimed",
+            "claimed_by_you",
+            "claim_expires_at",
+        ]
+
+    def get_claimed(self, task: Task) -> bool:
+        return task.claim_reviewer_id is not None
+
+    def get_claimed_by_you(self, task: Task) -> bool:
+        return task.claim_reviewer_id == self.context["request"].user.pk
+
+
+class ReviewQueueApi(ListAPIView):
+    """Submitted tasks waiting for a decision, oldest first (never your own)."""
+
+    permission_classes = [IsReviewer]
+    serializer_class = QueueTaskSerializer
+
+    def get_queryset(self):
+        form = QueueFilterForm(self.request.query_params)
+        if not form.is_valid():
+            raise serializers.ValidationError(form.errors.get_json_data())
+        return selectors.review_queue_for(
+            user=self.request.user,
+            project_id=getattr(form.cleaned_data["project"], "pk", None),
+            repository_id=getattr(form.cleaned_data["repository"], "pk", None),
+            kind=form.cleaned_data["kind"],
+        )
+
+
+class ClaimSerializer(serializers.Serializer):
+    task = serializers.IntegerField(source="task_id")
+    round = serializers.IntegerField()
+    claimed_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+class ReviewClaimApi(APIView):
+    """Claim a submitted task (201); 409 when another reviewer holds it."""
+
+    permission_classes = [IsReviewer]
+
+    @extend_schema(request=None, responses={201: ClaimSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        task = task_get_for_reviewer(user=request.user, pk=pk)
+        claim = claims.review_claim(task=task, reviewer=request.user)
+        return Response(ClaimSerializer(claim).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewReleaseApi(APIView):
+    """Give your claim back; the task returns to the queue."""
+
+    permission_classes = [IsReviewer]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, pk: int) -> Response:
+        task = task_get_for_reviewer(user=request.user, pk=pk)
+        claims.review_release(task=task, reviewer=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class NoteSerializer(serializers.Serializer):
+    turn = serializers.IntegerField(help_text="Id of a turn of this task.")
+    slot = serializers.ChoiceField(choices=["", "A", "B"], required=False, default="")
+    field = serializers.CharField(
+        max_length=40,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text='"" (the whole turn), "preference", "justification" or a rubric axis key '
+        "(with slot).",
+    )
+    text = serializers.CharField(max_length=services.FEEDBACK_MAX_CHARS)
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Review.Decision.choices)
+    feedback = serializers.CharField(
+        max_length=services.FEEDBACK_MAX_CHARS, required=False, default="", allow_blank=True
+    )
+    notes = NoteSerializer(many=True, required=False, default=list)
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    class NoteOutSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = ReviewNote
+            fields = ["turn", "slot", "field", "text"]
+
+    notes = NoteOutSerializer(many=True, read_only=True)
+    task_status = serializers.CharField(source="task.status")
+
+    class Meta:
+        model = Review
+        fields = [
+            "id",
+            "task",
+            "round",
+            "decision",
+            "feedback",
+            "rejects_task",
+            "notes",
+            "task_status",
+            "created_at",
+        ]
+
+
+class ReviewDecideApi(APIView):
+    """Accept or bounce the round you hold the claim on (201); 409 if decided or not held."""
+
+    permission_classes = [IsReviewer]
+
+    @extend_schema(request=DecisionSerializer, responses={201: ReviewSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        task = task_get_for_reviewer(user=request.user, pk=pk)
+        data = DecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.review_decide(
+            task=task,
+            reviewer=request.user,
+            decision=data.validated_data["decision"],
+            feedback=data.validated_data["feedback"],
+            notes=[
+                services.NoteInput(
+                    turn_id=n["turn"], slot=n["slot"], field=n["field"], text=n["text"]
+                )
+                for n in data.validated_data["notes"]
+            ],
+        )
+        review = get_object_or_404(Review.objects.select_related("task"), pk=review.pk)
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class EarningsTaskSerializer(serializers.ModelSerializer):
+    pay = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+
+    class Meta:
+        model = Task
+        fields = ["id", "title", "status", "round", "active_seconds", "pay"]
+
+
+class EarningsSerializer(serializers.Serializer):
+    pending = serializers.DecimalField(max_digits=12, decimal_places=2)
+    accepted = serializers.DecimalField(max_digits=12, decimal_places=2)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    tasks = EarningsTaskSerializer(many=True)
+
+
+class MyEarningsApi(APIView):
+    """Your tasks, their states, time on task and pay: pending, accepted and total."""
+
+    permission_classes = [IsContractor]
+
+    @extend_schema(responses={200: EarningsSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(EarningsSerializer(earnings.contractor_earnings(user=request.user)).data)
+
+
+class PeriodQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(
+        required=False, help_text="First day; default: 1st of this month."
+    )
+    end = serializers.DateField(required=False, help_text="Last day, included; default: today.")
+
+
+def _period(request: Request) -> Period:
+    form = PeriodForm(request.query_params or None)
+    if form.is_bound and not form.is_valid():
+        raise serializers.ValidationError(form.errors.get_json_data())
+    return form.period()
+
+
+def _for_period(request: Request, serializer_class, **parts) -> Response:
+    """{"start", "end", and each part built for the requested period}."""
+    period = _period(request)
+    data = {"start": period.start, "end": period.end}
+    data.update({name: build(period=period) for name, build in parts.items()})
+    return Response(serializer_class(data).data)
+
+
+class PayoutContractorSerializer(serializers.Serializer):
+    contractor_id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+    tasks = serializers.IntegerField()
+    hours = serializers.FloatField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class PayoutReviewerSerializer(serializers.Serializer):
+    reviewer_id = serializers.IntegerField()
+    username = serializers.CharField()
+    decisions = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    bounced = serializers.IntegerField()
+    accepted_pay = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class PayoutsSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    contractors = PayoutContractorSerializer(many=True)
+    reviewers = PayoutReviewerSerializer(many=True)
+
+
+class ReviewerMetricSerializer(serializers.Serializer):
+    reviewer_id = serializers.IntegerField()
+    username = serializers.CharField()
+    decisions = serializers.IntegerField()
+    bounce_rate = serializers.FloatField()
+    median_seconds_to_decision = serializers.FloatField(allow_null=True)
+    reviews_per_hour = serializers.FloatField(allow_null=True)
+
+
+class ReviewerMetricsSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    reviewers = ReviewerMetricSerializer(many=True)
+
+
+class PayoutsApi(APIView):
+    """Totals per contractor and per reviewer for a period (?start=YYYY-MM-DD&end=...)."""
+
+    permission_classes = [IsOverseer]
+
+    @extend_schema(parameters=[PeriodQuerySerializer], responses={200: PayoutsSerializer})
+    def get(self, request: Request) -> Response:
+        return _for_period(
+            request,
+            PayoutsSerializer,
+            contractors=earnings.payout_by_contractor,
+            reviewers=earnings.totals_by_reviewer,
+        )
+
+
+class ReviewerMetricsApi(APIView):
+    """Reviews per hour, bounce rate and median time to decision per reviewer for a period."""
+
+    permission_classes = [IsOverseer]
+
+    @extend_schema(parameters=[PeriodQuerySerializer], responses={200: ReviewerMetricsSerializer})
+    def get(self, request: Request) -> Response:
+        return _for_period(request, ReviewerMetricsSerializer, reviewers=metrics.reviewer_metrics)
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = ["id", "task", "message", "created_at", "read_at"]
+
+
+class NotificationListApi(ListAPIView):
+    """Your notifications, newest first."""
+
+    serializer_class = NotificationSerializer
+
+    def get_queryset(self):
+        return notifications.notifications_for(user=self.request.user)
+
+
+class NotificationsReadApi(APIView):
+    """Mark all your notifications as read."""
+
+    @extend_schema(request=None, responses={200: None})
+    def post(self, request: Request) -> Response:
+        count = notifications.notifications_mark_read(user=request.user)
+        return Response({"marked_read": count})

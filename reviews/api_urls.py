@@ -1,0 +1,19 @@
+from django.urls import path
+
+from reviews import api
+
+urlpatterns = [
+    path("reviews/queue/", api.ReviewQueueApi.as_view(), name="api-review-queue"),
+    path("reviews/tasks/<int:pk>/claim/", api.ReviewClaimApi.as_view(), name="api-review-claim"),
+    path(
+        "reviews/tasks/<int:pk>/release/",
+        api.ReviewReleaseApi.as_view(),
+        name="api-review-release",
+    ),
+    path("reviews/tasks/<int:pk>/decide/", api.ReviewDecideApi.as_view(), name="api-review-decide"),
+    path("earnings/", api.MyEarningsApi.as_view(), name="api-earnings"),
+    path("payouts/", api.PayoutsApi.as_view(), name="api-payouts"),
+    path("reviewer-metrics/", api.ReviewerMetricsApi.as_view(), name="api-reviewer-metrics"),
+    path("notifications/", api.NotificationListApi.as_view(), name="api-notifications"),
+    path("notifications/read/", api.NotificationsReadApi.as_view(), name="api-notifications-read"),
+]

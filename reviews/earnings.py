@@ -1,0 +1,197 @@
+"""Pay: what an accepted task earns, what each contractor has earned, payout totals."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from reviews.exports import csv_safe
+from reviews.models import Earning, Review
+from tasks.models import Project, Task
+
+CENT = Decimal("0.01")
+
+
+def earning_amount(*, project: Project, active_seconds: int) -> tuple[Decimal, bool]:
+    """The project's rate, or less when an hourly cap applies: (amount, whether capped)."""
+    rate = project.pay_per_task
+    if project.hourly_rate_cap is None:
+        return rate, False
+    cap = (project.hourly_rate_cap * Decimal(active_seconds) / Decimal(3600)).quantize(
+        CENT, rounding=ROUND_HALF_UP
+    )
+    return (cap, True) if cap < rate else (rate, False)
+
+
+def earning_record(*, task: Task) -> Earning:
+    """Fix what an accepted task earns; the project's later rate changes do not touch it."""
+    amount, capped = earning_amount(project=task.project, active_seconds=task.active_seconds)
+    return Earning.objects.create(
+        task=task,
+        contractor_id=task.contractor_id,
+        amount=amount,
+        rate=task.project.pay_per_task,
+        active_seconds=task.active_seconds,
+        capped=capped,
+        earned_at=task.accepted_at or timezone.now(),
+    )
+
+
+@dataclass(frozen=True)
+class ContractorEarnings:
+    tasks: list[Task]
+    pending: Decimal
+    accepted: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.pending + self.accepted
+
+
+def contractor_earnings(*, user: Any) -> ContractorEarnings:
+    """The contractor's tasks with state, time on task and pay.
+
+    Accepted pay is what was fixed at acceptance; pending is what tasks under review would
+    earn if accepted now (the rate, capped by time on task).
+    """
+    tasks = list(
+        Task.objects.filter(contractor=user)
+        .select_related("project", "repository", "earning")
+        .order_by("-created_at")
+    )
+    pending = Decimal("0")
+    accepted = Decimal("0")
+    for task in tasks:
+        earning = getattr(task, "earning", None)
+        if earning is not None:
+            task.pay = earning.amount
+            accepted += earning.amount
+        elif task.status == Task.Status.SUBMITTED:
+            task.pay, _ = earning_amount(project=task.project, active_seconds=task.active_seconds)
+            pending += task.pay
+        else:
+            task.pay = None
+    return ContractorEarnings(tasks=tasks, pending=pending, accepted=accepted)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days from `start` to `end` inclusive, in the site's time zone."""
+
+    start: date
+    end: date
+
+    @classmethod
+    def this_month(cls) -> Period:
+        today = timezone.localdate()
+        return cls(start=today.replace(day=1), end=today)
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        zone = timezone.get_current_timezone()
+        return (
+            datetime.combine(self.start, time.min, tzinfo=zone),
+            datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=zone),
+        )
+
+
+def payout_by_contractor(*, period: Period) -> list[dict]:
+    """Accepted tasks, hours and amount per contractor for the period (by acceptance time)."""
+    since, until = period.bounds
+    rows = (
+        Earning.objects.filter(earned_at__gte=since, earned_at__lt=until)
+        .values("contractor_id", "contractor__username", "contractor__email")
+        .annotate(tasks=Count("pk"), seconds=Sum("active_seconds"), amount=Sum("amount"))
+        .order_by("contractor__username")
+    )
+    return [
+        {
+            "contractor_id": row["contractor_id"],
+            "username": row["contractor__username"],
+            "email": row["contractor__email"],
+            "tasks": row["tasks"],
+            "hours": round((row["seconds"] or 0) / 3600, 2),
+            "amount": row["amount"] or Decimal("0"),
+        }
+        for row in rows
+    ]
+
+
+def totals_by_reviewer(*, period: Period) -> list[dict]:
+    """Decisions per reviewer in the period, and the pay of the tasks they accepted."""
+    since, until = period.bounds
+    in_period = Q(reviews__created_at__gte=since, reviews__created_at__lt=until)
+    rows = (
+        get_user_model()
+        .objects.annotate(
+            decisions=Count("reviews", filter=in_period),
+            accepted=Count(
+                "reviews", filter=in_period & Q(reviews__decision=Review.Decision.ACCEPT)
+            ),
+            accepted_pay=Sum(
+                "reviews__task__earning__amount",
+                filter=in_period & Q(reviews__decision=Review.Decision.ACCEPT),
+            ),
+        )
+        .filter(decisions__gt=0)
+        .order_by("username")
+        .values("pk", "username", "decisions", "accepted", "accepted_pay")
+    )
+    return [
+        {
+            "reviewer_id": row["pk"],
+            "username": row["username"],
+            "decisions": row["decisions"],
+            "accepted": row["accepted"],
+            "bounced": row["decisions"] - row["accepted"],
+            "accepted_pay": row["accepted_pay"] or Decimal("0"),
+        }
+        for row in rows
+    ]
+
+
+PAYOUT_CSV_HEADER = [
+    "contractor_id",
+    "username",
+    "email",
+    "period_start",
+    "period_end",
+    "tasks",
+    "hours",
+    "amount",
+]
+
+
+def payout_csv_lines(*, period: Period) -> Iterator[str]:
+    """The payout file: one row per contractor; every cell neutralised against formulas."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PAYOUT_CSV_HEADER)
+    for row in payout_by_contractor(period=period):
+        writer.writerow(
+            csv_safe(value)
+            for value in (
+                row["contractor_id"],
+                row["username"],
+                row["email"],
+                period.start.isoformat(),
+                period.end.isoformat(),
+                row["tasks"],
+                row["hours"],
+                row["amount"],
+            )
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()

@@ -1,0 +1,60 @@
+"""In-app notifications (a badge and a list), and optionally the same by e-mail."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from reviews.models import Notification, Review
+from tasks.models import Task
+
+logger = logging.getLogger(__name__)
+
+
+def notify(*, user: Any, message: str, task: Task | None = None) -> Notification:
+    """Tell `user` something in the app; by e-mail too when that is switched on.
+
+    The mail leaves only once the transaction commits, so a rolled-back decision sends none.
+    """
+    notification = Notification.objects.create(user=user, task=task, message=message[:300])
+    if settings.MARLIN_NOTIFY_BY_EMAIL and user.email:
+        transaction.on_commit(lambda: _send_mail(user.email, message))
+    return notification
+
+
+def _send_mail(address: str, message: str) -> None:
+    try:
+        send_mail("Marlin: " + message[:120], message, None, [address])
+    except OSError:
+        # A mail server being down must not undo a decision that is already committed.
+        logger.exception("notification e-mail to %s failed", address)
+
+
+def notify_decision(*, task: Task, review: Review) -> None:
+    if review.decision == Review.Decision.ACCEPT:
+        message = f"Task #{task.pk} “{task.title}” was accepted."
+    elif review.rejects_task:
+        message = f"Task #{task.pk} “{task.title}” was rejected after round {review.round}."
+    else:
+        message = f"Task #{task.pk} “{task.title}” was bounced: see the reviewer's feedback."
+    notify(user=task.contractor, task=task, message=message)
+
+
+def unread_count(*, user: Any) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def notifications_for(*, user: Any) -> QuerySet[Notification]:
+    return Notification.objects.filter(user=user).select_related("task")
+
+
+def notifications_mark_read(*, user: Any) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
