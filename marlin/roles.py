@@ -19,6 +19,8 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("reviews", "export_dataset"),
         ("reviews", "oversee_reviews"),
         ("reviews", "view_review"),
+        ("reviews", "view_reviewclaim"),
+        ("reviews", "view_earning"),
         *[
             ("tasks", f"{verb}_{model}")
             for verb in ("view", "add", "change")

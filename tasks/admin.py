@@ -34,7 +34,7 @@ class TaskEventInline(admin.TabularInline):
     model = TaskEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["from_status", "to_status", "actor", "reason", "created_at"]
+    readonly_fields = ["kind", "from_status", "to_status", "actor", "reason", "created_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
