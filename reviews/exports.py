@@ -5,14 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 
+from reviews.export_filters import ExportFilters, check_format
 from reviews.models import Review
 from tasks import prompting
-from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
+from tasks.models import Candidate, Judgement, Preference, Task, Turn
 
 NATIVE_SCHEMA_VERSION = 1
 
@@ -21,25 +22,47 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def native_records(*, project: Project | None = None, accepted_only: bool = True) -> Iterator[dict]:
-    """Yield the native record of every judged turn (its latest round's judgement)."""
-    tasks = Task.objects.select_related("project", "repository", "contractor").order_by("pk")
-    if project is not None:
-        tasks = tasks.filter(project=project)
-    if accepted_only:
-        tasks = tasks.filter(status=Task.Status.ACCEPTED)
-    tasks = tasks.prefetch_related(
-        Prefetch(
-            "turns",
-            queryset=Turn.objects.order_by("number").prefetch_related(
-                Prefetch("candidates", queryset=Candidate.objects.select_related("endpoint")),
-                Prefetch("judgements", queryset=Judgement.objects.order_by("round")),
+def judged_turn_count(filters: ExportFilters) -> int:
+    """How many judged turns the filters select: the total an export job counts towards."""
+    judged = Judgement.objects.filter(turn=OuterRef("pk"))
+    return Turn.objects.filter(Exists(judged), task__in=filters.tasks()).count()
+
+
+def native_records(
+    filters: ExportFilters | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = 500,
+) -> Iterator[dict]:
+    """Yield the native record of every judged turn (its latest round's judgement).
+
+    Tasks are read `chunk_size` at a time with their turns, candidates, judgements and
+    reviews prefetched, so memory stays flat whatever the size. `progress`, if given, is
+    called with the number of judged turns considered so far (kept or filtered out).
+    """
+    filters = filters or ExportFilters()
+    tasks = (
+        filters.tasks()
+        .select_related("project", "repository")
+        .prefetch_related(
+            Prefetch(
+                "turns",
+                queryset=Turn.objects.order_by("number").prefetch_related(
+                    Prefetch("candidates", queryset=Candidate.objects.select_related("endpoint")),
+                    Prefetch("judgements", queryset=Judgement.objects.order_by("round")),
+                ),
             ),
-        ),
-        Prefetch("reviews", queryset=Review.objects.order_by("round")),
+            Prefetch("reviews", queryset=Review.objects.order_by("round")),
+        )
     )
-    for task in tasks.iterator(chunk_size=500):
-        yield from _task_records(task)
+    considered = 0
+    for task in tasks.iterator(chunk_size=chunk_size):
+        for record in _task_records(task):
+            considered += 1
+            if filters.keeps(record["preference"]):
+                yield record
+        if progress is not None and considered:
+            progress(considered)
 
 
 def _task_records(task: Task) -> Iterator[dict]:
@@ -82,6 +105,9 @@ def _task_records(task: Task) -> Iterator[dict]:
                 for slot, c in sorted(candidates.items())
             },
             "scores": judgement.scores,
+            # Per rubric axis, the slot scored higher (None when equal): one axis alone
+            # can serve as a preference signal.
+            "criterion_preferences": _criterion_preferences(judgement.scores),
             "preference": judgement.preference,
             "preference_label": Preference(judgement.preference).label,
             "preferred_slot": judgement.preferred_slot,
@@ -109,8 +135,17 @@ def _task_records(task: Task) -> Iterator[dict]:
             )
 
 
-def native_jsonl_lines(**filters: Any) -> Iterator[str]:
-    for record in native_records(**filters):
+def _criterion_preferences(scores: dict) -> dict[str, str | None]:
+    a, b = scores.get("A", {}), scores.get("B", {})
+    return {
+        axis: ("A" if a[axis] > b[axis] else "B" if b[axis] > a[axis] else None)
+        for axis in a
+        if axis in b
+    }
+
+
+def native_jsonl_lines(**source: Any) -> Iterator[str]:
+    for record in native_records(**source):
         yield json.dumps(record, ensure_ascii=False) + "\n"
 
 
@@ -127,9 +162,9 @@ def _prompt(record: dict) -> list[dict]:
     return list(record["conversation"])
 
 
-def trl_records(**filters: Any) -> Iterator[dict]:
+def trl_records(**source: Any) -> Iterator[dict]:
     """Hugging Face TRL conversational preference records (prompt/chosen/rejected); no ties."""
-    for record in native_records(**filters):
+    for record in native_records(**source):
         pair = _pair(record)
         if pair is None:
             continue
@@ -141,9 +176,9 @@ def trl_records(**filters: Any) -> Iterator[dict]:
         }
 
 
-def openai_records(**filters: Any) -> Iterator[dict]:
+def openai_records(**source: Any) -> Iterator[dict]:
     """OpenAI preference fine-tuning records (input / preferred / non-preferred); no ties."""
-    for record in native_records(**filters):
+    for record in native_records(**source):
         pair = _pair(record)
         if pair is None:
             continue
@@ -155,10 +190,10 @@ def openai_records(**filters: Any) -> Iterator[dict]:
         }
 
 
-def criterion_records(*, axis: str, **filters: Any) -> Iterator[dict]:
+def criterion_records(*, axis: str, **source: Any) -> Iterator[dict]:
     """TRL records judged on one rubric axis alone: the candidate scored higher on it wins;
     turns where both scored the same on that axis are left out."""
-    for record in native_records(**filters):
+    for record in native_records(**source):
         scores = record["scores"]
         if axis not in scores.get("A", {}):
             continue
@@ -190,7 +225,7 @@ def csv_safe(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_lines(**filters: Any) -> Iterator[str]:
+def csv_lines(**source: Any) -> Iterator[str]:
     """A CSV summary, one row per judged turn, safe against formula injection."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -203,7 +238,7 @@ def csv_lines(**filters: Any) -> Iterator[str]:
 
     writer.writerow(CSV_COLUMNS)
     yield flush()
-    for r in native_records(**filters):
+    for r in native_records(**source):
         a, b = r["candidates"]["A"], r["candidates"]["B"]
         row = [
             r["task_id"], r["turn"], r["project"], r["repository"], r["commit_sha"],
@@ -217,21 +252,27 @@ def csv_lines(**filters: Any) -> Iterator[str]:
         yield flush()
 
 
-FORMATS = ("native", "trl", "openai", "csv")
+def export_lines(
+    *,
+    fmt: str,
+    filters: ExportFilters | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """The lines of an export in one of EXPORT_FORMATS, or "criterion:<axis>".
 
-
-def export_lines(*, fmt: str, **filters: Any) -> Iterator[str]:
-    """The lines of an export in one of FORMATS, or "criterion:<axis>"."""
+    The same filters on the same data give the same bytes: records come in task and turn
+    order and carry no time of export.
+    """
+    check_format(fmt)
+    source = {"filters": filters, "progress": progress}
     if fmt == "csv":
-        return csv_lines(**filters)
+        return csv_lines(**source)
     if fmt == "native":
-        return native_jsonl_lines(**filters)
+        return native_jsonl_lines(**source)
     if fmt == "trl":
-        records: Iterator[dict] = trl_records(**filters)
+        records: Iterator[dict] = trl_records(**source)
     elif fmt == "openai":
-        records = openai_records(**filters)
-    elif fmt.startswith("criterion:"):
-        records = criterion_records(axis=fmt.split(":", 1)[1], **filters)
+        records = openai_records(**source)
     else:
-        raise ValueError(f"unknown export format {fmt!r}")
+        records = criterion_records(axis=fmt.split(":", 1)[1], **source)
     return (json.dumps(r, ensure_ascii=False) + "\n" for r in records)

@@ -3,12 +3,14 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.contrib.auth import get_user_model
 
 from repos.models import Repository
 from reviews.earnings import Period
+from reviews.export_filters import ExportFilters
 from reviews.models import Review
 from reviews.services import FEEDBACK_MAX_CHARS, NoteInput
-from tasks.models import Project, Task
+from tasks.models import ModelEndpoint, Project, Task
 
 # note-<turn id>, note-<turn id>-preference|justification, note-<turn id>-<slot>-<axis>
 _NOTE_NAME = re.compile(
@@ -86,15 +88,104 @@ class PeriodForm(forms.Form):
         )
 
 
+def _format_choices() -> list[tuple[str, str]]:
+    choices = [
+        ("native", "Native JSONL (everything)"),
+        ("trl", "Hugging Face TRL preference (JSONL)"),
+        ("openai", "OpenAI preference fine-tuning (JSONL)"),
+        ("csv", "CSV summary"),
+    ]
+    seen: dict[str, str] = {}
+    for project in Project.objects.order_by("name"):
+        for axis in project.rubric_axes:
+            seen.setdefault(axis["key"], axis["label"])
+    choices += [(f"criterion:{key}", f"TRL judged on {label} alone") for key, label in seen.items()]
+    return choices
+
+
 class ExportForm(forms.Form):
-    project = forms.ModelChoiceField(queryset=Project.objects.all(), required=False)
+    """The export's format and filters; the page, the API and the command share these rules."""
+
     format = forms.ChoiceField(
-        choices=[
-            ("native", "Native JSONL (everything)"),
-            ("trl", "Hugging Face TRL preference (JSONL)"),
-            ("openai", "OpenAI preference fine-tuning (JSONL)"),
-            ("csv", "CSV summary"),
-        ],
+        choices=_format_choices,
         initial="native",
+        error_messages={
+            "invalid_choice": "Unknown format %(value)s: use native, trl, openai, csv or "
+            "criterion:<axis> with an axis of a project's rubric."
+        },
     )
-    include_unaccepted = forms.BooleanField(required=False)
+    project = forms.ModelChoiceField(queryset=Project.objects.all(), required=False)
+    include_unaccepted = forms.BooleanField(
+        required=False, help_text="By default only accepted tasks are exported."
+    )
+    submitted_from = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Submitted from"
+    )
+    submitted_to = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Submitted to"
+    )
+    repositories = forms.CharField(
+        required=False,
+        max_length=5000,
+        help_text="Full names, comma-separated (owner/name, ...).",
+    )
+    kinds = forms.MultipleChoiceField(
+        choices=Task.Kind.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    endpoints = forms.ModelMultipleChoiceField(
+        queryset=ModelEndpoint.objects.order_by("name"),
+        required=False,
+        help_text="Tasks of projects comparing any of these models.",
+    )
+    contractor = forms.CharField(required=False, max_length=150, help_text="A username.")
+    min_strength = forms.TypedChoiceField(
+        choices=[
+            (0, "Any, ties included"),
+            (1, "At least slightly better (no ties)"),
+            (2, "At least better"),
+            (3, "Much better only"),
+        ],
+        coerce=int,
+        initial=0,
+        required=False,
+        empty_value=0,
+        label="Minimum preference strength",
+    )
+
+    def clean_repositories(self) -> list[int]:
+        names = [n.strip() for n in self.cleaned_data["repositories"].split(",") if n.strip()]
+        found = dict(Repository.objects.filter(full_name__in=names).values_list("full_name", "pk"))
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise forms.ValidationError(f"Unknown repository: {', '.join(missing[:5])}.")
+        return sorted(found[n] for n in set(names))
+
+    def clean_contractor(self) -> int | None:
+        username = self.cleaned_data["contractor"].strip()
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise forms.ValidationError(f"No user named {username!r}.")
+        return user.pk
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("submitted_from"), data.get("submitted_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The date range starts after it ends.")
+        return data
+
+    def filters(self) -> ExportFilters:
+        data = self.cleaned_data
+        return ExportFilters(
+            project_id=data["project"].pk if data.get("project") else None,
+            accepted_only=not data.get("include_unaccepted"),
+            submitted_from=data.get("submitted_from"),
+            submitted_to=data.get("submitted_to"),
+            repository_ids=tuple(data.get("repositories") or ()),
+            kinds=tuple(sorted(data.get("kinds") or ())),
+            endpoint_ids=tuple(sorted(e.pk for e in data.get("endpoints") or ())),
+            contractor_id=data.get("contractor"),
+            min_strength=data.get("min_strength") or 0,
+        )

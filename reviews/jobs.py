@@ -9,3 +9,13 @@ from reviews.claims import claims_release_expired
 def review_claims_release_expired_run() -> int:
     """Periodic (celery beat): abandoned claims lapse and their tasks return to the queue."""
     return claims_release_expired()
+
+
+# An export of 100k turns takes well under a minute; the limits only catch a stuck job and
+# stay below the Redis visibility timeout (3600 s).
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3000, time_limit=3300)
+def export_job_run(job_id: int) -> None:
+    """Write one export job's file (safe to run again: it rewrites the same file)."""
+    from reviews.export_jobs import export_job_execute
+
+    export_job_execute(job_id)

@@ -151,3 +151,52 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+def _export_storage():
+    from django.core.files.storage import storages
+
+    return storages["exports"]
+
+
+class ExportJob(BaseModel):
+    """A dataset export run in the background; the file lands in the exports storage."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Running"
+        SUCCEEDED = "SUCCEEDED", "Ready"
+        FAILED = "FAILED", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="export_jobs"
+    )
+    format = models.CharField(max_length=60)
+    # reviews.export_filters.ExportFilters.to_json()
+    filters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    records = models.PositiveIntegerField(default=0)
+    file = models.FileField(storage=_export_storage, max_length=300, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} ({self.format})"
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == self.Status.SUCCEEDED else 0
+        return min(100, round(100 * self.done / self.total))
+
+    @property
+    def extension(self) -> str:
+        return "csv" if self.format == "csv" else "jsonl"

@@ -15,4 +15,6 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications_read"),
     path("export/", views.export, name="export"),
+    path("export/<int:pk>/", views.export_job, name="export_job"),
+    path("export/<int:pk>/download/", views.export_download, name="export_download"),
 ]

@@ -5,16 +5,17 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
 from marlin.permissions import can_oversee, is_reviewer
-from reviews import claims, earnings, exports, metrics, notifications, selectors, services
+from reviews import claims, earnings, export_jobs, metrics, notifications, selectors, services
 from reviews.earnings import Period
 from reviews.forms import ExportForm, PeriodForm, QueueFilterForm, ReviewForm
+from reviews.models import ExportJob
 from reviews.review_page import review_page_context
 from tasks.models import Task
 from tasks.selectors import task_get_for_reviewer
@@ -193,21 +194,43 @@ def notifications_read(request: HttpRequest) -> HttpResponse:
     return redirect("reviews:notifications")
 
 
+export_required = permission_required("reviews.export_dataset", raise_exception=True)
+
+
 @login_required
-@permission_required("reviews.export_dataset", raise_exception=True)
+@export_required
 def export(request: HttpRequest) -> HttpResponse:
-    form = ExportForm(request.GET or None)
-    if request.GET and form.is_valid():
-        fmt = form.cleaned_data["format"]
-        lines = exports.export_lines(
-            fmt=fmt,
-            project=form.cleaned_data["project"],
-            accepted_only=not form.cleaned_data["include_unaccepted"],
-        )
-        content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
-        response = StreamingHttpResponse(lines, content_type=content_type)
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        extension = "csv" if fmt == "csv" else "jsonl"
-        response["Content-Disposition"] = f'attachment; filename="marlin-{fmt}-{stamp}.{extension}"'
-        return response
-    return render(request, "reviews/export.html", {"form": form or ExportForm()})
+    """The export form; starting an export queues a job and shows its progress page."""
+    form = ExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = export_jobs.export_job_start(
+                by=request.user, fmt=form.cleaned_data["format"], filters=form.filters()
+            )
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("reviews:export_job", pk=job.pk)
+    jobs = ExportJob.objects.select_related("requested_by")[:20]
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "reviews/export.html", {"form": form, "jobs": jobs}, status=status)
+
+
+@login_required
+@export_required
+def export_job(request: HttpRequest, pk: int) -> HttpResponse:
+    """An export's progress; the fragment polls itself until the file is ready."""
+    job = get_object_or_404(ExportJob, pk=pk)
+    template = "reviews/_export_progress.html" if request.htmx else "reviews/export_job.html"
+    return render(request, template, {"job": job})
+
+
+@login_required
+@export_required
+def export_download(request: HttpRequest, pk: int) -> FileResponse:
+    job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
+    filename = f"marlin-{job.format.replace(':', '-')}-{job.pk}.{job.extension}"
+    content_type = "text/csv" if job.extension == "csv" else "application/x-ndjson"
+    return FileResponse(
+        job.file.open("rb"), as_attachment=True, filename=filename, content_type=content_type
+    )

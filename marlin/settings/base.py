@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -108,8 +109,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+# Export files: a folder by default; any Django storage backend (e.g. django-storages' S3)
+# can be named instead, with its options as a JSON object.
+MARLIN_EXPORT_DIR = Path(os.environ.get("MARLIN_EXPORT_DIR") or VAR_DIR / "exports")
+_export_backend = os.environ.get(
+    "MARLIN_EXPORT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+)
+try:
+    _export_options = json.loads(os.environ.get("MARLIN_EXPORT_STORAGE_OPTIONS") or "{}")
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"MARLIN_EXPORT_STORAGE_OPTIONS is not JSON: {_exc}") from _exc
+if not isinstance(_export_options, dict):
+    raise ImproperlyConfigured("MARLIN_EXPORT_STORAGE_OPTIONS must be a JSON object.")
+if _export_backend.endswith("FileSystemStorage"):
+    _export_options.setdefault("location", str(MARLIN_EXPORT_DIR))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "exports": {"BACKEND": _export_backend, "OPTIONS": _export_options},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

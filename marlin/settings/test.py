@@ -23,3 +23,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # A worker process started by the tests is pointed at the test database the tests created.
 if os.environ.get("MARLIN_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["MARLIN_TEST_DATABASE_NAME"]  # noqa: F405
+# Export files of test runs stay apart from a developer's own exports.
+if STORAGES["exports"]["BACKEND"].endswith("FileSystemStorage"):  # noqa: F405
+    STORAGES["exports"]["OPTIONS"]["location"] = os.environ.get("MARLIN_EXPORT_DIR") or str(  # noqa: F405
+        VAR_DIR / "test-exports"  # noqa: F405
+    )

@@ -132,8 +132,12 @@ def test_a_task_is_cloned_judged_bounced_revised_accepted_and_exported_in_a_real
     ada.get_by_role("navigation", name="Main").get_by_role("link", name="Export").click()
     expect(ada.get_by_role("heading", name="Export preference dataset")).to_be_visible()
     ada.get_by_label("Project").select_option(label=project.name)
+    ada.get_by_role("button", name="Start export").click()
+    # The export runs on the worker; the page follows its progress until the file is ready.
+    expect(ada.locator("#export-status")).to_have_text("Ready", timeout=30_000)
+    expect(ada.locator("#export-count")).to_contain_text("1 of 1 judged turns")
     with ada.expect_download() as download_info:
-        ada.get_by_role("button", name="Download").click()
+        ada.get_by_role("link", name="Download").click()
     download = download_info.value
     assert download.failure() is None
     assert download.suggested_filename.endswith(".jsonl")

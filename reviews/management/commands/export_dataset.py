@@ -6,59 +6,115 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.exports import FORMATS, export_lines
-from tasks.models import Project
+from reviews import exports
+from reviews.export_jobs import write_export
+from reviews.forms import ExportForm
+from tasks.models import ModelEndpoint, Project
 
 
 class Command(BaseCommand):
-    help = "Export a project's preference dataset as native JSONL (accepted tasks by default)."
+    help = (
+        "Export the preference dataset (accepted tasks by default), one record per judged "
+        "turn, to a file or standard output."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--project", help="project name (default: every project)")
         parser.add_argument("--output", "-o", help="file to write (default: standard output)")
-        parser.add_argument(
-            "--include-unaccepted", action="store_true", help="also export tasks not yet accepted"
-        )
         parser.add_argument(
             "--format",
             default="native",
             help="native (JSONL, everything), trl, openai, csv, or criterion:<axis> (TRL on one "
             "rubric axis)",
         )
+        parser.add_argument(
+            "--include-unaccepted", action="store_true", help="also export tasks not yet accepted"
+        )
+        parser.add_argument("--submitted-from", help="first day (YYYY-MM-DD) of submission")
+        parser.add_argument("--submitted-to", help="last day (YYYY-MM-DD) of submission")
+        parser.add_argument(
+            "--repository", action="append", default=[], help="owner/name; may be repeated"
+        )
+        parser.add_argument("--kind", action="append", default=[], help="task kind; repeatable")
+        parser.add_argument(
+            "--endpoint", action="append", default=[], help="model endpoint name; repeatable"
+        )
+        parser.add_argument("--contractor", help="only this contractor's tasks (username)")
+        parser.add_argument(
+            "--min-strength", type=int, default=0, help="0-3: minimum |preference| kept"
+        )
+        parser.add_argument(
+            "--progress",
+            action="store_true",
+            default=None,
+            help="show progress on standard error (default: when it is a terminal)",
+        )
+        parser.add_argument("--no-progress", action="store_false", dest="progress")
 
     def handle(self, *args, **options) -> None:
-        project = None
-        if options["project"]:
-            try:
-                project = Project.objects.get(name=options["project"])
-            except Project.DoesNotExist as exc:
-                raise CommandError(f"No project named {options['project']!r}.") from exc
-        fmt = options["format"]
-        if fmt not in FORMATS and not (fmt.startswith("criterion:") and len(fmt) > 10):
-            raise CommandError(
-                f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)} or criterion:<axis>."
+        form = ExportForm(self._form_data(options))
+        if not form.is_valid():
+            problems = "; ".join(
+                f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+                for name, errors in form.errors.items()
             )
-        lines = export_lines(
-            fmt=fmt, project=project, accepted_only=not options["include_unaccepted"]
-        )
+            raise CommandError(f"Cannot export: {problems}")
+        fmt, filters = form.cleaned_data["format"], form.filters()
+        show = options["progress"] if options["progress"] is not None else sys.stderr.isatty()
+        progress = self._progress_bar(exports.judged_turn_count(filters)) if show else None
         if not options["output"]:
-            count = _write(lines, sys.stdout)
+            count, size, sha = write_export(
+                sys.stdout.buffer, fmt=fmt, filters=filters, progress=progress
+            )
+            sys.stdout.flush()
         else:
             # Written beside the target and renamed at the end: a failed export leaves no half file.
             target = Path(options["output"])
             partial = target.with_name(target.name + ".partial")
             try:
-                with partial.open("w", encoding="utf-8") as out:
-                    count = _write(lines, out)
+                with partial.open("wb") as out:
+                    count, size, sha = write_export(
+                        out, fmt=fmt, filters=filters, progress=progress
+                    )
                 os.replace(partial, target)
             finally:
                 partial.unlink(missing_ok=True)
-        self.stderr.write(f"Exported {count} lines ({fmt}).")
+        if show:
+            self.stderr.write("")
+        self.stderr.write(f"Exported {count} lines ({fmt}), {size} bytes, sha256 {sha}.")
 
+    def _form_data(self, options: dict) -> dict:
+        data = {
+            "format": options["format"],
+            "include_unaccepted": options["include_unaccepted"],
+            "submitted_from": options["submitted_from"] or "",
+            "submitted_to": options["submitted_to"] or "",
+            "repositories": ",".join(options["repository"]),
+            "kinds": options["kind"],
+            "contractor": options["contractor"] or "",
+            "min_strength": options["min_strength"],
+        }
+        if options["project"]:
+            project = Project.objects.filter(name=options["project"]).first()
+            if project is None:
+                raise CommandError(f"No project named {options['project']!r}.")
+            data["project"] = project.pk
+        if options["endpoint"]:
+            found = dict(
+                ModelEndpoint.objects.filter(name__in=options["endpoint"]).values_list("name", "pk")
+            )
+            missing = sorted(set(options["endpoint"]) - set(found))
+            if missing:
+                raise CommandError(f"No model endpoint named {', '.join(missing)}.")
+            data["endpoints"] = list(found.values())
+        return data
 
-def _write(lines, out) -> int:
-    count = 0
-    for line in lines:
-        out.write(line)
-        count += 1
-    return count
+    def _progress_bar(self, total: int):
+        width = 30
+
+        def show(done: int) -> None:
+            filled = width * done // total if total else width
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} turns")
+            sys.stderr.flush()
+
+        return show

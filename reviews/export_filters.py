@@ -1,0 +1,116 @@
+"""Which judged turns an export contains: one set of filters for the page, API and command."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from marlin.exceptions import ApplicationError
+from tasks.models import Task
+
+EXPORT_FORMATS = ("native", "trl", "openai", "csv")
+
+
+def check_format(fmt: str, *, axes: set[str] | None = None) -> str:
+    """One of EXPORT_FORMATS or criterion:<axis>; a clear error otherwise."""
+    if fmt in EXPORT_FORMATS:
+        return fmt
+    if fmt.startswith("criterion:") and len(fmt) > len("criterion:"):
+        axis = fmt.split(":", 1)[1]
+        if axes is not None and axis not in axes:
+            raise ApplicationError(
+                f"No rubric axis {axis!r}; the axes are: {', '.join(sorted(axes))}."
+            )
+        return fmt
+    raise ApplicationError(
+        f"Unknown format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)} or criterion:<axis>."
+    )
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Filters on the task of each judged turn, plus a minimum preference strength per turn.
+
+    The date range is on the day the task was (last) submitted, inclusive, in the site's
+    time zone. Stored as JSON on an export job, so every field is a plain value.
+    """
+
+    project_id: int | None = None
+    accepted_only: bool = True
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+    repository_ids: tuple[int, ...] = ()
+    kinds: tuple[str, ...] = ()
+    endpoint_ids: tuple[int, ...] = ()
+    contractor_id: int | None = None
+    # 0..3: |preference| at least this (1 leaves out ties, 3 keeps only "much better").
+    min_strength: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_strength <= 3:
+            raise ApplicationError("The minimum preference strength is 0, 1, 2 or 3.")
+        if self.submitted_from and self.submitted_to and self.submitted_from > self.submitted_to:
+            raise ApplicationError("The date range starts after it ends.")
+        unknown = set(self.kinds) - set(Task.Kind.values)
+        if unknown:
+            raise ApplicationError(f"Unknown task kind: {', '.join(sorted(unknown))}.")
+
+    def tasks(self) -> QuerySet[Task]:
+        """The tasks whose judged turns are exported, in a stable order (by id)."""
+        tasks = Task.objects.all()
+        if self.project_id is not None:
+            tasks = tasks.filter(project_id=self.project_id)
+        if self.accepted_only:
+            tasks = tasks.filter(status=Task.Status.ACCEPTED)
+        zone = timezone.get_current_timezone()
+        if self.submitted_from:
+            tasks = tasks.filter(
+                submitted_at__gte=datetime.combine(self.submitted_from, time.min, tzinfo=zone)
+            )
+        if self.submitted_to:
+            end = datetime.combine(self.submitted_to + timedelta(days=1), time.min, tzinfo=zone)
+            tasks = tasks.filter(submitted_at__lt=end)
+        if self.repository_ids:
+            tasks = tasks.filter(repository_id__in=self.repository_ids)
+        if self.kinds:
+            tasks = tasks.filter(kind__in=self.kinds)
+        if self.endpoint_ids:
+            tasks = tasks.filter(
+                Q(project__endpoint_a_id__in=self.endpoint_ids)
+                | Q(project__endpoint_b_id__in=self.endpoint_ids)
+            )
+        if self.contractor_id is not None:
+            tasks = tasks.filter(contractor_id=self.contractor_id)
+        return tasks.order_by("pk")
+
+    def keeps(self, preference: int) -> bool:
+        return abs(preference) >= self.min_strength
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("submitted_from", "submitted_to"):
+            data[key] = data[key].isoformat() if data[key] else None
+        for key in ("repository_ids", "kinds", "endpoint_ids"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportFilters:
+        def day(value: str | None) -> date | None:
+            return date.fromisoformat(value) if value else None
+
+        return cls(
+            project_id=data.get("project_id"),
+            accepted_only=bool(data.get("accepted_only", True)),
+            submitted_from=day(data.get("submitted_from")),
+            submitted_to=day(data.get("submitted_to")),
+            repository_ids=tuple(data.get("repository_ids") or ()),
+            kinds=tuple(data.get("kinds") or ()),
+            endpoint_ids=tuple(data.get("endpoint_ids") or ()),
+            contractor_id=data.get("contractor_id"),
+            min_strength=int(data.get("min_strength") or 0),
+        )
