@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.forms import Form
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import exception_handler
 
 from marlin.exceptions import ApplicationError
@@ -15,3 +19,30 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
     return exception_handler(exc, context)
+
+
+class ModelCallThrottle(UserRateThrottle):
+    """Endpoints that start model calls (new task, follow-up, retry): each call costs money.
+
+    The rate is read per request, so a changed setting applies without a restart.
+    """
+
+    scope = "model_calls"
+
+    def get_rate(self) -> str:
+        return settings.MARLIN_API_MODEL_CALLS_RATE
+
+
+def form_errors(form: Form) -> dict[str, list[str]]:
+    """A Django form's errors as DRF reports field errors: {"field": ["message", ...]}."""
+    return {
+        ("non_field_errors" if name == "__all__" else name): [str(m) for m in messages]
+        for name, messages in form.errors.items()
+    }
+
+
+def validated(form: Form) -> Form:
+    """The form if valid; otherwise a 400 with each field's messages."""
+    if not form.is_valid():
+        raise ValidationError(form_errors(form))
+    return form

@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from marlin import views
-from repos.api import RepositoryImportApi
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,8 +13,11 @@ urlpatterns = [
     path("repos/", include("repos.urls")),
     path("tasks/", include("tasks.urls")),
     path("reviews/", include("reviews.urls")),
-    path("api/repos/import/", RepositoryImportApi.as_view(), name="api-repos-import"),
+    path("api/", include("repos.api_urls")),
+    path("api/", include("tasks.api_urls")),
     path("api/", include("reviews.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
 ]

@@ -5,20 +5,26 @@ Services raise ApplicationError subclasses; marlin.api maps them to 400, 403 and
 
 from __future__ import annotations
 
+from django.http import FileResponse, QueryDict
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.generics import ListAPIView
+from rest_framework.generics import ListAPIView, ListCreateAPIView, RetrieveAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marlin.permissions import can_oversee, is_contractor, is_reviewer
-from reviews import claims, earnings, metrics, notifications, selectors, services
+from marlin.api import validated
+from marlin.permissions import can_export, can_oversee, is_contractor, is_reviewer
+from reviews import claims, earnings, export_jobs, metrics, notifications, selectors, services
 from reviews.earnings import Period
-from reviews.forms import PeriodForm, QueueFilterForm
-from reviews.models import Notification, Review, ReviewNote
+from reviews.forms import ExportForm, PeriodForm, QueueFilterForm
+from reviews.models import ExportJob, Notification, Review, ReviewNote
+from reviews.round_changes import round_changes
+from tasks.api import TaskDetailSerializer
 from tasks.models import Task
 from tasks.selectors import task_get_for_reviewer
 
@@ -322,3 +328,149 @@ class NotificationsReadApi(APIView):
     def post(self, request: Request) -> Response:
         count = notifications.notifications_mark_read(user=request.user)
         return Response({"marked_read": count})
+
+
+class ReviewTaskSerializer(TaskDetailSerializer):
+    """What a reviewer sees: the task as submitted, every round's judgements, the claim,
+    earlier decisions and what changed since the last round (by turn id)."""
+
+    claim = serializers.SerializerMethodField()
+    reviews = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField()
+
+    class Meta(TaskDetailSerializer.Meta):
+        fields = [*TaskDetailSerializer.Meta.fields, "claim", "reviews", "changes"]
+
+    @extend_schema_field(ClaimSerializer(allow_null=True))
+    def get_claim(self, task: Task) -> dict | None:
+        claim = claims.open_claim_of(task)
+        return ClaimSerializer(claim).data if claim else None
+
+    @extend_schema_field(ReviewSerializer(many=True))
+    def get_reviews(self, task: Task) -> list[dict]:
+        reviews = task.reviews.select_related("task").prefetch_related("notes")
+        return ReviewSerializer(reviews, many=True).data
+
+    @extend_schema_field(serializers.DictField())
+    def get_changes(self, task: Task) -> dict:
+        return {
+            str(turn_id): {
+                "is_new": change.is_new,
+                "preference_was": change.preference_was,
+                "scores_was": change.scores_was,
+                "justification_diff": change.justification_diff,
+            }
+            for turn_id, change in round_changes(task).items()
+        }
+
+
+class IsReviewerOrOverseer(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_reviewer(request.user) or can_oversee(request.user)
+
+
+class ReviewTaskApi(RetrieveAPIView):
+    """A submitted (or decided) task as its reviewer sees it; never your own task."""
+
+    permission_classes = [IsReviewerOrOverseer]
+    serializer_class = ReviewTaskSerializer
+
+    def get_object(self) -> Task:
+        return task_get_for_reviewer(user=self.request.user, pk=self.kwargs["pk"])
+
+
+class CanExport(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return can_export(request.user)
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = [
+            "id",
+            "format",
+            "filters",
+            "status",
+            "total",
+            "done",
+            "records",
+            "size_bytes",
+            "sha256",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "download_url",
+        ]
+
+    def get_download_url(self, job: ExportJob) -> str | None:
+        if job.status != ExportJob.Status.SUCCEEDED:
+            return None
+        return reverse("api-export-download", args=[job.pk])
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.CharField(help_text="native, trl, openai, csv or criterion:<axis>")
+    project = serializers.IntegerField(required=False)
+    include_unaccepted = serializers.BooleanField(required=False, default=False)
+    submitted_from = serializers.DateField(required=False)
+    submitted_to = serializers.DateField(required=False)
+    repositories = serializers.CharField(required=False, help_text="owner/name, comma-separated")
+    kinds = serializers.ListField(child=serializers.CharField(), required=False)
+    endpoints = serializers.ListField(child=serializers.IntegerField(), required=False)
+    contractor = serializers.CharField(required=False, help_text="a username")
+    min_strength = serializers.IntegerField(required=False, min_value=0, max_value=3)
+
+
+class ExportJobListCreateApi(ListCreateAPIView):
+    """Exports, newest first; POST starts one (the same fields and rules as the export page)."""
+
+    permission_classes = [CanExport]
+    serializer_class = ExportJobSerializer
+    queryset = ExportJob.objects.order_by("-created_at", "-pk")
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: ExportJobSerializer})
+    def post(self, request: Request) -> Response:
+        form = validated(ExportForm(_form_data(request.data)))
+        job = export_jobs.export_job_start(
+            by=request.user, fmt=form.cleaned_data["format"], filters=form.filters()
+        )
+        return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _form_data(data) -> QueryDict | dict:
+    """JSON lists (kinds, endpoints) as a form's multi-valued fields."""
+    if isinstance(data, QueryDict):
+        return data
+    form_data = QueryDict(mutable=True)
+    for key, value in data.items():
+        if isinstance(value, list):
+            form_data.setlist(key, [str(v) for v in value])
+        elif isinstance(value, bool):
+            form_data[key] = "on" if value else ""
+        elif value is not None:
+            form_data[key] = str(value)
+    return form_data
+
+
+class ExportJobDetailApi(RetrieveAPIView):
+    """An export's progress (done / total judged turns) and, when ready, its download URL."""
+
+    permission_classes = [CanExport]
+    serializer_class = ExportJobSerializer
+    queryset = ExportJob.objects.all()
+
+
+class ExportJobDownloadApi(APIView):
+    """The export file (JSONL or CSV)."""
+
+    permission_classes = [CanExport]
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
+        filename = f"marlin-{job.format.replace(':', '-')}-{job.pk}.{job.extension}"
+        return FileResponse(job.file.open("rb"), as_attachment=True, filename=filename)

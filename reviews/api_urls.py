@@ -4,6 +4,7 @@ from reviews import api
 
 urlpatterns = [
     path("reviews/queue/", api.ReviewQueueApi.as_view(), name="api-review-queue"),
+    path("reviews/tasks/<int:pk>/", api.ReviewTaskApi.as_view(), name="api-review-task"),
     path("reviews/tasks/<int:pk>/claim/", api.ReviewClaimApi.as_view(), name="api-review-claim"),
     path(
         "reviews/tasks/<int:pk>/release/",
@@ -16,4 +17,11 @@ urlpatterns = [
     path("reviewer-metrics/", api.ReviewerMetricsApi.as_view(), name="api-reviewer-metrics"),
     path("notifications/", api.NotificationListApi.as_view(), name="api-notifications"),
     path("notifications/read/", api.NotificationsReadApi.as_view(), name="api-notifications-read"),
+    path("exports/", api.ExportJobListCreateApi.as_view(), name="api-exports"),
+    path("exports/<int:pk>/", api.ExportJobDetailApi.as_view(), name="api-export"),
+    path(
+        "exports/<int:pk>/download/",
+        api.ExportJobDownloadApi.as_view(),
+        name="api-export-download",
+    ),
 ]

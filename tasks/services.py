@@ -144,7 +144,10 @@ class JudgementNeedsConfirmation(ApplicationError):
     """The judgement looks self-contradictory; the contractor must confirm it as it is."""
 
     def __init__(self, warnings: list[str]) -> None:
-        super().__init__("Please check the warnings below, then confirm or change your judgement.")
+        super().__init__(
+            "Please check the warnings below, then confirm or change your judgement.",
+            extra={"warnings": warnings},
+        )
         self.warnings = warnings
 
 

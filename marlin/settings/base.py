@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "marlin.apps.MarlinConfig",
     "repos.apps.ReposConfig",
@@ -262,7 +263,29 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Marlin API", "VERSION": "0.1.0"}
+# Per user, on the API endpoints that start model calls (DRF rate syntax: N/second|minute|hour|day).
+MARLIN_API_MODEL_CALLS_RATE = os.environ.get("MARLIN_API_MODEL_CALLS_RATE", "60/hour")
+if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", MARLIN_API_MODEL_CALLS_RATE):
+    raise ImproperlyConfigured(
+        f"MARLIN_API_MODEL_CALLS_RATE={MARLIN_API_MODEL_CALLS_RATE!r} is not like 60/hour."
+    )
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Marlin API",
+    "DESCRIPTION": "Every flow of the browser, with the same permissions and blinding. "
+    "Authenticate with a session or a token: `Authorization: Token <key>`.",
+    "VERSION": "0.2.0",
+    # Swagger UI and Redoc come from our own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "tasks.models.Task.Status",
+        "CandidateStatusEnum": "tasks.models.Candidate.Status",
+        "CloneStatusEnum": "repos.models.Repository.CloneStatus",
+        "ExportStatusEnum": "reviews.models.ExportJob.Status",
+    },
+}
 
 LOGGING = {
     "version": 1,

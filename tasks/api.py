@@ -1,0 +1,300 @@
+"""The contractor's flows over the REST API: projects, tasks, turns, candidates, judgements.
+
+Same services and permission checks as the pages; candidates are blinded the same way
+(never an endpoint, masked model names). Errors from services become 400/403/409 (marlin.api).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView, ListCreateAPIView, RetrieveAPIView
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marlin.api import ModelCallThrottle, validated
+from marlin.permissions import is_contractor
+from reviews import selectors as review_selectors
+from tasks import generation, selectors, services
+from tasks.blinding import mask_identity
+from tasks.forms import TaskCreateForm
+from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
+
+
+class IsContractor(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_contractor(request.user)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        # Never the endpoints: which models a project compares is not for contractors.
+        fields = [
+            "id",
+            "name",
+            "guidelines",
+            "rubric_axes",
+            "min_turns",
+            "max_turns",
+            "min_justification_chars",
+            "pay_per_task",
+            "hourly_rate_cap",
+        ]
+
+
+class CandidateSerializer(serializers.ModelSerializer):
+    """A candidate as people see it: slot A or B, never its endpoint; names masked."""
+
+    explanation = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    elapsed_seconds = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        model = Candidate
+        fields = [
+            "id",
+            "slot",
+            "status",
+            "explanation",
+            "diff",
+            "applies_cleanly",
+            "apply_error",
+            "is_truncated",
+            "error",
+            "elapsed_seconds",
+        ]
+
+    def _names(self, candidate: Candidate) -> list[str]:
+        project = candidate.turn.task.project
+        endpoints = {candidate.endpoint, project.endpoint_a, project.endpoint_b}
+        return [n for e in endpoints for n in (e.name, e.model_id)]
+
+    def get_explanation(self, candidate: Candidate) -> str:
+        return mask_identity(candidate.explanation, names=self._names(candidate))
+
+    def get_error(self, candidate: Candidate) -> str:
+        return mask_identity(candidate.error, names=self._names(candidate))
+
+
+class JudgementSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Judgement
+        fields = ["round", "preference", "scores", "justification", "warnings", "updated_at"]
+
+
+class TurnSerializer(serializers.ModelSerializer):
+    candidates = CandidateSerializer(many=True, read_only=True)
+    judgements = JudgementSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Turn
+        fields = ["id", "number", "prompt", "active_seconds", "candidates", "judgements"]
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.name")
+    repository = serializers.CharField(source="repository.full_name")
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "title",
+            "kind",
+            "status",
+            "round",
+            "project",
+            "repository",
+            "base_ref",
+            "commit_sha",
+            "active_seconds",
+            "created_at",
+            "submitted_at",
+            "accepted_at",
+        ]
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    kind = serializers.CharField()
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class FeedbackNoteSerializer(serializers.Serializer):
+    turn = serializers.IntegerField(source="turn_id")
+    slot = serializers.CharField()
+    field = serializers.CharField()
+    text = serializers.CharField()
+
+
+class FeedbackSerializer(serializers.Serializer):
+    round = serializers.IntegerField()
+    feedback = serializers.CharField()
+    rejects_task = serializers.BooleanField()
+    notes = FeedbackNoteSerializer(many=True, source="notes.all")
+
+
+class TaskDetailSerializer(TaskSerializer):
+    turns = TurnSerializer(many=True, read_only=True)
+    feedback = serializers.SerializerMethodField()
+    timeline = serializers.SerializerMethodField()
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "turns", "feedback", "timeline"]
+
+    @extend_schema_field(FeedbackSerializer(allow_null=True))
+    def get_feedback(self, task: Task) -> dict | None:
+        review = review_selectors.latest_review(task)
+        if review is None or review.decision != review.Decision.BOUNCE:
+            return None
+        return FeedbackSerializer(review).data
+
+    @extend_schema_field(TimelineEntrySerializer(many=True))
+    def get_timeline(self, task: Task) -> list[dict]:
+        viewer = self.context["request"].user
+        entries = review_selectors.task_timeline(task=task, viewer=viewer)
+        return TimelineEntrySerializer(entries, many=True).data
+
+
+class ProjectListApi(ListAPIView):
+    """Open projects a contractor can start a task in, with guidelines and rubric."""
+
+    permission_classes = [IsContractor]
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return selectors.project_list_active().order_by("name")
+
+
+class TaskCreateSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    repository = serializers.IntegerField()
+    ref = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    title = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Task.Kind.choices)
+    prompt = serializers.CharField()
+
+
+class TaskListCreateApi(ListCreateAPIView):
+    """Your tasks (newest first, `?status=` to filter); POST starts a task and both models."""
+
+    permission_classes = [IsContractor]
+    serializer_class = TaskSerializer
+
+    def get_throttles(self):
+        return [ModelCallThrottle()] if self.request.method == "POST" else []
+
+    def get_queryset(self):
+        tasks = selectors.task_list_for_contractor(user=self.request.user).order_by("-pk")
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            if wanted not in Task.Status.values:
+                raise serializers.ValidationError({"status": [f"Unknown status {wanted!r}."]})
+            tasks = tasks.filter(status=wanted)
+        return tasks
+
+    @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer})
+    def post(self, request: Request) -> Response:
+        # The page's form holds the rules (open project, cloned repository, prompt length).
+        form = validated(TaskCreateForm(request.data))
+        task = services.task_create(contractor=request.user, **form.cleaned_data)
+        return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+
+
+class TaskDetailApi(RetrieveAPIView):
+    """One of your tasks: turns, blinded candidates, your judgements, feedback and timeline."""
+
+    permission_classes = [IsContractor]
+    serializer_class = TaskDetailSerializer
+
+    def get_object(self) -> Task:
+        return selectors.task_get_for_contractor(user=self.request.user, pk=self.kwargs["pk"])
+
+
+class JudgementInputSerializer(serializers.Serializer):
+    preference = serializers.ChoiceField(
+        choices=Preference.choices, help_text="-3 (A much better) … 3 (B much better)."
+    )
+    scores = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text='{"A": {"<axis>": 1..5, ...}, "B": {...}} over the project\'s rubric axes.',
+    )
+    justification = serializers.CharField(max_length=20_000)
+    confirm_warnings = serializers.BooleanField(
+        default=False, help_text="Submit even though the judgement contradicts itself."
+    )
+
+
+class FollowUpInputSerializer(JudgementInputSerializer):
+    prompt = serializers.CharField(help_text="The follow-up both models answer next.")
+
+
+def _judgement_args(request: Request, serializer_class) -> dict[str, Any]:
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
+
+
+class TaskSubmitApi(APIView):
+    """Judge the latest turn and send the task to review (this round).
+
+    A self-contradicting judgement is refused with 400 and `warnings` unless
+    `confirm_warnings` is true.
+    """
+
+    permission_classes = [IsContractor]
+
+    @extend_schema(request=JudgementInputSerializer, responses={200: TaskSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        task = services.task_submit(
+            task=task, by=request.user, **_judgement_args(request, JudgementInputSerializer)
+        )
+        return Response(TaskSerializer(task).data)
+
+
+class TaskFollowUpApi(APIView):
+    """Judge the latest turn, then ask both models a follow-up (a new turn)."""
+
+    permission_classes = [IsContractor]
+    throttle_classes = [ModelCallThrottle]
+
+    @extend_schema(request=FollowUpInputSerializer, responses={201: TurnSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        turn = services.task_follow_up(
+            task=task, by=request.user, **_judgement_args(request, FollowUpInputSerializer)
+        )
+        return Response(TurnSerializer(turn).data, status=status.HTTP_201_CREATED)
+
+
+class TaskReviseApi(APIView):
+    """Reopen your bounced task as the next round."""
+
+    permission_classes = [IsContractor]
+
+    @extend_schema(request=None, responses={200: TaskSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        return Response(TaskSerializer(services.task_revise(task=task, by=request.user)).data)
+
+
+class CandidateRetryApi(APIView):
+    """Generate a failed candidate again."""
+
+    permission_classes = [IsContractor]
+    throttle_classes = [ModelCallThrottle]
+
+    @extend_schema(request=None, responses={202: CandidateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
+        candidate = generation.candidate_retry(candidate=candidate, by=request.user)
+        return Response(CandidateSerializer(candidate).data, status=status.HTTP_202_ACCEPTED)
