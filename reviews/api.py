@@ -19,9 +19,18 @@ from rest_framework.views import APIView
 
 from marlin.api import validated
 from marlin.permissions import can_export, can_oversee, is_contractor, is_reviewer
-from reviews import claims, earnings, export_jobs, metrics, notifications, selectors, services
+from reviews import (
+    claims,
+    dashboard,
+    earnings,
+    export_jobs,
+    metrics,
+    notifications,
+    selectors,
+    services,
+)
 from reviews.earnings import Period
-from reviews.forms import ExportForm, PeriodForm, QueueFilterForm
+from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm
 from reviews.models import ExportJob, Notification, Review, ReviewNote
 from reviews.round_changes import round_changes
 from tasks.api import TaskDetailSerializer
@@ -474,3 +483,30 @@ class ExportJobDownloadApi(APIView):
         job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
         filename = f"marlin-{job.format.replace(':', '-')}-{job.pk}.{job.extension}"
         return FileResponse(job.file.open("rb"), as_attachment=True, filename=filename)
+
+
+class DashboardQuerySerializer(serializers.Serializer):
+    project = serializers.IntegerField(required=False, help_text="A project id; default: all.")
+
+
+class DashboardApi(APIView):
+    """The dashboard's figures: strengths with intervals, win rates, position bias, mean
+    scores, applies-cleanly rates, bounce rate, rounds, time on task and throughput."""
+
+    permission_classes = [IsOverseer]
+
+    @extend_schema(parameters=[DashboardQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        form = validated(DashboardForm(request.query_params))
+        board = dashboard.dashboard(project=form.cleaned_data["project"])
+        return Response(
+            {
+                **dashboard.chart_data(board),
+                "judged_turns": board.judged_turns,
+                "bounce_rate": board.bounce_rate,
+                "decisions": board.decisions,
+                "rounds_per_task": board.rounds_per_task,
+                "median_seconds_on_task": board.median_seconds_on_task,
+                "score_distributions": board.score_distributions,
+            }
+        )

@@ -17,6 +17,7 @@ urlpatterns = [
     path("reviewer-metrics/", api.ReviewerMetricsApi.as_view(), name="api-reviewer-metrics"),
     path("notifications/", api.NotificationListApi.as_view(), name="api-notifications"),
     path("notifications/read/", api.NotificationsReadApi.as_view(), name="api-notifications-read"),
+    path("dashboard/", api.DashboardApi.as_view(), name="api-dashboard"),
     path("exports/", api.ExportJobListCreateApi.as_view(), name="api-exports"),
     path("exports/<int:pk>/", api.ExportJobDetailApi.as_view(), name="api-export"),
     path(

@@ -342,7 +342,7 @@ def bradley_terry(
         draws = np.zeros((samples, n))
     else:
         rng = np.random.default_rng(seed)
-        resampled = rng.multinomial(total // 2, cell_counts / total, size=samples)
+        resampled = rng.multinomial(total, cell_counts / total, size=samples)
         resampled_wins = (resampled @ contribution).reshape(samples, n, n)
         met = (wins + wins.T) > 0
         draws, converged = _iterate(

@@ -189,3 +189,9 @@ class ExportForm(forms.Form):
             contractor_id=data.get("contractor"),
             min_strength=data.get("min_strength") or 0,
         )
+
+
+class DashboardForm(forms.Form):
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.order_by("name"), required=False, empty_label="All projects"
+    )

@@ -12,6 +12,7 @@ urlpatterns = [
     path("earnings/", views.my_earnings, name="earnings"),
     path("payouts/", views.payouts, name="payouts"),
     path("metrics/", views.reviewer_metrics, name="metrics"),
+    path("dashboard/", views.dashboard_page, name="dashboard"),
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications_read"),
     path("export/", views.export, name="export"),

@@ -12,9 +12,18 @@ from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
 from marlin.permissions import can_oversee, is_reviewer
-from reviews import claims, earnings, export_jobs, metrics, notifications, selectors, services
+from reviews import (
+    claims,
+    dashboard,
+    earnings,
+    export_jobs,
+    metrics,
+    notifications,
+    selectors,
+    services,
+)
 from reviews.earnings import Period
-from reviews.forms import ExportForm, PeriodForm, QueueFilterForm, ReviewForm
+from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm, ReviewForm
 from reviews.models import ExportJob
 from reviews.review_page import review_page_context
 from tasks.models import Task
@@ -179,6 +188,22 @@ def reviewer_metrics(request: HttpRequest) -> HttpResponse:
     form, period, status = _period_of(request)
     context = {"form": form, "period": period, "metrics": metrics.reviewer_metrics(period=period)}
     return render(request, "reviews/metrics.html", context, status=status)
+
+
+@login_required
+@overseer_required
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    """Win rates, Bradley-Terry strengths, bias and throughput, per project or overall."""
+    form = DashboardForm(request.GET or None)
+    project = form.cleaned_data["project"] if form.is_valid() else None
+    board = dashboard.dashboard(project=project)
+    context = {
+        "form": form if form.is_bound else DashboardForm(),
+        "project": project,
+        "board": board,
+        "chart_data": dashboard.chart_data(board),
+    }
+    return render(request, "reviews/dashboard.html", context)
 
 
 @login_required
