@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import BadHeaderError, send_mail
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -24,14 +24,16 @@ def notify(*, user: Any, message: str, task: Task | None = None) -> Notification
     """
     notification = Notification.objects.create(user=user, task=task, message=message[:300])
     if settings.MARLIN_NOTIFY_BY_EMAIL and user.email:
-        transaction.on_commit(lambda: _send_mail(user.email, message))
+        transaction.on_commit(lambda: _send_mail(user.email, message), robust=True)
     return notification
 
 
 def _send_mail(address: str, message: str) -> None:
+    # A subject is one line: a title may carry a newline (and would be a header injection).
+    subject = " ".join(("Marlin: " + message[:120]).split())
     try:
-        send_mail("Marlin: " + message[:120], message, None, [address])
-    except OSError:
+        send_mail(subject, message, None, [address])
+    except (OSError, BadHeaderError):
         # A mail server being down must not undo a decision that is already committed.
         logger.exception("notification e-mail to %s failed", address)
 

@@ -86,7 +86,8 @@ def task_create(
         contractor=contractor,
         base_ref=ref or repository.default_branch,
         commit_sha=sha,
-        title=title.strip(),
+        # One line: titles appear in lists, notifications and e-mail subjects.
+        title=" ".join(title.split()),
         kind=kind,
     )
     task.full_clean()
