@@ -9,7 +9,7 @@ from django.forms import Form
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
 
 from marlin.exceptions import ApplicationError
 
@@ -17,6 +17,8 @@ from marlin.exceptions import ApplicationError
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """ApplicationError → {"detail": message} with its status (400, 403 or 409)."""
     if isinstance(exc, ApplicationError):
+        # As DRF does for its own errors: nothing the request wrote before failing is kept.
+        set_rollback()
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
     return exception_handler(exc, context)
 

@@ -33,16 +33,21 @@ def write_export(
     filters: ExportFilters,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int, str]:
-    """Stream an export into a binary file: (lines written, bytes, sha256 of the bytes)."""
+    """Stream an export into a binary file: (records written, bytes, sha256 of the bytes).
+
+    export_lines yields one chunk per record (a CSV row may span lines), and for CSV one
+    header chunk first, which is not a record.
+    """
     digest = hashlib.sha256()
-    lines = size = 0
+    chunks = size = 0
     for line in exports.export_lines(fmt=fmt, filters=filters, progress=progress):
         data = line.encode("utf-8")
         out.write(data)
         digest.update(data)
         size += len(data)
-        lines += 1
-    return lines, size, digest.hexdigest()
+        chunks += 1
+    records = chunks - 1 if fmt == "csv" else chunks
+    return records, size, digest.hexdigest()
 
 
 def _rubric_axes() -> set[str]:

@@ -130,6 +130,8 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 notes=form.cleaned_data["notes"],
             )
         except ApplicationError as exc:
+            # Shown at the top as well: without the claim the page has no form to carry it.
+            messages.error(request, exc.message)
             form.add_error(None, exc.message)
             return _render_detail(request, task, form, status=exc.status_code)
         if review.decision == review.Decision.ACCEPT:

@@ -20,7 +20,7 @@ from marlin.api import ModelCallThrottle, validated
 from marlin.permissions import is_contractor
 from reviews import selectors as review_selectors
 from tasks import generation, selectors, services
-from tasks.blinding import mask_identity
+from tasks.blinding import identity_names, mask_identity, mask_names
 from tasks.forms import TaskCreateForm
 from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
 
@@ -51,6 +51,8 @@ class CandidateSerializer(serializers.ModelSerializer):
     """A candidate as people see it: slot A or B, never its endpoint; names masked."""
 
     explanation = serializers.SerializerMethodField()
+    diff = serializers.SerializerMethodField()
+    apply_error = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     elapsed_seconds = serializers.FloatField(allow_null=True)
 
@@ -70,12 +72,16 @@ class CandidateSerializer(serializers.ModelSerializer):
         ]
 
     def _names(self, candidate: Candidate) -> list[str]:
-        project = candidate.turn.task.project
-        endpoints = {candidate.endpoint, project.endpoint_a, project.endpoint_b}
-        return [n for e in endpoints for n in (e.name, e.model_id)]
+        return identity_names(candidate)
+
+    def get_diff(self, candidate: Candidate) -> str:
+        return mask_names(candidate.diff, names=self._names(candidate))
 
     def get_explanation(self, candidate: Candidate) -> str:
         return mask_identity(candidate.explanation, names=self._names(candidate))
+
+    def get_apply_error(self, candidate: Candidate) -> str:
+        return mask_identity(candidate.apply_error, names=self._names(candidate))
 
     def get_error(self, candidate: Candidate) -> str:
         return mask_identity(candidate.error, names=self._names(candidate))

@@ -23,12 +23,28 @@ _IDENTITY_RE = re.compile(
 _INVISIBLE_RE = re.compile("[\u00ad\u034f\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 
 
+def identity_names(candidate) -> list[str]:
+    """The names that identify a candidate's model: its own endpoint (which answered, even
+    if the project changed since) and both of its project's (a model may name its rival)."""
+    project = candidate.turn.task.project
+    endpoints = {candidate.endpoint, project.endpoint_a, project.endpoint_b}
+    return [n for e in endpoints for n in (e.name, e.model_id)]
+
+
+def mask_names(text: str, *, names: Iterable[str]) -> str:
+    """Replace only the given endpoint names and model ids: for code (diffs), where vendor
+    words like `anthropic` may be real identifiers that must stay readable."""
+    if not text:
+        return text
+    for name in sorted({n for n in names if n and len(n) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(name), MASK, text, flags=re.IGNORECASE)
+    return text
+
+
 def mask_identity(text: str, *, names: Iterable[str] = ()) -> str:
     """Replace model and vendor names (and the given endpoint names/model ids) with [model]."""
     if not text:
         return text
     # Invisible characters (soft hyphen, zero-width) would split a name past the patterns.
     text = _INVISIBLE_RE.sub("", text)
-    for name in sorted({n for n in names if n and len(n) >= 3}, key=len, reverse=True):
-        text = re.sub(re.escape(name), MASK, text, flags=re.IGNORECASE)
-    return _IDENTITY_RE.sub(MASK, text)
+    return _IDENTITY_RE.sub(MASK, mask_names(text, names=names))

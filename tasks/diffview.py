@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.utils.safestring import SafeString, mark_safe
 
 from repos import highlighting
+from tasks.blinding import identity_names, mask_names
 
 CACHE_VERSION = 1
 CACHE_SECONDS = 7 * 24 * 3600
@@ -334,4 +335,11 @@ def attach_diff_views(candidates) -> None:
     """Give every finished candidate its parsed, highlighted diff (cached per diff)."""
     for candidate in candidates:
         if candidate.status == candidate.Status.SUCCEEDED:
-            candidate.diff_view = build_diff_view(candidate_id=candidate.pk, diff=candidate.diff)
+            candidate.diff_view = candidate_diff_view(candidate)
+
+
+def candidate_diff_view(candidate) -> DiffView:
+    """The diff as people may see it: a model's endpoint name or id written into its code is
+    masked (generic vendor words are left alone: they may be real identifiers)."""
+    diff = mask_names(candidate.diff, names=identity_names(candidate))
+    return build_diff_view(candidate_id=candidate.pk, diff=diff)

@@ -56,13 +56,19 @@ def project_list_active() -> QuerySet[Project]:
 
 
 def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
-    """A candidate its task's contractor may see, or a reviewer of that task (not their own)."""
-    candidate = get_object_or_404(Candidate.objects.select_related("turn__task"), pk=pk)
+    """A candidate its task's contractor may see, or a reviewer or admin once the task reached
+    review (never their own task)."""
+    candidate = get_object_or_404(
+        Candidate.objects.select_related(
+            "endpoint", "turn__task__project__endpoint_a", "turn__task__project__endpoint_b"
+        ),
+        pk=pk,
+    )
     task = candidate.turn.task
     if task.contractor_id == user.pk and user.has_perm("tasks.work_on_tasks"):
         return candidate
     if (
-        user.has_perm("reviews.review_tasks")
+        (user.has_perm("reviews.review_tasks") or user.has_perm("reviews.oversee_reviews"))
         and task.contractor_id != user.pk
         and task.status in REVIEWED_STATES
     ):

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from marlin.exceptions import ApplicationError
 from reviews import selectors as review_selectors
 from tasks import generation, selectors, services
-from tasks.diffview import attach_diff_views, build_diff_view
+from tasks.diffview import attach_diff_views, candidate_diff_view
 from tasks.forms import JudgementForm, TaskCreateForm
 from tasks.models import Task
 
@@ -214,7 +214,7 @@ def task_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
 def candidate_diff_file(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     """One large changed file of a candidate, loaded when the person opens it."""
     candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
-    view = build_diff_view(candidate_id=candidate.pk, diff=candidate.diff)
+    view = candidate_diff_view(candidate)
     if index >= len(view.files):
         raise Http404("No such file in this change.")
     file = view.files[index]

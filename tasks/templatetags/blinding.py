@@ -6,15 +6,13 @@ from django import template
 from django.utils.html import linebreaks, strip_tags
 from django.utils.safestring import SafeString, mark_safe
 
-from tasks.blinding import mask_identity
+from tasks.blinding import identity_names, mask_identity
 
 register = template.Library()
 
 
 def _names(candidate) -> list[str]:
-    project = candidate.turn.task.project
-    endpoints = {candidate.endpoint, project.endpoint_a, project.endpoint_b}
-    return [n for e in endpoints for n in (e.name, e.model_id)]
+    return identity_names(candidate)
 
 
 @register.filter(name="blinded_html")

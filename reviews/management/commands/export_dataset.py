@@ -60,7 +60,7 @@ class Command(BaseCommand):
             )
             raise CommandError(f"Cannot export: {problems}")
         fmt, filters = form.cleaned_data["format"], form.filters()
-        show = options["progress"] if options["progress"] is not None else sys.stderr.isatty()
+        show = options["progress"] if options["progress"] is not None else self.stderr.isatty()
         progress = self._progress_bar(exports.judged_turn_count(filters)) if show else None
         if not options["output"]:
             count, size, sha = write_export(
@@ -114,7 +114,8 @@ class Command(BaseCommand):
 
         def show(done: int) -> None:
             filled = width * done // total if total else width
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} turns")
-            sys.stderr.flush()
+            bar = f"[{'#' * filled}{'.' * (width - filled)}]"
+            self.stderr.write(f"\r{bar} {done}/{total} turns", ending="")
+            self.stderr.flush()
 
         return show
