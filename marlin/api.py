@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -48,3 +49,10 @@ def validated(form: Form) -> Form:
     if not form.is_valid():
         raise ValidationError(form_errors(form))
     return form
+
+
+def form_input(data: Any) -> Any:
+    """A request body a Django form can read: a JSON object (or form data), else a 400."""
+    if not isinstance(data, Mapping):
+        raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    return data

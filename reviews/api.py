@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marlin.api import validated
+from marlin.api import form_input, validated
 from marlin.permissions import can_export, can_oversee, is_contractor, is_reviewer
 from reviews import (
     claims,
@@ -443,7 +443,7 @@ class ExportJobListCreateApi(ListCreateAPIView):
 
     @extend_schema(request=ExportRequestSerializer, responses={202: ExportJobSerializer})
     def post(self, request: Request) -> Response:
-        form = validated(ExportForm(_form_data(request.data)))
+        form = validated(ExportForm(_form_data(form_input(request.data))))
         job = export_jobs.export_job_start(
             by=request.user, fmt=form.cleaned_data["format"], filters=form.filters()
         )

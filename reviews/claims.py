@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedError
+from marlin.exceptions import ConflictError, PermissionDeniedError
 from marlin.permissions import is_reviewer
 from reviews.models import ReviewClaim
 from tasks.models import Task, TaskEvent
@@ -61,7 +61,8 @@ def review_claim(*, task: Task, reviewer: Any) -> ReviewClaim:
         with transaction.atomic():
             task = Task.objects.select_related("project").get(pk=task.pk)
             if task.status != Task.Status.SUBMITTED:
-                raise ApplicationError(
+                # 409 like a decision on a decided task: the state moved on, not bad input.
+                raise ConflictError(
                     f"Task #{task.pk} is {task.get_status_display().lower()}; only submitted "
                     "tasks can be claimed."
                 )

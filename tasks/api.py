@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marlin.api import ModelCallThrottle, validated
+from marlin.api import ModelCallThrottle, form_input, validated
 from marlin.permissions import is_contractor
 from reviews import selectors as review_selectors
 from tasks import generation, selectors, services
@@ -210,7 +210,7 @@ class TaskListCreateApi(ListCreateAPIView):
     @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer})
     def post(self, request: Request) -> Response:
         # The page's form holds the rules (open project, cloned repository, prompt length).
-        form = validated(TaskCreateForm(request.data))
+        form = validated(TaskCreateForm(form_input(request.data)))
         task = services.task_create(contractor=request.user, **form.cleaned_data)
         return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
 
