@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.forms import Form
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import exception_handler, set_rollback
@@ -56,3 +57,13 @@ def form_input(data: Any) -> Any:
     if not isinstance(data, Mapping):
         raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
     return data
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """Django model permissions for every call, reads included (view_*): the admin role's."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }

@@ -13,6 +13,7 @@ urlpatterns = [
     path("repos/", include("repos.urls")),
     path("tasks/", include("tasks.urls")),
     path("reviews/", include("reviews.urls")),
+    path("api/admin/", include("marlin.admin_api_urls")),
     path("api/", include("repos.api_urls")),
     path("api/", include("tasks.api_urls")),
     path("api/", include("reviews.api_urls")),

@@ -4,7 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.generics import ListAPIView, RetrieveAPIView, UpdateAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marlin.api import validated
+from marlin.api import ModelPermissions, validated
 from marlin.exceptions import ApplicationError
 from marlin.permissions import can_clone_repositories
 from repos import selectors
@@ -224,3 +224,19 @@ class RepositoryTreeApi(APIView):
             "notice": view.notice,
         }
         return Response(TreeSerializer(data).data)
+
+
+class RepositoryAdminSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Repository
+        fields = ["id", "full_name", "is_enabled", "max_open_tasks"]
+        read_only_fields = ["id", "full_name"]
+
+
+class RepositoryAdminApi(UpdateAPIView):
+    """Withdraw or re-enable a repository, or cap its open tasks (admins)."""
+
+    queryset = Repository.objects.all()
+    serializer_class = RepositoryAdminSerializer
+    permission_classes = [ModelPermissions]
+    http_method_names = ["patch", "options"]

@@ -101,6 +101,8 @@ def _task_records(task: Task) -> Iterator[dict]:
                     "is_truncated": c.is_truncated,
                     "attempts": c.attempts,
                     "seconds": round(c.elapsed_seconds or 0.0, 3),
+                    "input_tokens": c.input_tokens,
+                    "output_tokens": c.output_tokens,
                 }
                 for slot, c in sorted(candidates.items())
             },

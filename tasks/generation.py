@@ -138,7 +138,16 @@ def _read_answer(candidate: Candidate, answer: llm_client.ProviderAnswer) -> dic
         "applies_cleanly": bool(parsed.diff.strip()) and not apply_error,
         "apply_error": apply_error
         or ("" if parsed.diff.strip() else "The answer changes nothing."),
+        "input_tokens": _token_count(answer.input_tokens),
+        "output_tokens": _token_count(answer.output_tokens),
     }
+
+
+def _token_count(value: object) -> int | None:
+    """A server's token count if it is a sane whole number; a fake or broken one is dropped."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    return None
 
 
 def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | None:

@@ -80,6 +80,9 @@ class ProviderAnswer:
 
     text: str
     diff: str | None = None
+    # Token usage as the server reported it (None when it reports none, e.g. command agents).
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 Generate = Callable[[EndpointConfig, GenerationRequest], ProviderAnswer]

@@ -410,6 +410,9 @@ class Candidate(BaseModel):
     applies_cleanly = models.BooleanField(null=True, blank=True)
     apply_error = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # Token usage of the successful call, as the model server reported it.
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # The broker's id of the job that claimed the row: a redelivery of that same job
     # (its worker died) may take the row over; any other job may not.
@@ -469,6 +472,8 @@ class Candidate(BaseModel):
         is_truncated: bool,
         applies_cleanly: bool,
         apply_error: str,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> None:
         """RUNNING → SUCCEEDED with the answer; written once, a second write raises."""
         move(
@@ -481,6 +486,8 @@ class Candidate(BaseModel):
             is_truncated=is_truncated,
             applies_cleanly=applies_cleanly,
             apply_error=apply_error,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             error="",
             finished_at=timezone.now(),
         )

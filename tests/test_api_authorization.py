@@ -64,6 +64,15 @@ class World:
     def owner(self):
         return self.users["owner"]
 
+    @property
+    def person(self):
+        """Someone an admin looks up: the owner."""
+        return self.users["owner"]
+
+    @property
+    def endpoint(self):
+        return self.project.endpoint_a
+
     @cached_property
     def repository(self) -> Repository:
         """A really cloned repository (cloned only when a case needs it)."""
@@ -203,7 +212,9 @@ def snapshot() -> dict[str, set]:
         "notifications": set(Notification.objects.values_list("pk", "user_id", "read_at")),
         "exports": set(ExportJob.objects.values_list("pk", "status", "requested_by_id")),
         "repositories": set(
-            Repository.objects.values_list("pk", "full_name", "clone_status", "task_count")
+            Repository.objects.values_list(
+                "pk", "full_name", "clone_status", "task_count", "is_enabled", "max_open_tasks"
+            )
         ),
     }
 
@@ -415,11 +426,12 @@ class Call:
         url = reverse(self.url_name, args=args)
         if self.method == "get":
             return client.get(url, data)
-        return client.post(url, data, format=self.fmt)
+        return getattr(client, self.method)(url, data, format=self.fmt)
 
 
 TASK_WRITES = ("tasks", "turns", "candidates", "events", "repositories")
 ALL = (200,) * 5  # every signed-in persona
+ADMIN_ONLY = (403, 403, 403, 403, 200, 403)
 # fmt: off
 MATRIX: dict[str, tuple[Call, tuple]] = {
     #                                                                        anon owner other rev  admin outsider
@@ -484,6 +496,16 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
                     effect=_export_shown),                                  (403, 403, 403, 403, 200, 403)),
     "export_download": (Call("api-export-download", target="export_job",
                              effect=_export_downloaded),                    (403, 403, 403, 403, 200, 403)),
+    # Admins manage endpoints, projects, people and the catalogue (Django model permissions).
+    "admin_endpoints": (Call("api-admin-endpoint-list"),                   ADMIN_ONLY),
+    "admin_endpoint": (Call("api-admin-endpoint-detail", target="endpoint"),  ADMIN_ONLY),
+    "admin_projects": (Call("api-admin-project-list"),                     ADMIN_ONLY),
+    "admin_project": (Call("api-admin-project-detail", target="project"),  ADMIN_ONLY),
+    "admin_users": (Call("api-admin-user-list"),                           ADMIN_ONLY),
+    "admin_user": (Call("api-admin-user-detail", target="person"),         ADMIN_ONLY),
+    "admin_repository": (Call("api-admin-repository", "patch", target="repository",
+                              data=lambda w: {"is_enabled": False, "max_open_tasks": 3},
+                              changes=("repositories",)),                   ADMIN_ONLY),
     # The schema is public (drf-spectacular's SERVE_PERMISSIONS default: AllowAny).
     "schema": (Call("api-schema", effect=_schema_served),                   (200, *ALL)),
 }
@@ -525,7 +547,7 @@ def test_every_endpoint_for_every_persona(world, case, persona):
     assert response.status_code == expected, getattr(response, "content", b"")[:500]
     if expected < 300:
         assert_only_changed(before, after, call.changes)
-        if call.method == "post":
+        if call.method != "get":
             assert any(after[key] != before[key] for key in call.changes), "nothing was written"
         if call.effect:
             call.effect(world, user, response)

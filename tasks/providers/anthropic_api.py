@@ -60,4 +60,9 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
     )
     if not text.strip():
         raise errors.malformed_error(f"anthropic empty answer (stop_reason={message.stop_reason})")
-    return ProviderAnswer(text=text)
+    usage = getattr(message, "usage", None)
+    return ProviderAnswer(
+        text=text,
+        input_tokens=getattr(usage, "input_tokens", None),
+        output_tokens=getattr(usage, "output_tokens", None),
+    )

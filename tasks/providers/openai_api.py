@@ -51,4 +51,9 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
     text = (choices[0].message.content or "") if choices and choices[0].message else ""
     if not text.strip():
         raise errors.malformed_error("openai empty answer")
-    return ProviderAnswer(text=text)
+    usage = getattr(completion, "usage", None)
+    return ProviderAnswer(
+        text=text,
+        input_tokens=getattr(usage, "prompt_tokens", None),
+        output_tokens=getattr(usage, "completion_tokens", None),
+    )

@@ -39,6 +39,11 @@ from typing import Any, ClassVar
 AnswerText = str | Callable[[dict[str, Any]], str]
 
 
+def fake_token_count(value: Any) -> int:
+    """A stand-in for a tokenizer: about four characters of JSON per token, at least one."""
+    return max(1, len(json.dumps(value)) // 4)
+
+
 # --- behaviours ----------------------------------------------------------------------------
 
 
@@ -394,7 +399,10 @@ class FakeAnthropicServer(FakeModelServer):
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {"input_tokens": 1, "output_tokens": 1},
+            "usage": {
+                "input_tokens": fake_token_count(request.body.get("messages")),
+                "output_tokens": fake_token_count(content),
+            },
         }
 
     def _error(self, code: int, message: str, error_type: str) -> dict[str, Any]:
@@ -464,7 +472,12 @@ class FakeOpenAIServer(FakeModelServer):
                     "finish_reason": finish_reason,
                 }
             ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            "usage": {
+                "prompt_tokens": fake_token_count(request.body.get("messages")),
+                "completion_tokens": fake_token_count(text),
+                "total_tokens": fake_token_count(request.body.get("messages"))
+                + fake_token_count(text),
+            },
         }
 
     def _error(self, code: int, message: str, error_type: str) -> dict[str, Any]:

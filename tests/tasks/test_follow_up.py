@@ -10,7 +10,7 @@ from marlin.exceptions import ApplicationError
 from tasks import generation, services
 from tasks.models import Candidate, Task, Turn
 from tests.factories import ModelEndpointFactory, ProjectFactory
-from tests.fakes.model_servers import FakeAnthropicServer, FakeOpenAIServer
+from tests.fakes.model_servers import FakeAnthropicServer, FakeOpenAIServer, fake_token_count
 from tests.tasks.helpers import create_task, valid_scores
 
 OPS_TAIL = " def div(a, b):\n     return a / b\n"
@@ -77,6 +77,12 @@ def test_the_second_turn_continues_from_the_preferred_answer_on_both_models(
     assert task.status == Task.Status.AWAITING_PREFERENCE
     first_turn = Candidate.objects.filter(turn__task=task, turn__number=1)
     assert all(c.applies_cleanly for c in first_turn), [c.apply_error for c in first_turn]
+    # Each candidate keeps the token usage its server reported (the fakes count ~4 chars/token).
+    for candidate in first_turn:
+        server = alpha if candidate.endpoint.provider == "anthropic" else beta
+        sent = server.requests[0].body["messages"]
+        assert candidate.input_tokens == fake_token_count(sent)
+        assert candidate.output_tokens and candidate.output_tokens >= 1
 
     # Prefer beta's answer, whichever slot it landed in.
     preference = -3 if _slot_of(task, 1, "openai") == "A" else 3

@@ -24,6 +24,7 @@ from tests.fakes.model_servers import (
     FakeAnthropicServer,
     delay,
     empty,
+    fake_token_count,
     malformed,
     ok,
     status,
@@ -101,6 +102,9 @@ def test_success_returns_the_text_and_sends_the_conversation(server):
     assert answer.diff is None
     assert len(server.requests) == 1
     sent = server.last_request
+    # The usage the server reported is kept for the export.
+    assert answer.input_tokens == fake_token_count(sent.body["messages"]) > 1
+    assert answer.output_tokens == fake_token_count([{"type": "text", "text": answer.text}])
     assert (sent.method, sent.path) == ("POST", "/v1/messages")
     assert sent.body["model"] == MODEL_ID
     assert sent.body["system"] == REQUEST.system

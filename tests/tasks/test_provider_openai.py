@@ -17,7 +17,15 @@ from collections.abc import Iterator
 import pytest
 
 from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderError, generate
-from tests.fakes.model_servers import FakeOpenAIServer, delay, empty, malformed, ok, status
+from tests.fakes.model_servers import (
+    FakeOpenAIServer,
+    delay,
+    empty,
+    fake_token_count,
+    malformed,
+    ok,
+    status,
+)
 
 KEY_ENV = "MARLIN_TEST_VENDOR_KEY"
 KEY = "sk-test-0123456789"
@@ -83,6 +91,9 @@ def test_success_returns_the_text_and_sends_the_conversation(server):
     assert answer.diff is None
     assert len(server.requests) == 1
     sent = server.last_request
+    # The usage the server reported is kept for the export.
+    assert answer.input_tokens == fake_token_count(sent.body["messages"]) > 1
+    assert answer.output_tokens == fake_token_count(answer.text)
     assert (sent.method, sent.path) == ("POST", "/v1/chat/completions")
     assert sent.body["model"] == MODEL_ID
     # The system prompt travels as the first message, then the conversation as it was.
