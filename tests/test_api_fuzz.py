@@ -193,6 +193,7 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
             "exports": [export.pk],
             "projects": [project.pk],
             "endpoints": [project.endpoint_a_id, project.endpoint_b_id],
+            "users": [contractor.pk, reviewer.pk],
         },
     }
 
@@ -232,6 +233,18 @@ def _config(
             # The first entry whose path matches an operation is the one applied to it.
             "operations": [
                 operation(r"^/api/repositories/\{id\}/", "repositories"),
+                operation(r"^/api/admin/repositories/\{id\}/", "repositories"),
+                operation(
+                    r"^/api/admin/projects/\{id\}/",
+                    "projects",
+                    endpoint_a="endpoints",
+                    endpoint_b="endpoints",
+                ),
+                operation(
+                    r"^/api/admin/projects/$", "", endpoint_a="endpoints", endpoint_b="endpoints"
+                ),
+                operation(r"^/api/admin/endpoints/\{id\}/", "endpoints"),
+                operation(r"^/api/admin/users/\{id\}/", "users"),
                 operation(r"^/api/(reviews/)?tasks/\{id\}/", "tasks"),
                 operation(r"^/api/candidates/\{id\}/", "candidates"),
                 operation(r"^/api/exports/\{id\}/", "exports"),
