@@ -18,7 +18,7 @@
       datasets: [
         { type: "bar", label: "95% interval", data: data.strengths.map((s) => [s.low, s.high]), backgroundColor: "rgba(11,92,173,0.25)" },
         { type: "scatter", label: "Strength", data: data.strengths.map((s, i) => ({ x: models[i], y: s.strength })), backgroundColor: "#0b5cad", pointRadius: 5 },
-        { type: "line", label: "Win rate (right axis, %)", data: data.strengths.map((s) => percent(s.win_rate)), yAxisID: "rate", borderColor: "#17753a", showLine: false, pointStyle: "rectRot", pointRadius: 6 },
+        { type: "line", label: "Win rate (right axis, %)", data: data.strengths.map((s) => percent(s.win_rate)), yAxisID: "rate", borderColor: "#17753a", backgroundColor: "#17753a", showLine: false, pointStyle: "rectRot", pointRadius: 6 },
       ],
     },
     options: { scales: { y: { title: { display: true, text: "log-strength" } }, rate: { position: "right", min: 0, max: 100 } } },
