@@ -1,0 +1,1203 @@
+"""Dataset exports over 100,000 judged turns: native JSONL speed, flat memory, dashboard.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/marlin_bench_exports .venv/bin/python -m bench.exports
+
+Builds (once) 50,000 accepted tasks of 2 judged turns each (100k turns, 200k candidates with
+an explanation and a unified diff), then:
+
+- times `reviews.export_jobs.write_export(fmt="native")` into a temporary file for a date range
+  of ~10k judged turns and for the default filters (all 100k), as an export job runs it;
+- measures the peak memory of each export: the growth of the process's peak RSS (VmHWM, reset
+  before each export) and, in a second run of each, the tracemalloc peak;
+- checks that two exports with the same filters give the same sha256;
+- times PostgreSQL's own `COPY (SELECT ...) TO STDOUT` of the same rows and columns;
+- times `reviews.dashboard.dashboard(samples=200)` overall and for one project (median of 3),
+  with each query's share.
+
+Targets (issue): >= 20,000 records/s at 100k, and flat memory: the 100k export's peak growth
+is at most max(1.5 x, +30 MiB) the 10k export's (RSS and tracemalloc). Exits 1 when missed.
+Options: --rebuild (drop and rebuild the data), --profile (cProfile of the ~10k export; also
+printed when the speed target is missed), --what-if (time the proposed fixes of the export
+and the dashboard in this process only, and check they give the same bytes and figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gc
+import io
+import json
+import pstats
+import random
+import statistics
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+
+from bench import _setup
+from bench.repos_highlight import python_source
+
+SEED = 20261126
+TASKS = 50_000
+TURNS_PER_TASK = 2
+TURNS = TASKS * TURNS_PER_TASK
+TASKS_PER_DAY = 100
+LAST_DAY = date(2026, 11, 25)
+FIRST_DAY = LAST_DAY - timedelta(days=TASKS // TASKS_PER_DAY - 1)
+# Days FIRST_DAY+200 .. FIRST_DAY+249: 50 days x 100 tasks x 2 turns = 10,000 judged turns.
+SLICE = (FIRST_DAY + timedelta(days=200), FIRST_DAY + timedelta(days=249))
+DATA_MARK = f"bench.exports synthetic data v4, seed {SEED}"
+CHUNK_TASKS = 2_000
+TARGET_RECORDS_PER_S = 20_000
+FLAT_RATIO = 1.5
+FLAT_MIB = 30.0
+DASHBOARD_RUNS = 3
+FLAG_SECONDS = 2.0
+
+
+# --- Synthetic data -----------------------------------------------------------------------
+
+_KINDS = {"bug_fix": 34, "feature": 24, "refactor": 12, "security_fix": 6, "tests": 10,
+          "performance": 6, "docs": 5, "other": 3}  # fmt: skip
+_VERBS = ["Fix", "Handle", "Guard against", "Add", "Refactor", "Speed up", "Document", "Test",
+          "Harden", "Simplify", "Validate", "Cache", "Retry", "Stream", "Paginate"]  # fmt: skip
+_THINGS = ["the empty input case", "timeouts on slow networks", "unicode file names",
+           "the pagination cursor", "concurrent writes", "the config loader", "retry backoff",
+           "large uploads", "the date parser", "error messages", "the CLI flags",
+           "the cache invalidation", "the session expiry", "negative offsets",
+           "the JSON decoder", "missing environment variables", "the rate limiter",
+           "the webhook signature check", "the plugin registry", "memory use on big files"]  # fmt: skip
+_WHY = ["it currently crashes with a KeyError", "users hit it in production every day",
+        "the test suite is flaky because of it", "it returns the wrong status code",
+        "it silently drops records", "it blocks the event loop", "it leaks file handles",
+        "the behaviour is undocumented", "a security review flagged it",
+        "it is quadratic in the number of items"]  # fmt: skip
+_FOLLOW = ["Keep the public API unchanged and add a regression test.",
+           "Now also cover the error path and log a useful message.",
+           "Good, but please avoid the extra dependency; use the standard library.",
+           "Split the change so the refactor and the fix are separate hunks.",
+           "Add type hints and a docstring to the new function.",
+           "The change breaks Python 3.10; keep it compatible.",
+           "Please make the limit configurable instead of a constant."]  # fmt: skip
+_EXPLAIN = ["I changed {f} so that {t} is handled before the value is used.",
+            "The root cause is in {f}: {t} was never checked, so the later lookup failed.",
+            "This keeps the existing behaviour for valid input and only adds a guard.",
+            "I added a small helper instead of repeating the check in every caller.",
+            "The new test in tests/test_{n}.py reproduces the failure and passes with the fix.",
+            "I did not touch the public API; callers keep working unchanged.",
+            "Errors are now logged with the offending value, which makes debugging easier.",
+            "The loop now stops at the configured limit instead of reading everything.",
+            "I replaced the manual parsing with the standard library, which handles {t}.",
+            "Performance is unchanged for the common case; the guard is one comparison.",
+            "Note that {f} is also used by the CLI, so I kept its signature.",
+            "The diff below is against the pinned commit and applies with git apply."]  # fmt: skip
+_JUDGE_WIN = ["handles {t} correctly and adds a test", "is the smaller, cleaner change",
+              "keeps the API stable and explains the fix well", "covers the error path",
+              "fixes the root cause instead of the symptom"]  # fmt: skip
+_JUDGE_LOSE = ["misses {t}", "breaks an existing caller", "adds an unneeded dependency",
+               "has no test and a confusing explanation", "does not apply cleanly"]  # fmt: skip
+_ENDPOINTS = [  # name, provider, model_id, base_url, latent strength
+    ("claude-sonnet", "anthropic", "claude-sonnet-4-5", "", 0.55),
+    ("gpt-coder", "openai", "gpt-5-codex", "", 0.35),
+    ("qwen3-coder", "openai", "Qwen/Qwen3-Coder-30B-A3B-Instruct", "http://vllm.internal:8000/v1", 0.0),
+    ("deepseek-coder", "openai", "deepseek-coder-v2", "https://api.deepseek.com/v1", -0.1),
+]  # fmt: skip
+
+
+def _esc(value: object) -> str:
+    """One field of COPY's text format."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    text = str(value)
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _row(*values: object) -> str:
+    return "\t".join(_esc(v) for v in values) + "\n"
+
+
+@dataclass
+class _Pools:
+    code: list[str]
+    paths: list[str]
+    sentences: list[str]
+
+
+def _pools(rng: random.Random) -> _Pools:
+    code = [line for line in python_source(8000, SEED).split("\n") if line.strip()]
+    dirs = ["src/app", "src/app/core", "src/app/api", "lib", "pkg/server", "tests", "cli"]
+    stems = ["config", "client", "parser", "cache", "models", "views", "utils", "session",
+             "storage", "auth", "limits", "retry", "cursor", "upload", "events", "registry"]  # fmt: skip
+    paths = sorted({f"{rng.choice(dirs)}/{rng.choice(stems)}.py" for _ in range(400)})
+    sentences = []
+    for _ in range(3000):
+        sentences.append(
+            rng.choice(_EXPLAIN).format(
+                f=f"`{rng.choice(paths)}`", t=rng.choice(_THINGS), n=rng.choice(stems)
+            )
+        )
+    return _Pools(code=code, paths=paths, sentences=sentences)
+
+
+def _diff(rng: random.Random, pools: _Pools) -> str:
+    """A unified diff of about 20 to 60 lines (headers included) over one or two files."""
+    target = rng.randint(24, 60)
+    files = 2 if target >= 40 and rng.random() < 0.35 else 1
+    out: list[str] = []
+    code = pools.code
+    for _ in range(files):
+        path = rng.choice(pools.paths)
+        out += [f"diff --git a/{path} b/{path}", f"--- a/{path}", f"+++ b/{path}"]
+        budget = target // files - 3
+        start_line = rng.randint(1, 400)
+        # A hunk is its header, 3 + 3 context lines and the changed lines.
+        while budget >= 8:
+            room = budget - 7
+            removed = rng.randint(0, min(4, room - 1))
+            added = rng.randint(1, min(8, room - removed))
+            at = rng.randrange(len(code) - 20)
+            before = code[at : at + 3]
+            gone = code[at + 3 : at + 3 + removed]
+            after = code[at + 3 + removed : at + 6 + removed]
+            out.append(
+                f"@@ -{start_line},{6 + removed} +{start_line},{6 + added} @@ "
+                f"def {rng.choice(('load', 'parse', 'run', 'check', 'save'))}():"
+            )
+            out += [f" {line}" for line in before]
+            out += [f"-{line}" for line in gone]
+            out += [f"+{line}" for line in rng.choices(code, k=added)]
+            out += [f" {line}" for line in after]
+            budget -= 7 + removed + added
+            start_line += rng.randint(20, 80)
+    return "\n".join(out) + "\n"
+
+
+def _explanation(rng: random.Random, pools: _Pools) -> str:
+    target = rng.randint(300, 800)
+    sentences = pools.sentences
+    at, step = rng.randrange(len(sentences)), rng.randint(1, 50)
+    parts: list[str] = []
+    size = 0
+    while size < target:
+        sentence = sentences[at % len(sentences)]
+        parts.append(sentence)
+        size += len(sentence) + 1
+        at += step
+    text = " ".join(parts)
+    return text if len(text) <= 800 else text[: text.rfind(".", 0, 800) + 1]
+
+
+def _scores(rng: random.Random, axes: list[str], preference: int) -> dict:
+    lead = -preference / 2  # > 0 when A is preferred
+    a = {k: min(5, max(1, round(3.3 + lead / 2 + rng.gauss(0, 0.8)))) for k in axes}
+    b = {k: min(5, max(1, round(3.3 - lead / 2 + rng.gauss(0, 0.8)))) for k in axes}
+    return {"A": a, "B": b}
+
+
+def _preference(rng: random.Random, strength_a: float, strength_b: float, lean: float) -> int:
+    if rng.random() < 0.12:
+        return 0
+    p_a = 1 / (1 + pow(2.718281828, -(strength_a - strength_b + lean)))
+    size = rng.choices((1, 2, 3), weights=(45, 35, 20))[0]
+    return -size if rng.random() < p_a else size
+
+
+def _justification(rng: random.Random, preference: int) -> str:
+    win, lose = ("A", "B") if preference < 0 else ("B", "A")
+    if preference == 0:
+        text = (
+            f"Both candidates {rng.choice(_JUDGE_WIN).format(t=rng.choice(_THINGS))}; neither "
+            f"{rng.choice(_JUDGE_LOSE).format(t=rng.choice(_THINGS))}, so I rate them the same; "
+            "either could be merged."
+        )
+    else:
+        text = (
+            f"{win} {rng.choice(_JUDGE_WIN).format(t=rng.choice(_THINGS))}, while {lose} "
+            f"{rng.choice(_JUDGE_LOSE).format(t=rng.choice(_THINGS))}. I would merge {win} "
+            "after a short review; the other needs another round."
+        )
+    return text[:200]
+
+
+def _copy(cursor, table: str, columns: str, rows: list[str]) -> None:
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(rows)))
+
+
+def _data_present() -> bool:
+    from tasks.models import Candidate, Judgement, Project, Task, Turn
+
+    return (
+        Project.objects.filter(guidelines=DATA_MARK).count() == 2
+        and Task.objects.filter(status=Task.Status.ACCEPTED).count() == TASKS
+        and Turn.objects.count() == TURNS
+        and Judgement.objects.count() == TURNS
+        and Candidate.objects.count() == 2 * TURNS
+    )
+
+
+def build_data() -> None:
+    """Delete every row of the benchmark's tables and write the synthetic data (COPY)."""
+    from django.contrib.auth.models import User
+    from django.db import connection, transaction
+
+    from repos.models import Repository
+    from tasks.models import DEFAULT_RUBRIC_AXES, ModelEndpoint, Project, default_rubric_axes
+    from tasks.services import judgement_warnings
+
+    if "bench" not in connection.settings_dict["NAME"]:
+        raise SystemExit("refusing to empty a database whose name does not contain 'bench'")
+    rng = random.Random(SEED)  # noqa: S311 - synthetic data, not security
+    pools = _pools(rng)
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE reviews_review, tasks_submission, tasks_judgement, tasks_candidate, "
+            "tasks_turn, tasks_task, tasks_project, tasks_modelendpoint, repos_repository, "
+            "auth_user RESTART IDENTITY CASCADE"
+        )
+    stamp = datetime.combine(FIRST_DAY - timedelta(days=30), dtime(9), tzinfo=UTC)
+    people = (
+        [User(username="bench-admin", is_staff=True, is_superuser=True)]
+        + [User(username=f"contractor{i:02d}") for i in range(1, 13)]
+        + [User(username=f"reviewer{i}") for i in range(1, 5)]
+    )
+    for person in people:
+        person.set_unusable_password()
+    users = User.objects.bulk_create(people)
+    contractors, reviewers = users[1:13], users[13:]
+    # A few contractors lean towards slot A (position bias for the dashboard to find).
+    lean = {u.pk: (0.4 if i % 5 == 0 else 0.0) for i, u in enumerate(contractors)}
+    endpoints = ModelEndpoint.objects.bulk_create(
+        [
+            ModelEndpoint(name=name, provider=provider, model_id=model, base_url=base,
+                          api_key_env=f"{name.upper().replace('-', '_')}_KEY",
+                          parameters={"temperature": 0.2, "max_tokens": 8192})
+            for name, provider, model, base, _ in _ENDPOINTS
+        ]
+    )  # fmt: skip
+    strength = {e.pk: spec[4] for e, spec in zip(endpoints, _ENDPOINTS, strict=True)}
+    testing_axis = {
+        "key": "testing",
+        "label": "Testing",
+        "points": ["No tests", "Tests that do not test", "Happy path only",
+                   "Good tests, a gap", "Thorough, focused tests"],
+    }  # fmt: skip
+    projects = Project.objects.bulk_create(
+        [
+            Project(name="Web services (bench)", guidelines=DATA_MARK,
+                    rubric_axes=default_rubric_axes(), endpoint_a=endpoints[0],
+                    endpoint_b=endpoints[1], max_turns=3),
+            Project(name="Systems code (bench)", guidelines=DATA_MARK,
+                    rubric_axes=[*[dict(a) for a in DEFAULT_RUBRIC_AXES], testing_axis],
+                    endpoint_a=endpoints[2], endpoint_b=endpoints[3], max_turns=3),
+        ]
+    )  # fmt: skip
+    project_axes = {p.pk: [a["key"] for a in p.rubric_axes] for p in projects}
+    project_endpoints = {p.pk: (p.endpoint_a_id, p.endpoint_b_id) for p in projects}
+    repos = Repository.objects.bulk_create(
+        [
+            Repository(
+                full_name=g["full_name"], clone_url=g["clone_url"], html_url=g["html_url"],
+                default_branch=g["default_branch"], language=g["language"] or "",
+                stars=g["stargazers_count"], description=g["description"] or "",
+                license=(g["license"] or {}).get("spdx_id") or "", topics=g["topics"],
+                size_kb=g["size"], pushed_at=datetime.fromisoformat(g["pushed_at"]),
+                search_text=Repository.search_text_for(
+                    g["full_name"], g["description"] or "", g["topics"]),
+                topics_text=Repository.topics_text_for(g["topics"]),
+                clone_status="READY", cloned_at=stamp,
+            )
+            for g in _setup.github_repositories(60, seed=SEED)
+        ]
+    )  # fmt: skip
+    repo_weights = _setup.zipf_cum_weights(len(repos), 0.8, 2)
+    kinds, kind_weights = list(_KINDS), list(_KINDS.values())
+
+    task_cols = ("id, created_at, updated_at, base_ref, commit_sha, title, kind, status, round, "
+                 "submitted_at, accepted_at, contractor_id, project_id, repository_id, "
+                 "active_seconds, last_heartbeat_at")  # fmt: skip
+    turn_cols = "id, created_at, updated_at, number, prompt, task_id, active_seconds"
+    cand_cols = ("id, created_at, updated_at, slot, status, explanation, diff, error, attempts, "
+                 "started_at, finished_at, endpoint_id, turn_id, job_id, applies_cleanly, "
+                 "apply_error, is_truncated, raw_answer, input_tokens, output_tokens")  # fmt: skip
+    judg_cols = ("id, created_at, updated_at, round, preference, scores, justification, "
+                 "turn_id, warnings")  # fmt: skip
+    review_cols = ("id, created_at, updated_at, round, decision, feedback, reviewer_id, "
+                   "task_id, claimed_at, rejects_task")  # fmt: skip
+    sub_cols = "id, round, active_seconds, turn_count, created_at, submitted_by_id, task_id"
+    sec = timedelta(seconds=1)
+    with transaction.atomic(), connection.cursor() as cur:
+        for first in range(1, TASKS + 1, CHUNK_TASKS):
+            tasks, turns, cands, judgs, reviews, subs = [], [], [], [], [], []
+            for task_id in range(first, min(first + CHUNK_TASKS, TASKS + 1)):
+                index = task_id - 1
+                day = FIRST_DAY + timedelta(days=index // TASKS_PER_DAY)
+                created = datetime.combine(day, dtime(7), tzinfo=UTC) + timedelta(
+                    minutes=5 * (index % TASKS_PER_DAY), seconds=rng.randint(0, 240)
+                )
+                project = projects[0] if rng.random() < 0.6 else projects[1]
+                axes = project_axes[project.pk]
+                repo = repos[rng.choices(range(len(repos)), cum_weights=repo_weights)[0]]
+                contractor = rng.choice(contractors)
+                reviewer = rng.choice(reviewers)
+                kind = rng.choices(kinds, weights=kind_weights)[0]
+                thing = rng.choice(_THINGS)
+                title = f"{rng.choice(_VERBS)} {thing}"[:200]
+                clock = created
+                task_active = 0
+                for number in (1, 2):
+                    turn_id = 2 * (task_id - 1) + number
+                    turn_created = clock + 5 * sec
+                    if number == 1:
+                        path = rng.choice(pools.paths)
+                        prompt = (
+                            f"{title} in {path}: {rng.choice(_WHY)}. "
+                            f"{rng.choice(_FOLLOW)} {rng.choice(_WHY).capitalize()} when "
+                            f"{rng.choice(_THINGS)} is involved."
+                        )
+                    else:
+                        prompt = f"{rng.choice(_FOLLOW)} {rng.choice(_FOLLOW)}"
+                    turn_active = rng.randint(120, 1500)
+                    task_active += turn_active
+                    pair = list(project_endpoints[project.pk])
+                    rng.shuffle(pair)
+                    finished_last = turn_created
+                    for slot_no, (slot, endpoint_id) in enumerate(zip("AB", pair, strict=True)):
+                        diff = _diff(rng, pools)
+                        explanation = _explanation(rng, pools)
+                        started = turn_created + sec
+                        finished = started + timedelta(seconds=rng.uniform(20, 150))
+                        finished_last = max(finished_last, finished)
+                        clean = rng.random() < 0.88
+                        cands.append(_row(
+                            2 * (turn_id - 1) + slot_no + 1, turn_created, finished, slot,
+                            "SUCCEEDED", explanation, diff, "", 2 if rng.random() < 0.03 else 1,
+                            started, finished, endpoint_id, turn_id, f"{rng.getrandbits(128):032x}",
+                            clean, "" if clean else
+                            f"error: patch failed: {pools.paths[0]}:42\nerror: patch does not apply",
+                            rng.random() < 0.01,
+                            f"{explanation}\n\n```diff\n{diff}```",
+                            # Prompt with repository context; the answer at ~3.6 chars/token.
+                            rng.randint(4_000, 30_000), (len(explanation) + len(diff)) * 10 // 36,
+                        ))  # fmt: skip
+                    preference = _preference(
+                        rng, strength[pair[0]], strength[pair[1]], lean[contractor.pk]
+                    )
+                    scores = _scores(rng, axes, preference)
+                    judged = finished_last + timedelta(seconds=turn_active)
+                    judgs.append(_row(
+                        turn_id, judged, judged, 1, preference, json.dumps(scores),
+                        _justification(rng, preference), turn_id,
+                        json.dumps(judgement_warnings(preference=preference, scores=scores)),
+                    ))  # fmt: skip
+                    turns.append(
+                        _row(turn_id, turn_created, judged, number, prompt, task_id, turn_active)
+                    )
+                    clock = judged
+                submitted = clock + timedelta(seconds=rng.randint(30, 600))
+                claimed = submitted + timedelta(minutes=rng.randint(5, 600))
+                accepted = claimed + timedelta(minutes=rng.randint(3, 25))
+                tasks.append(_row(
+                    task_id, created, accepted, repo.default_branch,
+                    f"{rng.getrandbits(160):040x}", title, kind, "ACCEPTED", 1, submitted,
+                    accepted, contractor.pk, project.pk, repo.pk, task_active, submitted,
+                ))  # fmt: skip
+                reviews.append(_row(
+                    task_id, accepted, accepted, 1, "ACCEPT",
+                    "" if rng.random() < 0.7 else "Good work; the justification is clear.",
+                    reviewer.pk, task_id, claimed, False,
+                ))  # fmt: skip
+                subs.append(_row(task_id, 1, task_active, 2, submitted, contractor.pk, task_id))
+            _copy(cur, "tasks_task", task_cols, tasks)
+            _copy(cur, "tasks_turn", turn_cols, turns)
+            _copy(cur, "tasks_candidate", cand_cols, cands)
+            _copy(cur, "tasks_judgement", judg_cols, judgs)
+            _copy(cur, "reviews_review", review_cols, reviews)
+            _copy(cur, "tasks_submission", sub_cols, subs)
+        for table in ("tasks_task", "tasks_turn", "tasks_candidate", "tasks_judgement",
+                      "reviews_review", "tasks_submission"):  # fmt: skip
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - fixed names
+                f"(SELECT max(id) FROM {table}))"
+            )
+        cur.execute(
+            "UPDATE repos_repository r SET task_count = "
+            "(SELECT count(*) FROM tasks_task t WHERE t.repository_id = r.id)"
+        )
+
+
+def ensure_data(*, rebuild: bool) -> tuple[bool, float]:
+    """(built now, seconds): reuse the data when it is all there, else build it."""
+    from django.db import connection
+
+    if not rebuild and _data_present():
+        return False, 0.0
+    start = time.perf_counter()
+    build_data()
+    with connection.cursor() as cur:
+        for table in ("tasks_task", "tasks_turn", "tasks_candidate", "tasks_judgement",
+                      "reviews_review", "tasks_submission", "repos_repository"):  # fmt: skip
+            cur.execute(f"VACUUM ANALYZE {table}")
+    if not _data_present():
+        raise SystemExit("the data was built but does not have the expected counts")
+    return True, time.perf_counter() - start
+
+
+# --- Measuring ----------------------------------------------------------------------------
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ExportRun:
+    label: str
+    records: int
+    size: int
+    sha: str
+    seconds: float
+    rss_growth_mib: float | None = None
+    peak_rss_mib: float | None = None
+    traced_peak_mib: float | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+
+def run_export(label: str, filters, *, trace: bool) -> ExportRun:
+    from django.db import reset_queries
+
+    from reviews.export_jobs import write_export
+
+    reset_queries()
+    gc.collect()
+    can_reset = _reset_peak_rss()
+    rss_before = _status_kib("VmRSS")
+    maxrss_before = _setup.peak_rss_mib()
+    if trace:
+        tracemalloc.start()
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        records, size, sha = write_export(out, fmt="native", filters=filters)
+        out.flush()
+        seconds = time.perf_counter() - start
+    traced = None
+    if trace:
+        traced = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    hwm = _status_kib("VmHWM")
+    if can_reset and hwm is not None and rss_before is not None:
+        growth, peak = (hwm - rss_before) / 1024, hwm / 1024
+    else:  # ru_maxrss cannot be reset: only growth beyond the earlier peak shows
+        peak = _setup.peak_rss_mib()
+        growth = peak - maxrss_before
+    return ExportRun(label, records, size, sha, seconds, growth, peak, traced)
+
+
+def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
+    """PostgreSQL's COPY of the columns a native record reads, same rows and order:
+    (rows, bytes, seconds)."""
+    from django.db import connection
+
+    sql = f"""
+        COPY (
+          SELECT t.id, tu.number, p.name, r.full_name, r.clone_url, t.commit_sha, t.base_ref,
+                 t.title, t.kind, tu.prompt, tu.active_seconds,
+                 ea.name, ea.provider, ea.model_id, ca.explanation, ca.diff, ca.applies_cleanly,
+                 ca.is_truncated, ca.attempts, ca.started_at, ca.finished_at,
+                 eb.name, eb.provider, eb.model_id, cb.explanation, cb.diff, cb.applies_cleanly,
+                 cb.is_truncated, cb.attempts, cb.started_at, cb.finished_at,
+                 j.scores, j.preference, j.justification, j.warnings, j.round,
+                 t.active_seconds, t.contractor_id, t.round, t.status, t.created_at,
+                 t.submitted_at, t.accepted_at,
+                 (SELECT json_agg(json_build_object('round', rv.round, 'decision', rv.decision,
+                                                    'reviewer_id', rv.reviewer_id)
+                                  ORDER BY rv.round)
+                    FROM reviews_review rv WHERE rv.task_id = t.id) AS reviews
+            FROM tasks_task t
+            JOIN tasks_project p ON p.id = t.project_id
+            JOIN repos_repository r ON r.id = t.repository_id
+            JOIN tasks_turn tu ON tu.task_id = t.id
+            JOIN LATERAL (SELECT * FROM tasks_judgement j WHERE j.turn_id = tu.id
+                          ORDER BY j.round DESC LIMIT 1) j ON true
+            JOIN tasks_candidate ca ON ca.turn_id = tu.id AND ca.slot = 'A'
+            JOIN tasks_modelendpoint ea ON ea.id = ca.endpoint_id
+            JOIN tasks_candidate cb ON cb.turn_id = tu.id AND cb.slot = 'B'
+            JOIN tasks_modelendpoint eb ON eb.id = cb.endpoint_id
+           WHERE t.status = 'ACCEPTED' {filters_sql}
+           ORDER BY t.id, tu.number
+        ) TO STDOUT
+    """  # noqa: S608 - filters_sql is one of two fixed fragments
+    connection.ensure_connection()
+    raw = connection.connection.cursor()
+    try:
+        query = raw.mogrify(sql, params).decode()
+        with tempfile.TemporaryFile() as out:
+            start = time.perf_counter()
+            raw.copy_expert(query, out)
+            out.flush()
+            seconds = time.perf_counter() - start
+            size = out.tell()
+        rows = raw.rowcount
+    finally:
+        raw.close()
+    return rows, size, seconds
+
+
+def stage_breakdown(filters, *, repeats: int = 2) -> dict[str, float]:
+    """Seconds (best of `repeats`) for: the ORM reads alone, + building records,
+    + JSON/encode/sha256/write (the whole export)."""
+    from reviews import exports
+    from reviews.export_jobs import write_export
+
+    def touch_only(task):
+        list(task.reviews.all())
+        for turn in task.turns.all():
+            list(turn.candidates.all())
+            list(turn.judgements.all())
+        return iter(())
+
+    def timed(fn) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def records() -> None:
+        for _ in exports.native_records(filters):
+            pass
+
+    def whole() -> None:
+        with tempfile.TemporaryFile() as out:
+            write_export(out, fmt="native", filters=filters)
+
+    original = exports._task_records
+    exports._task_records = touch_only  # this process only, restored below
+    try:
+        orm = timed(records)
+    finally:
+        exports._task_records = original
+    return {"orm": orm, "records": timed(records), "whole": timed(whole)}
+
+
+def profile_export(filters, *, top: int = 25) -> None:
+    from reviews.export_jobs import write_export
+
+    profiler = cProfile.Profile()
+    with tempfile.TemporaryFile() as out:
+        profiler.enable()
+        write_export(out, fmt="native", filters=filters)
+        profiler.disable()
+    for order in ("tottime", "cumulative"):
+        print(f"\ncProfile of the ~10k export (sorted by {order}, top {top}):")
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).strip_dirs().sort_stats(order).print_stats(top)
+        text = stream.getvalue()
+        print(text[text.find("   ncalls") :].rstrip())
+
+
+_DASHBOARD_QUERIES = {
+    # In the order dashboard() runs them; the overall board also reads the projects' axes.
+    True: ["outcomes (BT, endpoint subqueries)", "position bias by contractor",
+           "review counts", "rounds per task", "projects (axes)", "score distribution A",
+           "score distribution B", "applies cleanly", "submitted count", "median time on task",
+           "submissions per day", "reviews per day"],
+    False: ["outcomes (BT, endpoint subqueries)", "position bias by contractor",
+            "review counts", "rounds per task", "score distribution A", "score distribution B",
+            "applies cleanly", "submitted count", "median time on task", "submissions per day",
+            "reviews per day"],
+}  # fmt: skip
+
+
+@dataclass
+class BoardTiming:
+    label: str
+    runs: list[float]
+    queries: list[tuple[str, float]] = field(default_factory=list)
+    judged_turns: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+
+def time_dashboard(label: str, project) -> BoardTiming:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reviews.dashboard import dashboard
+
+    timing = BoardTiming(label, [])
+    captured: list[list[dict]] = []
+    for _ in range(DASHBOARD_RUNS):
+        gc.collect()
+        with CaptureQueriesContext(connection) as ctx:
+            start = time.perf_counter()
+            board = dashboard(project=project, samples=200)
+            timing.runs.append(time.perf_counter() - start)
+        captured.append(list(ctx.captured_queries))
+        timing.judged_turns = board.judged_turns
+    # Per query: the median over the runs.
+    names = _DASHBOARD_QUERIES[project is None]
+    counts = {len(q) for q in captured}
+    if counts == {len(names)}:
+        timing.queries = [
+            (name, statistics.median(float(run[i]["time"]) for run in captured))
+            for i, name in enumerate(names)
+        ]
+    else:
+        timing.queries = [
+            (f"query {i + 1}: {captured[0][i]['sql'][:40]}",
+             statistics.median(float(run[i]["time"]) for run in captured))
+            for i in range(min(counts))
+        ]  # fmt: skip
+    return timing
+
+
+# --- What if: the proposed fixes, in this process only -----------------------------------
+#
+# Each variant replaces a function of reviews.exports or reviews.dashboard in this process
+# only (restored afterwards) and must give the same bytes (export sha256) or the same figures
+# (dashboard) as the application's code.
+
+
+def _whatif_orm_records(filters=None, *, progress=None, chunk_size: int = 500):
+    """native_records with the ORM fixes: Prefetch(to_attr=...) (no per-instance queryset
+    clone), only the columns the record reads (no raw_answer), endpoints from one query."""
+    from django.db.models import Prefetch
+
+    from reviews.export_filters import ExportFilters
+    from reviews.models import Review
+    from tasks.models import Candidate, Judgement, ModelEndpoint, Turn
+
+    filters = filters or ExportFilters()
+    endpoints = {e.pk: e for e in ModelEndpoint.objects.all()}
+    tasks = (
+        filters.tasks()
+        .select_related("project", "repository")
+        .only("id", "commit_sha", "base_ref", "title", "kind", "active_seconds",
+              "contractor_id", "round", "status", "created_at", "submitted_at", "accepted_at",
+              "project__name", "repository__full_name", "repository__clone_url")
+        .prefetch_related(
+            Prefetch(
+                "turns",
+                queryset=Turn.objects.order_by("number")
+                .only("id", "task_id", "number", "prompt", "active_seconds")
+                .prefetch_related(
+                    Prefetch("candidates", to_attr="x_candidates", queryset=Candidate.objects
+                             .order_by().only("id", "turn_id", "slot", "endpoint_id",
+                                              "explanation", "diff", "applies_cleanly",
+                                              "is_truncated", "attempts", "started_at",
+                                              "finished_at", "input_tokens", "output_tokens")),
+                    Prefetch("judgements", to_attr="x_judgements", queryset=Judgement.objects
+                             .order_by("round").only("id", "turn_id", "round", "preference",
+                                                     "scores", "justification", "warnings")),
+                ),
+                to_attr="x_turns",
+            ),
+            Prefetch("reviews", to_attr="x_reviews", queryset=Review.objects.order_by("round")
+                     .only("id", "task_id", "round", "decision", "reviewer_id")),
+        )
+    )  # fmt: skip
+    considered = 0
+    for task in tasks.iterator(chunk_size=chunk_size):
+        reviews = [(r.round, r.decision, r.reviewer_id) for r in task.x_reviews]
+        task_row = (task.pk, task.project.name, task.repository.full_name,
+                    task.repository.clone_url, task.commit_sha, task.base_ref, task.title,
+                    task.kind, task.active_seconds, task.contractor_id, task.round, task.status,
+                    task.created_at, task.submitted_at, task.accepted_at)  # fmt: skip
+        turns = []
+        for turn in task.x_turns:
+            judgement = turn.x_judgements[-1] if turn.x_judgements else None
+            turns.append((
+                turn.number, turn.prompt, turn.active_seconds,
+                [(c.slot, endpoints[c.endpoint_id], c.explanation, c.diff, c.applies_cleanly,
+                  c.is_truncated, c.attempts, c.started_at, c.finished_at, c.input_tokens,
+                  c.output_tokens)
+                 for c in turn.x_candidates],
+                None if judgement is None else (
+                    judgement.preference, judgement.scores, judgement.justification,
+                    judgement.warnings, judgement.round),
+            ))  # fmt: skip
+        for record in _records_from_rows(task_row, turns, reviews):
+            considered += 1
+            if filters.keeps(record["preference"]):
+                yield record
+        if progress is not None and considered:
+            progress(considered)
+
+
+def _whatif_values_records(filters=None, *, progress=None, chunk_size: int = 500):
+    """native_records from plain rows (values_list): no model instances at all."""
+    from reviews.export_filters import ExportFilters
+    from reviews.models import Review
+    from tasks.models import Candidate, Judgement, ModelEndpoint, Turn
+
+    filters = filters or ExportFilters()
+    endpoints = {e.pk: e for e in ModelEndpoint.objects.all()}
+    rows = (
+        filters.tasks()
+        .values_list("id", "project__name", "repository__full_name", "repository__clone_url",
+                     "commit_sha", "base_ref", "title", "kind", "active_seconds",
+                     "contractor_id", "round", "status", "created_at", "submitted_at",
+                     "accepted_at")
+        .iterator(chunk_size=chunk_size)
+    )  # fmt: skip
+    considered = 0
+    batch: list[tuple] = []
+
+    def flush(batch: list[tuple]):
+        ids = [row[0] for row in batch]
+        turns = list(
+            Turn.objects.filter(task_id__in=ids)
+            .order_by("task_id", "number")
+            .values_list("id", "task_id", "number", "prompt", "active_seconds")
+        )
+        turn_ids = [t[0] for t in turns]
+        candidates: dict[int, list] = {}
+        for c in (
+            Candidate.objects.filter(turn_id__in=turn_ids)
+            .order_by("turn_id", "slot")
+            .values_list("turn_id", "slot", "endpoint_id", "explanation", "diff",
+                         "applies_cleanly", "is_truncated", "attempts", "started_at",
+                         "finished_at", "input_tokens", "output_tokens")
+        ):  # fmt: skip
+            candidates.setdefault(c[0], []).append((c[1], endpoints[c[2]], *c[3:]))
+        judgements: dict[int, tuple] = {}
+        for j in (
+            Judgement.objects.filter(turn_id__in=turn_ids)
+            .order_by("turn_id", "round")
+            .values_list("turn_id", "preference", "scores", "justification", "warnings", "round")
+        ):
+            judgements[j[0]] = j[1:]  # the last round wins
+        reviews: dict[int, list] = {}
+        for r in (
+            Review.objects.filter(task_id__in=ids)
+            .order_by("task_id", "round")
+            .values_list("task_id", "round", "decision", "reviewer_id")
+        ):
+            reviews.setdefault(r[0], []).append(r[1:])
+        by_task: dict[int, list] = {}
+        for t in turns:
+            by_task.setdefault(t[1], []).append(
+                (t[2], t[3], t[4], candidates.get(t[0], []), judgements.get(t[0]))
+            )
+        for row in batch:
+            yield row, by_task.get(row[0], []), reviews.get(row[0], [])
+
+    def emit(batch):
+        nonlocal considered
+        for task_row, turns, task_reviews in flush(batch):
+            for record in _records_from_rows(task_row, turns, task_reviews):
+                considered += 1
+                if filters.keeps(record["preference"]):
+                    yield record
+            if progress is not None and considered:
+                progress(considered)
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) == chunk_size:
+            yield from emit(batch)
+            batch = []
+    if batch:
+        yield from emit(batch)
+
+
+def _records_from_rows(task_row, turns, reviews):
+    """The same dicts as reviews.exports._task_records, from plain tuples."""
+    from django.utils import timezone
+
+    from reviews.exports import NATIVE_SCHEMA_VERSION, _criterion_preferences, _iso
+    from tasks.models import Preference
+
+    (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind, task_active,
+     contractor_id, rounds, status, created_at, submitted_at, accepted_at) = task_row  # fmt: skip
+    reviewer_ids = sorted({r[2] for r in reviews})
+    conversation: list[dict] = []
+    for number, prompt, turn_active, candidates, judgement in turns:
+        if judgement is None:
+            continue
+        preference, scores, justification, warnings, round_judged = judgement
+        by_slot = {c[0]: c for c in candidates}
+        conversation.append({"role": "user", "content": prompt})
+        slot = "A" if preference < 0 else "B" if preference > 0 else None
+        if slot is None:  # as prompting.preferred_candidate
+            totals = {s: sum(scores.get(s, {}).values()) for s in ("A", "B")}
+            chosen_slot = "B" if totals["B"] > totals["A"] else "A"
+        else:
+            chosen_slot = slot
+        chosen = by_slot.get(chosen_slot)
+        answers = {}
+        rendered = {}
+        for c_slot, c in sorted(by_slot.items()):
+            (_, endpoint, explanation, diff, applies, truncated, attempts, started,
+             finished, input_tokens, output_tokens) = c  # fmt: skip
+            answer = f"{explanation}\n\n```diff\n{diff}```"
+            answers[c_slot] = answer
+            elapsed = (
+                None
+                if started is None
+                else ((finished or timezone.now()) - started).total_seconds()
+            )
+            rendered[c_slot] = {
+                "endpoint": endpoint.name,
+                "provider": endpoint.provider,
+                "model_id": endpoint.model_id,
+                "explanation": explanation,
+                "diff": diff,
+                "answer": answer,
+                "applies_cleanly": applies,
+                "is_truncated": truncated,
+                "attempts": attempts,
+                "seconds": round(elapsed or 0.0, 3),
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+            }
+        yield {
+            "schema_version": NATIVE_SCHEMA_VERSION,
+            "task_id": task_id,
+            "turn": number,
+            "project": project,
+            "repository": repository,
+            "clone_url": clone_url,
+            "commit_sha": commit_sha,
+            "base_ref": base_ref,
+            "task_title": title,
+            "task_kind": kind,
+            "prompt": prompt,
+            "conversation": list(conversation),
+            "candidates": rendered,
+            "scores": scores,
+            "criterion_preferences": _criterion_preferences(scores),
+            "preference": preference,
+            "preference_label": Preference(preference).label,
+            "preferred_slot": slot,
+            "justification": justification,
+            "consistency_warnings": warnings,
+            "round_judged": round_judged,
+            "turn_active_seconds": turn_active,
+            "task_active_seconds": task_active,
+            "contractor_id": contractor_id,
+            "reviewer_ids": reviewer_ids,
+            "rounds": rounds,
+            "reviews": [{"round": r[0], "decision": r[1], "reviewer_id": r[2]} for r in reviews],
+            "status": status,
+            "created_at": _iso(created_at),
+            "submitted_at": _iso(submitted_at),
+            "accepted_at": _iso(accepted_at),
+        }
+        if chosen is not None:
+            conversation.append({"role": "assistant", "content": answers[chosen_slot]})
+
+
+@contextlib.contextmanager
+def _native_records_replaced(replacement):
+    from reviews import exports
+
+    original = exports.native_records
+    exports.native_records = replacement
+    try:
+        yield
+    finally:
+        exports.native_records = original
+
+
+def _records_only_seconds(source, filters) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    for _ in source(filters):
+        pass
+    return time.perf_counter() - start
+
+
+def _whatif_outcomes(judgements):
+    """_outcomes with the two endpoints joined (FilteredRelation) instead of two correlated
+    subqueries per judgement."""
+    from django.db.models import Count, F, FilteredRelation, Q
+    from django.db.models.functions import Sign
+
+    return list(
+        judgements.annotate(
+            ca=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="A")),
+            cb=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="B")),
+        )
+        .values(ea=F("ca__endpoint__name"), eb=F("cb__endpoint__name"), sign=Sign("preference"))
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+
+
+def _whatif_score_distributions(judgements, axes):
+    from collections import defaultdict
+
+    from django.db.models import Count, F, FilteredRelation, Q
+
+    found: dict = defaultdict(lambda: {a: [0] * 5 for a in axes})
+    for slot in ("A", "B"):
+        columns = {f"s_{axis}": F(f"scores__{slot}__{axis}") for axis in axes}
+        rows = (
+            judgements.annotate(
+                c=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot=slot))
+            )
+            .annotate(**columns)
+            .values(*columns, model=F("c__endpoint__name"))
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in rows:
+            for axis in axes:
+                score = row[f"s_{axis}"]
+                if isinstance(score, int) and 1 <= score <= 5 and row["model"]:
+                    found[row["model"]][axis][score - 1] += row["n"]
+    return {model: found[model] for model in sorted(found)}
+
+
+def _board_figures(board) -> tuple:
+    return (
+        board.judged_turns,
+        [(s.model, s.wins, s.losses, s.ties) for s in board.strengths],
+        board.score_distributions,
+        (board.position_bias.a_wins, board.position_bias.b_wins, board.position_bias.ties),
+    )
+
+
+def what_if(small, full, app_runs: dict[str, ExportRun], project) -> list[list[object]]:
+    """Rows of the what-if table: each variant's speed, and whether it matches the app."""
+    from django.db import connection, transaction
+
+    from reviews import dashboard as dash
+    from reviews.dashboard import dashboard
+
+    rows: list[list[object]] = []
+    for name, source in (("ORM fixes (to_attr, only(), endpoint dict)", _whatif_orm_records),
+                         ("plain rows (values_list), no model instances", _whatif_values_records)):  # fmt: skip
+        for label, filters in (("~10k", small), ("100k", full)):
+            with _native_records_replaced(source):
+                run = run_export(f"{name} {label}", filters, trace=False)
+            same = run.sha == app_runs[label].sha
+            records_s = _records_only_seconds(source, filters) if label == "~10k" else None
+            rows.append([
+                f"export: {name}, {label}", run.records, run.seconds, round(run.per_second),
+                "" if records_s is None else f"{records_s:.2f} s records, "
+                f"{run.seconds - records_s:.2f} s JSON+write",
+                "yes" if same else "NO",
+            ])  # fmt: skip
+
+    reference = {}
+    for label, proj in (("all", None), ("project", project)):
+        reference[label] = _board_figures(dashboard(project=proj, samples=200))
+
+    def board_variant(name: str, patches: dict, *, index: bool = False) -> None:
+        originals = {key: getattr(dash, key) for key in patches}
+        for key, value in patches.items():
+            setattr(dash, key, value)
+        try:
+            with transaction.atomic():
+                if index:
+                    with connection.cursor() as cur:
+                        cur.execute(
+                            "CREATE INDEX bench_candidate_turn_slot_endpoint ON tasks_candidate "
+                            "(turn_id, slot) INCLUDE (endpoint_id)"
+                        )
+                for label, proj in (("all", None), ("project", project)):
+                    times, same = [], True
+                    for _ in range(DASHBOARD_RUNS):
+                        start = time.perf_counter()
+                        board = dashboard(project=proj, samples=200)
+                        times.append(time.perf_counter() - start)
+                        same = same and _board_figures(board) == reference[label]
+                    rows.append([f"dashboard: {name}, {label}", "", statistics.median(times), "",
+                                 " / ".join(f"{t:.2f}" for t in times),
+                                 "yes" if same else "NO"])  # fmt: skip
+                transaction.set_rollback(True)
+        finally:
+            for key, value in originals.items():
+                setattr(dash, key, value)
+
+    def endpoint_of_unordered(slot):
+        from django.db.models import OuterRef, Subquery
+
+        from tasks.models import Candidate
+
+        return Subquery(
+            Candidate.objects.filter(turn=OuterRef("turn"), slot=slot)
+            .order_by()
+            .values("endpoint__name")[:1]
+        )
+
+    board_variant("_endpoint_of(...).order_by()", {"_endpoint_of": endpoint_of_unordered})
+    joins = {"_outcomes": _whatif_outcomes, "_score_distributions": _whatif_score_distributions}
+    board_variant("joins (FilteredRelation) instead of subqueries", joins)
+    board_variant("joins + index (turn_id, slot) INCLUDE (endpoint_id)", joins, index=True)
+    return rows
+
+
+# --- Main ---------------------------------------------------------------------------------
+
+
+def _flat(small: float, big: float) -> bool:
+    return big <= max(FLAT_RATIO * small, small + FLAT_MIB)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rebuild", action="store_true", help="drop and rebuild the data")
+    parser.add_argument("--profile", action="store_true", help="cProfile the ~10k export")
+    parser.add_argument(
+        "--what-if", action="store_true", help="also time the proposed fixes (this process only)"
+    )
+    args = parser.parse_args()
+
+    _setup.setup(database_url="postgres://postgres@127.0.0.1:5432/marlin_bench_exports")
+    from reviews.export_filters import ExportFilters
+    from reviews.exports import judged_turn_count
+    from tasks.models import Project
+
+    print(f"machine:  {_setup.machine()}")
+    print(f"database: {_setup.describe_database()}")
+    built, build_s = ensure_data(rebuild=args.rebuild)
+    if built:
+        print(f"data:     built {TASKS:,} tasks / {TURNS:,} judged turns in {build_s:.1f} s")
+    else:
+        print(f"data:     reused {TASKS:,} tasks / {TURNS:,} judged turns (--rebuild to rebuild)")
+
+    small = ExportFilters(submitted_from=SLICE[0], submitted_to=SLICE[1])
+    full = ExportFilters()
+    # Warm up (imports, the connection, the allocator's arenas) with 2,000 records, two full
+    # chunks of 500 tasks, so the first measured export does not pay for the process's growth.
+    warm_to = SLICE[0] + timedelta(days=9)
+    run_export("warm-up", ExportFilters(submitted_from=SLICE[0], submitted_to=warm_to), trace=False)
+
+    start = time.perf_counter()
+    small_total = judged_turn_count(small)
+    small_count_s = time.perf_counter() - start
+    start = time.perf_counter()
+    full_total = judged_turn_count(full)
+    full_count_s = time.perf_counter() - start
+    print(f"filters:  ~10k = submitted {SLICE[0]} .. {SLICE[1]} ({small_total:,} judged turns); "
+          f"100k = ExportFilters() ({full_total:,})")  # fmt: skip
+
+    timed_small = run_export("native export ~10k", small, trace=False)
+    timed_full = run_export("native export 100k", full, trace=False)
+    traced_small = run_export("native export ~10k (tracemalloc)", small, trace=True)
+    traced_full = run_export("native export 100k (tracemalloc)", full, trace=True)
+
+    day_from = datetime.combine(SLICE[0], dtime.min, tzinfo=UTC)
+    day_to = datetime.combine(SLICE[1] + timedelta(days=1), dtime.min, tzinfo=UTC)
+    copy_small = copy_rows("AND t.submitted_at >= %s AND t.submitted_at < %s", [day_from, day_to])
+    copy_full = copy_rows("", [])
+    stages = stage_breakdown(small)
+
+    project = Project.objects.get(name="Web services (bench)")
+    boards = [time_dashboard("dashboard, all projects", None),
+              time_dashboard(f"dashboard, project {project.name!r}", project)]  # fmt: skip
+
+    mib = 2**20
+    print()
+    _setup.print_table(
+        ["run", "records", "MiB out", "seconds", "records/s", "peak RSS growth MiB",
+         "peak RSS MiB", "tracemalloc peak MiB"],
+        [
+            [r.label, r.records, r.size / mib, r.seconds, round(r.per_second),
+             r.rss_growth_mib, r.peak_rss_mib, "" if r.traced_peak_mib is None
+             else r.traced_peak_mib]
+            for r in (timed_small, timed_full, traced_small, traced_full)
+        ]
+        + [
+            ["COPY (SELECT ...) ~10k", copy_small[0], copy_small[1] / mib, copy_small[2],
+             round(copy_small[0] / copy_small[2]), "", "", ""],
+            ["COPY (SELECT ...) 100k", copy_full[0], copy_full[1] / mib, copy_full[2],
+             round(copy_full[0] / copy_full[2]), "", "", ""],
+            ["judged_turn_count ~10k", small_total, "", small_count_s, "", "", "", ""],
+            ["judged_turn_count 100k", full_total, "", full_count_s, "", "", "", ""],
+        ],
+    )  # fmt: skip
+    print(f"\nexport / COPY time: ~10k {timed_small.seconds / copy_small[2]:.1f}x, "
+          f"100k {timed_full.seconds / copy_full[2]:.1f}x")  # fmt: skip
+    orm, records, whole = stages["orm"], stages["records"], stages["whole"]
+    print(f"the ~10k export in stages (separate runs, best of 2 each; cumulative): ORM reads "
+          f"and model instances alone {orm:.2f} s ({orm / whole:.0%}); + record dicts "
+          f"{records:.2f} s; + JSON, encode, sha256, write (the whole export) {whole:.2f} s, "
+          f"so JSON and writing take about {whole - records:.2f} s "
+          f"({(whole - records) / whole:.0%})")  # fmt: skip
+
+    print()
+    _setup.print_table(
+        ["dashboard(samples=200)", "judged turns", "median s", "runs s", "SQL s", "Python s"],
+        [
+            [b.label, b.judged_turns, b.median, " / ".join(f"{x:.2f}" for x in b.runs),
+             sum(t for _, t in b.queries), b.median - sum(t for _, t in b.queries)]
+            for b in boards
+        ],
+    )  # fmt: skip
+    for board in boards:
+        print(f"\n{board.label}: queries (median s, share of the median run)")
+        for name, seconds in sorted(board.queries, key=lambda q: -q[1]):
+            flag = "  <-- over 2 s" if seconds > FLAG_SECONDS else ""
+            print(f"  {name:<36} {seconds:7.3f}  {seconds / board.median:6.1%}{flag}")
+
+    checks = [
+        (f"the ~10k export wrote {small_total:,} records and the 100k export {full_total:,}",
+         timed_small.records == small_total and timed_full.records == full_total
+         and full_total == TURNS),
+        ("two exports with the same filters give the same sha256 "
+         f"(~10k {timed_small.sha[:12]}, 100k {timed_full.sha[:12]})",
+         timed_small.sha == traced_small.sha and timed_full.sha == traced_full.sha),
+        (f"native export of 100k >= {TARGET_RECORDS_PER_S:,} records/s "
+         f"({timed_full.per_second:,.0f})", timed_full.per_second >= TARGET_RECORDS_PER_S),
+        (f"flat memory, peak RSS growth: 100k {timed_full.rss_growth_mib:.1f} MiB <= "
+         f"max({FLAT_RATIO} x, +{FLAT_MIB:.0f} MiB) of ~10k {timed_small.rss_growth_mib:.1f} MiB",
+         _flat(timed_small.rss_growth_mib, timed_full.rss_growth_mib)),
+        (f"flat memory, tracemalloc peak: 100k {traced_full.traced_peak_mib:.1f} MiB <= "
+         f"max({FLAT_RATIO} x, +{FLAT_MIB:.0f} MiB) of ~10k {traced_small.traced_peak_mib:.1f} MiB",
+         _flat(traced_small.traced_peak_mib, traced_full.traced_peak_mib)),
+    ]  # fmt: skip
+    for board in boards:
+        if board.median > FLAG_SECONDS:
+            print(f"\nNOTE: {board.label} takes {board.median:.2f} s (over {FLAG_SECONDS:.0f} s)")
+    status = _setup.verdict(checks)
+    if args.profile or timed_full.per_second < TARGET_RECORDS_PER_S:
+        profile_export(small)
+    if args.what_if:
+        print("\nWhat if (the proposals below, in this process only; 'same' = same sha256 as "
+              "the application's export, or the same dashboard figures):")  # fmt: skip
+        rows = what_if(small, full, {"~10k": timed_small, "100k": timed_full}, project)
+        _setup.print_table(["variant", "records", "seconds", "records/s", "detail", "same"], rows)
+    return status
+
+
+if __name__ == "__main__":
+    _setup.finish(main())
