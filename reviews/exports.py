@@ -8,12 +8,12 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, OuterRef
 
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import Review
 from tasks import prompting
-from tasks.models import Candidate, Judgement, Preference, Task, Turn
+from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, Task, Turn
 
 NATIVE_SCHEMA_VERSION = 1
 
@@ -28,6 +28,17 @@ def judged_turn_count(filters: ExportFilters) -> int:
     return Turn.objects.filter(Exists(judged), task__in=filters.tasks()).count()
 
 
+_TASK_FIELDS = (
+    "pk", "project__name", "repository__full_name", "repository__clone_url", "commit_sha",
+    "base_ref", "title", "kind", "active_seconds", "contractor_id", "round", "status",
+    "created_at", "submitted_at", "accepted_at",
+)  # fmt: skip
+_CANDIDATE_FIELDS = (
+    "turn_id", "slot", "endpoint_id", "explanation", "diff", "applies_cleanly", "is_truncated",
+    "attempts", "started_at", "finished_at", "input_tokens", "output_tokens",
+)  # fmt: skip
+
+
 def native_records(
     filters: ExportFilters | None = None,
     *,
@@ -36,28 +47,23 @@ def native_records(
 ) -> Iterator[dict]:
     """Yield the native record of every judged turn (its latest round's judgement).
 
-    Tasks are read `chunk_size` at a time with their turns, candidates, judgements and
-    reviews prefetched, so memory stays flat whatever the size. `progress`, if given, is
-    called with the number of judged turns considered so far (kept or filtered out).
+    Tasks are read `chunk_size` at a time (keyset on the id, so no cursor stays open), each
+    table with one query per chunk returning plain rows: building model objects for every
+    row cost several times the query itself. Memory stays flat whatever the size.
+    `progress`, if given, is called with the number of judged turns considered so far.
     """
     filters = filters or ExportFilters()
-    tasks = (
-        filters.tasks()
-        .select_related("project", "repository")
-        .prefetch_related(
-            Prefetch(
-                "turns",
-                queryset=Turn.objects.order_by("number").prefetch_related(
-                    Prefetch("candidates", queryset=Candidate.objects.select_related("endpoint")),
-                    Prefetch("judgements", queryset=Judgement.objects.order_by("round")),
-                ),
-            ),
-            Prefetch("reviews", queryset=Review.objects.order_by("round")),
-        )
-    )
-    considered = 0
-    for task in tasks.iterator(chunk_size=chunk_size):
-        for record in _task_records(task):
+    endpoints = {
+        e["pk"]: e for e in ModelEndpoint.objects.values("pk", "name", "provider", "model_id")
+    }
+    tasks = filters.tasks()
+    considered, last = 0, 0
+    while True:
+        ids = list(tasks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
+        if not ids:
+            break
+        last = ids[-1]
+        for record in _chunk_records(ids, endpoints):
             considered += 1
             if filters.keeps(record["preference"]):
                 yield record
@@ -65,76 +71,129 @@ def native_records(
             progress(considered)
 
 
-def _task_records(task: Task) -> Iterator[dict]:
-    reviews = list(task.reviews.all())
+def _chunk_records(ids: list[int], endpoints: dict[int, dict]) -> Iterator[dict]:
+    turns_of: dict[int, list[dict]] = {}
+    for turn in (
+        Turn.objects.filter(task_id__in=ids)
+        .order_by("task_id", "number")
+        .values("pk", "task_id", "number", "prompt", "active_seconds")
+    ):
+        turns_of.setdefault(turn["task_id"], []).append(turn)
+    turn_ids = [t["pk"] for turns in turns_of.values() for t in turns]
+    candidates: dict[int, dict[str, dict]] = {}
+    for c in Candidate.objects.filter(turn_id__in=turn_ids).order_by().values(*_CANDIDATE_FIELDS):
+        candidates.setdefault(c["turn_id"], {})[c["slot"]] = c
+    # Ordered by round, so the last one kept per turn is its latest judgement.
+    judgements: dict[int, dict] = {}
+    for j in (
+        Judgement.objects.filter(turn_id__in=turn_ids)
+        .order_by("turn_id", "round")
+        .values("turn_id", "round", "preference", "scores", "justification", "warnings")
+    ):
+        judgements[j["turn_id"]] = j
+    reviews_of: dict[int, list[dict]] = {}
+    for r in (
+        Review.objects.filter(task_id__in=ids)
+        .order_by("task_id", "round")
+        .values("task_id", "round", "decision", "reviewer_id")
+    ):
+        reviews_of.setdefault(r["task_id"], []).append(r)
+    for task in Task.objects.filter(pk__in=ids).order_by("pk").values(*_TASK_FIELDS):
+        yield from _task_records(
+            task,
+            turns_of.get(task["pk"], []),
+            candidates,
+            judgements,
+            reviews_of.get(task["pk"], []),
+            endpoints,
+        )
+
+
+def _candidate_record(c: dict, endpoint: dict) -> dict:
+    seconds = (
+        (c["finished_at"] - c["started_at"]).total_seconds()
+        if c["started_at"] and c["finished_at"]
+        else 0.0
+    )
+    return {
+        "endpoint": endpoint["name"],
+        "provider": endpoint["provider"],
+        "model_id": endpoint["model_id"],
+        "explanation": c["explanation"],
+        "diff": c["diff"],
+        "answer": prompting.assistant_text(c["explanation"], c["diff"]),
+        "applies_cleanly": c["applies_cleanly"],
+        "is_truncated": c["is_truncated"],
+        "attempts": c["attempts"],
+        "seconds": round(seconds, 3),
+        "input_tokens": c["input_tokens"],
+        "output_tokens": c["output_tokens"],
+    }
+
+
+def _task_records(
+    task: dict,
+    turns: list[dict],
+    candidates: dict[int, dict[str, dict]],
+    judgements: dict[int, dict],
+    reviews: list[dict],
+    endpoints: dict[int, dict],
+) -> Iterator[dict]:
     conversation: list[dict] = []
-    for turn in task.turns.all():
-        judgements = list(turn.judgements.all())
-        if not judgements:
+    reviewer_ids = sorted({r["reviewer_id"] for r in reviews})
+    review_list = [
+        {"round": r["round"], "decision": r["decision"], "reviewer_id": r["reviewer_id"]}
+        for r in reviews
+    ]
+    for turn in turns:
+        judgement = judgements.get(turn["pk"])
+        if judgement is None:
             continue
-        judgement = judgements[-1]
-        candidates = {c.slot: c for c in turn.candidates.all()}
-        conversation.append({"role": "user", "content": turn.prompt})
-        chosen = prompting.preferred_candidate(turn, judgement)
+        slots = {
+            slot: _candidate_record(c, endpoints[c["endpoint_id"]])
+            for slot, c in sorted(candidates.get(turn["pk"], {}).items())
+        }
+        conversation.append({"role": "user", "content": turn["prompt"]})
+        preference = judgement["preference"]
         yield {
             "schema_version": NATIVE_SCHEMA_VERSION,
-            "task_id": task.pk,
-            "turn": turn.number,
-            "project": task.project.name,
-            "repository": task.repository.full_name,
-            "clone_url": task.repository.clone_url,
-            "commit_sha": task.commit_sha,
-            "base_ref": task.base_ref,
-            "task_title": task.title,
-            "task_kind": task.kind,
-            "prompt": turn.prompt,
+            "task_id": task["pk"],
+            "turn": turn["number"],
+            "project": task["project__name"],
+            "repository": task["repository__full_name"],
+            "clone_url": task["repository__clone_url"],
+            "commit_sha": task["commit_sha"],
+            "base_ref": task["base_ref"],
+            "task_title": task["title"],
+            "task_kind": task["kind"],
+            "prompt": turn["prompt"],
             "conversation": list(conversation),
-            "candidates": {
-                slot: {
-                    "endpoint": c.endpoint.name,
-                    "provider": c.endpoint.provider,
-                    "model_id": c.endpoint.model_id,
-                    "explanation": c.explanation,
-                    "diff": c.diff,
-                    "answer": prompting.assistant_message(c),
-                    "applies_cleanly": c.applies_cleanly,
-                    "is_truncated": c.is_truncated,
-                    "attempts": c.attempts,
-                    "seconds": round(c.elapsed_seconds or 0.0, 3),
-                    "input_tokens": c.input_tokens,
-                    "output_tokens": c.output_tokens,
-                }
-                for slot, c in sorted(candidates.items())
-            },
-            "scores": judgement.scores,
+            "candidates": slots,
+            "scores": judgement["scores"],
             # Per rubric axis, the slot scored higher (None when equal): one axis alone
             # can serve as a preference signal.
-            "criterion_preferences": _criterion_preferences(judgement.scores),
-            "preference": judgement.preference,
-            "preference_label": Preference(judgement.preference).label,
-            "preferred_slot": judgement.preferred_slot,
-            "justification": judgement.justification,
-            "consistency_warnings": judgement.warnings,
-            "round_judged": judgement.round,
-            "turn_active_seconds": turn.active_seconds,
-            "task_active_seconds": task.active_seconds,
-            "contractor_id": task.contractor_id,
-            "reviewer_ids": sorted({r.reviewer_id for r in reviews}),
-            "rounds": task.round,
-            "reviews": [
-                {"round": r.round, "decision": r.decision, "reviewer_id": r.reviewer_id}
-                for r in reviews
-            ],
-            "status": task.status,
-            "created_at": _iso(task.created_at),
-            "submitted_at": _iso(task.submitted_at),
-            "accepted_at": _iso(task.accepted_at),
+            "criterion_preferences": _criterion_preferences(judgement["scores"]),
+            "preference": preference,
+            "preference_label": Preference(preference).label,
+            "preferred_slot": "A" if preference < 0 else "B" if preference > 0 else None,
+            "justification": judgement["justification"],
+            "consistency_warnings": judgement["warnings"],
+            "round_judged": judgement["round"],
+            "turn_active_seconds": turn["active_seconds"],
+            "task_active_seconds": task["active_seconds"],
+            "contractor_id": task["contractor_id"],
+            "reviewer_ids": reviewer_ids,
+            "rounds": task["round"],
+            "reviews": review_list,
+            "status": task["status"],
+            "created_at": _iso(task["created_at"]),
+            "submitted_at": _iso(task["submitted_at"]),
+            "accepted_at": _iso(task["accepted_at"]),
         }
+        chosen = slots.get(prompting.continuing_slot(preference, judgement["scores"]))
         if chosen is not None:
             # The conversation continues from the chosen answer, as the models were told.
-            conversation.append(
-                {"role": "assistant", "content": prompting.assistant_message(chosen)}
-            )
+            conversation.append({"role": "assistant", "content": chosen["answer"]})
 
 
 def _criterion_preferences(scores: dict) -> dict[str, str | None]:

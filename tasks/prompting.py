@@ -31,11 +31,17 @@ def preferred_candidate(turn: Turn, judgement: Judgement | None) -> Candidate | 
     candidates = {c.slot: c for c in turn.candidates.all()}
     if judgement is None:
         return None
-    slot = judgement.preferred_slot
-    if slot is None:
-        totals = {s: sum(judgement.scores.get(s, {}).values()) for s in ("A", "B")}
-        slot = "B" if totals["B"] > totals["A"] else "A"
-    return candidates.get(slot)
+    return candidates.get(continuing_slot(judgement.preference, judgement.scores))
+
+
+def continuing_slot(preference: int, scores: dict) -> str:
+    """The slot the conversation continues from (see preferred_candidate), from plain values."""
+    if preference < 0:
+        return "A"
+    if preference > 0:
+        return "B"
+    totals = {s: sum(scores.get(s, {}).values()) for s in ("A", "B")}
+    return "B" if totals["B"] > totals["A"] else "A"
 
 
 def _file_listing(paths: list[str], budget: int) -> str:
@@ -52,7 +58,12 @@ def _file_listing(paths: list[str], budget: int) -> str:
 
 
 def assistant_message(candidate: Candidate) -> str:
-    return f"{candidate.explanation}\n\n```diff\n{candidate.diff}```"
+    return assistant_text(candidate.explanation, candidate.diff)
+
+
+def assistant_text(explanation: str, diff: str) -> str:
+    """A candidate's answer as an assistant message: the explanation, then the diff."""
+    return f"{explanation}\n\n```diff\n{diff}```"
 
 
 def conversation_for(turn: Turn, *, review_round: int) -> tuple[list[dict[str, str]], str]:
