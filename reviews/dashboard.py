@@ -11,13 +11,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, FilteredRelation, Q, QuerySet
 from django.db.models.functions import Sign, TruncDate
 from django.utils import timezone
 
 from reviews.bradley_terry import Comparison, ModelStrength, bradley_terry
 from reviews.models import Review
-from tasks.models import Candidate, Judgement, Project, Submission, Task
+from tasks.models import Candidate, Judgement, ModelEndpoint, Project, Submission, Task
 
 THROUGHPUT_DAYS = 30
 
@@ -31,10 +31,17 @@ def _final_judgements(project: Project | None) -> QuerySet[Judgement]:
     return judgements
 
 
-def _endpoint_of(slot: str) -> Subquery:
-    return Subquery(
-        Candidate.objects.filter(turn=OuterRef("turn"), slot=slot).values("endpoint__name")[:1]
+def _with_slots(judgements: QuerySet[Judgement]) -> QuerySet[Judgement]:
+    """Join each judgement to its turn's candidate in slot A and in slot B (one join each,
+    not a subquery per row: the difference at 100k judged turns is seconds)."""
+    return judgements.annotate(
+        in_a=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="A")),
+        in_b=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="B")),
     )
+
+
+def _endpoint_names() -> dict[int, str]:
+    return dict(ModelEndpoint.objects.values_list("pk", "name"))
 
 
 @dataclass
@@ -119,12 +126,23 @@ class Dashboard:
 
 def _outcomes(judgements: QuerySet[Judgement]) -> list[dict]:
     """(endpoint in A, endpoint in B, sign of the preference, count) rows."""
-    return list(
-        judgements.annotate(ea=_endpoint_of("A"), eb=_endpoint_of("B"), sign=Sign("preference"))
-        .values("ea", "eb", "sign")
+    names = _endpoint_names()
+    rows = (
+        _with_slots(judgements)
+        .annotate(sign=Sign("preference"))
+        .values("in_a__endpoint_id", "in_b__endpoint_id", "sign")
         .annotate(n=Count("pk"))
         .order_by()
     )
+    return [
+        {
+            "ea": names.get(row["in_a__endpoint_id"]),
+            "eb": names.get(row["in_b__endpoint_id"]),
+            "sign": row["sign"],
+            "n": row["n"],
+        }
+        for row in rows
+    ]
 
 
 def model_strengths(rows: list[dict], *, samples: int = 200) -> list[ModelStrength]:
@@ -175,19 +193,22 @@ def _score_distributions(
 ) -> dict[str, dict[str, list[int]]]:
     """Per model and axis, how many candidates got each score: one grouped query per slot."""
     found: dict[str, dict[str, list[int]]] = defaultdict(lambda: {a: [0] * 5 for a in axes})
-    for slot in ("A", "B"):
+    names = _endpoint_names()
+    for slot, joined in (("A", "in_a"), ("B", "in_b")):
         columns = {f"s_{axis}": F(f"scores__{slot}__{axis}") for axis in axes}
         rows = (
-            judgements.annotate(model=_endpoint_of(slot), **columns)
+            _with_slots(judgements)
+            .annotate(model=F(f"{joined}__endpoint_id"), **columns)
             .values("model", *columns)
             .annotate(n=Count("pk"))
             .order_by()
         )
         for row in rows:
+            model = names.get(row["model"])
             for axis in axes:
                 score = row[f"s_{axis}"]
-                if isinstance(score, int) and 1 <= score <= 5 and row["model"]:
-                    found[row["model"]][axis][score - 1] += row["n"]
+                if isinstance(score, int) and 1 <= score <= 5 and model:
+                    found[model][axis][score - 1] += row["n"]
     return {model: found[model] for model in sorted(found)}
 
 
