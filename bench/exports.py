@@ -17,14 +17,12 @@ an explanation and a unified diff), then:
 Targets (issue): >= 20,000 records/s at 100k, and flat memory: the 100k export's peak growth
 is at most max(1.5 x, +30 MiB) the 10k export's (RSS and tracemalloc). Exits 1 when missed.
 Options: --rebuild (drop and rebuild the data), --profile (cProfile of the ~10k export; also
-printed when the speed target is missed), --what-if (time the proposed fixes of the export
-and the dashboard in this process only, and check they give the same bytes and figures).
+printed when the speed target is missed).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import gc
 import io
@@ -574,17 +572,10 @@ def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
 
 
 def stage_breakdown(filters, *, repeats: int = 2) -> dict[str, float]:
-    """Seconds (best of `repeats`) for: the ORM reads alone, + building records,
-    + JSON/encode/sha256/write (the whole export)."""
+    """Seconds (best of `repeats`) for building the record dicts alone (database reads
+    included), then for the whole export (+ JSON, encode, sha256, write)."""
     from reviews import exports
     from reviews.export_jobs import write_export
-
-    def touch_only(task):
-        list(task.reviews.all())
-        for turn in task.turns.all():
-            list(turn.candidates.all())
-            list(turn.judgements.all())
-        return iter(())
 
     def timed(fn) -> float:
         best = float("inf")
@@ -603,13 +594,7 @@ def stage_breakdown(filters, *, repeats: int = 2) -> dict[str, float]:
         with tempfile.TemporaryFile() as out:
             write_export(out, fmt="native", filters=filters)
 
-    original = exports._task_records
-    exports._task_records = touch_only  # this process only, restored below
-    try:
-        orm = timed(records)
-    finally:
-        exports._task_records = original
-    return {"orm": orm, "records": timed(records), "whole": timed(whole)}
+    return {"records": timed(records), "whole": timed(whole)}
 
 
 def profile_export(filters, *, top: int = 25) -> None:
@@ -630,14 +615,14 @@ def profile_export(filters, *, top: int = 25) -> None:
 
 _DASHBOARD_QUERIES = {
     # In the order dashboard() runs them; the overall board also reads the projects' axes.
-    True: ["outcomes (BT, endpoint subqueries)", "position bias by contractor",
-           "review counts", "rounds per task", "projects (axes)", "score distribution A",
-           "score distribution B", "applies cleanly", "submitted count", "median time on task",
-           "submissions per day", "reviews per day"],
-    False: ["outcomes (BT, endpoint subqueries)", "position bias by contractor",
-            "review counts", "rounds per task", "score distribution A", "score distribution B",
-            "applies cleanly", "submitted count", "median time on task", "submissions per day",
-            "reviews per day"],
+    True: ["endpoint names", "outcomes (BT, slot joins)", "position bias by contractor",
+           "review counts", "rounds per task", "projects (axes)", "endpoint names",
+           "score distribution A", "score distribution B", "applies cleanly", "submitted count",
+           "median time on task", "submissions per day", "reviews per day"],
+    False: ["endpoint names", "outcomes (BT, slot joins)", "position bias by contractor",
+            "review counts", "rounds per task", "endpoint names", "score distribution A",
+            "score distribution B", "applies cleanly", "submitted count", "median time on task",
+            "submissions per day", "reviews per day"],
 }  # fmt: skip
 
 
@@ -686,388 +671,6 @@ def time_dashboard(label: str, project) -> BoardTiming:
     return timing
 
 
-# --- What if: the proposed fixes, in this process only -----------------------------------
-#
-# Each variant replaces a function of reviews.exports or reviews.dashboard in this process
-# only (restored afterwards) and must give the same bytes (export sha256) or the same figures
-# (dashboard) as the application's code.
-
-
-def _whatif_orm_records(filters=None, *, progress=None, chunk_size: int = 500):
-    """native_records with the ORM fixes: Prefetch(to_attr=...) (no per-instance queryset
-    clone), only the columns the record reads (no raw_answer), endpoints from one query."""
-    from django.db.models import Prefetch
-
-    from reviews.export_filters import ExportFilters
-    from reviews.models import Review
-    from tasks.models import Candidate, Judgement, ModelEndpoint, Turn
-
-    filters = filters or ExportFilters()
-    endpoints = {e.pk: e for e in ModelEndpoint.objects.all()}
-    tasks = (
-        filters.tasks()
-        .select_related("project", "repository")
-        .only("id", "commit_sha", "base_ref", "title", "kind", "active_seconds",
-              "contractor_id", "round", "status", "created_at", "submitted_at", "accepted_at",
-              "project__name", "repository__full_name", "repository__clone_url")
-        .prefetch_related(
-            Prefetch(
-                "turns",
-                queryset=Turn.objects.order_by("number")
-                .only("id", "task_id", "number", "prompt", "active_seconds")
-                .prefetch_related(
-                    Prefetch("candidates", to_attr="x_candidates", queryset=Candidate.objects
-                             .order_by().only("id", "turn_id", "slot", "endpoint_id",
-                                              "explanation", "diff", "applies_cleanly",
-                                              "is_truncated", "attempts", "started_at",
-                                              "finished_at", "input_tokens", "output_tokens")),
-                    Prefetch("judgements", to_attr="x_judgements", queryset=Judgement.objects
-                             .order_by("round").only("id", "turn_id", "round", "preference",
-                                                     "scores", "justification", "warnings")),
-                ),
-                to_attr="x_turns",
-            ),
-            Prefetch("reviews", to_attr="x_reviews", queryset=Review.objects.order_by("round")
-                     .only("id", "task_id", "round", "decision", "reviewer_id")),
-        )
-    )  # fmt: skip
-    considered = 0
-    for task in tasks.iterator(chunk_size=chunk_size):
-        reviews = [(r.round, r.decision, r.reviewer_id) for r in task.x_reviews]
-        task_row = (task.pk, task.project.name, task.repository.full_name,
-                    task.repository.clone_url, task.commit_sha, task.base_ref, task.title,
-                    task.kind, task.active_seconds, task.contractor_id, task.round, task.status,
-                    task.created_at, task.submitted_at, task.accepted_at)  # fmt: skip
-        turns = []
-        for turn in task.x_turns:
-            judgement = turn.x_judgements[-1] if turn.x_judgements else None
-            turns.append((
-                turn.number, turn.prompt, turn.active_seconds,
-                [(c.slot, endpoints[c.endpoint_id], c.explanation, c.diff, c.applies_cleanly,
-                  c.is_truncated, c.attempts, c.started_at, c.finished_at, c.input_tokens,
-                  c.output_tokens)
-                 for c in turn.x_candidates],
-                None if judgement is None else (
-                    judgement.preference, judgement.scores, judgement.justification,
-                    judgement.warnings, judgement.round),
-            ))  # fmt: skip
-        for record in _records_from_rows(task_row, turns, reviews):
-            considered += 1
-            if filters.keeps(record["preference"]):
-                yield record
-        if progress is not None and considered:
-            progress(considered)
-
-
-def _whatif_values_records(filters=None, *, progress=None, chunk_size: int = 500):
-    """native_records from plain rows (values_list): no model instances at all."""
-    from reviews.export_filters import ExportFilters
-    from reviews.models import Review
-    from tasks.models import Candidate, Judgement, ModelEndpoint, Turn
-
-    filters = filters or ExportFilters()
-    endpoints = {e.pk: e for e in ModelEndpoint.objects.all()}
-    rows = (
-        filters.tasks()
-        .values_list("id", "project__name", "repository__full_name", "repository__clone_url",
-                     "commit_sha", "base_ref", "title", "kind", "active_seconds",
-                     "contractor_id", "round", "status", "created_at", "submitted_at",
-                     "accepted_at")
-        .iterator(chunk_size=chunk_size)
-    )  # fmt: skip
-    considered = 0
-    batch: list[tuple] = []
-
-    def flush(batch: list[tuple]):
-        ids = [row[0] for row in batch]
-        turns = list(
-            Turn.objects.filter(task_id__in=ids)
-            .order_by("task_id", "number")
-            .values_list("id", "task_id", "number", "prompt", "active_seconds")
-        )
-        turn_ids = [t[0] for t in turns]
-        candidates: dict[int, list] = {}
-        for c in (
-            Candidate.objects.filter(turn_id__in=turn_ids)
-            .order_by("turn_id", "slot")
-            .values_list("turn_id", "slot", "endpoint_id", "explanation", "diff",
-                         "applies_cleanly", "is_truncated", "attempts", "started_at",
-                         "finished_at", "input_tokens", "output_tokens")
-        ):  # fmt: skip
-            candidates.setdefault(c[0], []).append((c[1], endpoints[c[2]], *c[3:]))
-        judgements: dict[int, tuple] = {}
-        for j in (
-            Judgement.objects.filter(turn_id__in=turn_ids)
-            .order_by("turn_id", "round")
-            .values_list("turn_id", "preference", "scores", "justification", "warnings", "round")
-        ):
-            judgements[j[0]] = j[1:]  # the last round wins
-        reviews: dict[int, list] = {}
-        for r in (
-            Review.objects.filter(task_id__in=ids)
-            .order_by("task_id", "round")
-            .values_list("task_id", "round", "decision", "reviewer_id")
-        ):
-            reviews.setdefault(r[0], []).append(r[1:])
-        by_task: dict[int, list] = {}
-        for t in turns:
-            by_task.setdefault(t[1], []).append(
-                (t[2], t[3], t[4], candidates.get(t[0], []), judgements.get(t[0]))
-            )
-        for row in batch:
-            yield row, by_task.get(row[0], []), reviews.get(row[0], [])
-
-    def emit(batch):
-        nonlocal considered
-        for task_row, turns, task_reviews in flush(batch):
-            for record in _records_from_rows(task_row, turns, task_reviews):
-                considered += 1
-                if filters.keeps(record["preference"]):
-                    yield record
-            if progress is not None and considered:
-                progress(considered)
-
-    for row in rows:
-        batch.append(row)
-        if len(batch) == chunk_size:
-            yield from emit(batch)
-            batch = []
-    if batch:
-        yield from emit(batch)
-
-
-def _records_from_rows(task_row, turns, reviews):
-    """The same dicts as reviews.exports._task_records, from plain tuples."""
-    from django.utils import timezone
-
-    from reviews.exports import NATIVE_SCHEMA_VERSION, _criterion_preferences, _iso
-    from tasks.models import Preference
-
-    (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind, task_active,
-     contractor_id, rounds, status, created_at, submitted_at, accepted_at) = task_row  # fmt: skip
-    reviewer_ids = sorted({r[2] for r in reviews})
-    conversation: list[dict] = []
-    for number, prompt, turn_active, candidates, judgement in turns:
-        if judgement is None:
-            continue
-        preference, scores, justification, warnings, round_judged = judgement
-        by_slot = {c[0]: c for c in candidates}
-        conversation.append({"role": "user", "content": prompt})
-        slot = "A" if preference < 0 else "B" if preference > 0 else None
-        if slot is None:  # as prompting.preferred_candidate
-            totals = {s: sum(scores.get(s, {}).values()) for s in ("A", "B")}
-            chosen_slot = "B" if totals["B"] > totals["A"] else "A"
-        else:
-            chosen_slot = slot
-        chosen = by_slot.get(chosen_slot)
-        answers = {}
-        rendered = {}
-        for c_slot, c in sorted(by_slot.items()):
-            (_, endpoint, explanation, diff, applies, truncated, attempts, started,
-             finished, input_tokens, output_tokens) = c  # fmt: skip
-            answer = f"{explanation}\n\n```diff\n{diff}```"
-            answers[c_slot] = answer
-            elapsed = (
-                None
-                if started is None
-                else ((finished or timezone.now()) - started).total_seconds()
-            )
-            rendered[c_slot] = {
-                "endpoint": endpoint.name,
-                "provider": endpoint.provider,
-                "model_id": endpoint.model_id,
-                "explanation": explanation,
-                "diff": diff,
-                "answer": answer,
-                "applies_cleanly": applies,
-                "is_truncated": truncated,
-                "attempts": attempts,
-                "seconds": round(elapsed or 0.0, 3),
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-            }
-        yield {
-            "schema_version": NATIVE_SCHEMA_VERSION,
-            "task_id": task_id,
-            "turn": number,
-            "project": project,
-            "repository": repository,
-            "clone_url": clone_url,
-            "commit_sha": commit_sha,
-            "base_ref": base_ref,
-            "task_title": title,
-            "task_kind": kind,
-            "prompt": prompt,
-            "conversation": list(conversation),
-            "candidates": rendered,
-            "scores": scores,
-            "criterion_preferences": _criterion_preferences(scores),
-            "preference": preference,
-            "preference_label": Preference(preference).label,
-            "preferred_slot": slot,
-            "justification": justification,
-            "consistency_warnings": warnings,
-            "round_judged": round_judged,
-            "turn_active_seconds": turn_active,
-            "task_active_seconds": task_active,
-            "contractor_id": contractor_id,
-            "reviewer_ids": reviewer_ids,
-            "rounds": rounds,
-            "reviews": [{"round": r[0], "decision": r[1], "reviewer_id": r[2]} for r in reviews],
-            "status": status,
-            "created_at": _iso(created_at),
-            "submitted_at": _iso(submitted_at),
-            "accepted_at": _iso(accepted_at),
-        }
-        if chosen is not None:
-            conversation.append({"role": "assistant", "content": answers[chosen_slot]})
-
-
-@contextlib.contextmanager
-def _native_records_replaced(replacement):
-    from reviews import exports
-
-    original = exports.native_records
-    exports.native_records = replacement
-    try:
-        yield
-    finally:
-        exports.native_records = original
-
-
-def _records_only_seconds(source, filters) -> float:
-    gc.collect()
-    start = time.perf_counter()
-    for _ in source(filters):
-        pass
-    return time.perf_counter() - start
-
-
-def _whatif_outcomes(judgements):
-    """_outcomes with the two endpoints joined (FilteredRelation) instead of two correlated
-    subqueries per judgement."""
-    from django.db.models import Count, F, FilteredRelation, Q
-    from django.db.models.functions import Sign
-
-    return list(
-        judgements.annotate(
-            ca=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="A")),
-            cb=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="B")),
-        )
-        .values(ea=F("ca__endpoint__name"), eb=F("cb__endpoint__name"), sign=Sign("preference"))
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-
-
-def _whatif_score_distributions(judgements, axes):
-    from collections import defaultdict
-
-    from django.db.models import Count, F, FilteredRelation, Q
-
-    found: dict = defaultdict(lambda: {a: [0] * 5 for a in axes})
-    for slot in ("A", "B"):
-        columns = {f"s_{axis}": F(f"scores__{slot}__{axis}") for axis in axes}
-        rows = (
-            judgements.annotate(
-                c=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot=slot))
-            )
-            .annotate(**columns)
-            .values(*columns, model=F("c__endpoint__name"))
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        for row in rows:
-            for axis in axes:
-                score = row[f"s_{axis}"]
-                if isinstance(score, int) and 1 <= score <= 5 and row["model"]:
-                    found[row["model"]][axis][score - 1] += row["n"]
-    return {model: found[model] for model in sorted(found)}
-
-
-def _board_figures(board) -> tuple:
-    return (
-        board.judged_turns,
-        [(s.model, s.wins, s.losses, s.ties) for s in board.strengths],
-        board.score_distributions,
-        (board.position_bias.a_wins, board.position_bias.b_wins, board.position_bias.ties),
-    )
-
-
-def what_if(small, full, app_runs: dict[str, ExportRun], project) -> list[list[object]]:
-    """Rows of the what-if table: each variant's speed, and whether it matches the app."""
-    from django.db import connection, transaction
-
-    from reviews import dashboard as dash
-    from reviews.dashboard import dashboard
-
-    rows: list[list[object]] = []
-    for name, source in (("ORM fixes (to_attr, only(), endpoint dict)", _whatif_orm_records),
-                         ("plain rows (values_list), no model instances", _whatif_values_records)):  # fmt: skip
-        for label, filters in (("~10k", small), ("100k", full)):
-            with _native_records_replaced(source):
-                run = run_export(f"{name} {label}", filters, trace=False)
-            same = run.sha == app_runs[label].sha
-            records_s = _records_only_seconds(source, filters) if label == "~10k" else None
-            rows.append([
-                f"export: {name}, {label}", run.records, run.seconds, round(run.per_second),
-                "" if records_s is None else f"{records_s:.2f} s records, "
-                f"{run.seconds - records_s:.2f} s JSON+write",
-                "yes" if same else "NO",
-            ])  # fmt: skip
-
-    reference = {}
-    for label, proj in (("all", None), ("project", project)):
-        reference[label] = _board_figures(dashboard(project=proj, samples=200))
-
-    def board_variant(name: str, patches: dict, *, index: bool = False) -> None:
-        originals = {key: getattr(dash, key) for key in patches}
-        for key, value in patches.items():
-            setattr(dash, key, value)
-        try:
-            with transaction.atomic():
-                if index:
-                    with connection.cursor() as cur:
-                        cur.execute(
-                            "CREATE INDEX bench_candidate_turn_slot_endpoint ON tasks_candidate "
-                            "(turn_id, slot) INCLUDE (endpoint_id)"
-                        )
-                for label, proj in (("all", None), ("project", project)):
-                    times, same = [], True
-                    for _ in range(DASHBOARD_RUNS):
-                        start = time.perf_counter()
-                        board = dashboard(project=proj, samples=200)
-                        times.append(time.perf_counter() - start)
-                        same = same and _board_figures(board) == reference[label]
-                    rows.append([f"dashboard: {name}, {label}", "", statistics.median(times), "",
-                                 " / ".join(f"{t:.2f}" for t in times),
-                                 "yes" if same else "NO"])  # fmt: skip
-                transaction.set_rollback(True)
-        finally:
-            for key, value in originals.items():
-                setattr(dash, key, value)
-
-    def endpoint_of_unordered(slot):
-        from django.db.models import OuterRef, Subquery
-
-        from tasks.models import Candidate
-
-        return Subquery(
-            Candidate.objects.filter(turn=OuterRef("turn"), slot=slot)
-            .order_by()
-            .values("endpoint__name")[:1]
-        )
-
-    board_variant("_endpoint_of(...).order_by()", {"_endpoint_of": endpoint_of_unordered})
-    joins = {"_outcomes": _whatif_outcomes, "_score_distributions": _whatif_score_distributions}
-    board_variant("joins (FilteredRelation) instead of subqueries", joins)
-    board_variant("joins + index (turn_id, slot) INCLUDE (endpoint_id)", joins, index=True)
-    return rows
-
-
-# --- Main ---------------------------------------------------------------------------------
-
-
 def _flat(small: float, big: float) -> bool:
     return big <= max(FLAT_RATIO * small, small + FLAT_MIB)
 
@@ -1076,9 +679,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rebuild", action="store_true", help="drop and rebuild the data")
     parser.add_argument("--profile", action="store_true", help="cProfile the ~10k export")
-    parser.add_argument(
-        "--what-if", action="store_true", help="also time the proposed fixes (this process only)"
-    )
     args = parser.parse_args()
 
     _setup.setup(database_url="postgres://postgres@127.0.0.1:5432/marlin_bench_exports")
@@ -1147,11 +747,10 @@ def main() -> int:
     )  # fmt: skip
     print(f"\nexport / COPY time: ~10k {timed_small.seconds / copy_small[2]:.1f}x, "
           f"100k {timed_full.seconds / copy_full[2]:.1f}x")  # fmt: skip
-    orm, records, whole = stages["orm"], stages["records"], stages["whole"]
-    print(f"the ~10k export in stages (separate runs, best of 2 each; cumulative): ORM reads "
-          f"and model instances alone {orm:.2f} s ({orm / whole:.0%}); + record dicts "
-          f"{records:.2f} s; + JSON, encode, sha256, write (the whole export) {whole:.2f} s, "
-          f"so JSON and writing take about {whole - records:.2f} s "
+    records, whole = stages["records"], stages["whole"]
+    print(f"the ~10k export in stages (best of 2 each): reading rows and building the "
+          f"record dicts {records:.2f} s; the whole export (+ JSON, encode, sha256, write) "
+          f"{whole:.2f} s, so JSON and writing take about {whole - records:.2f} s "
           f"({(whole - records) / whole:.0%})")  # fmt: skip
 
     print()
@@ -1191,11 +790,6 @@ def main() -> int:
     status = _setup.verdict(checks)
     if args.profile or timed_full.per_second < TARGET_RECORDS_PER_S:
         profile_export(small)
-    if args.what_if:
-        print("\nWhat if (the proposals below, in this process only; 'same' = same sha256 as "
-              "the application's export, or the same dashboard figures):")  # fmt: skip
-        rows = what_if(small, full, {"~10k": timed_small, "100k": timed_full}, project)
-        _setup.print_table(["variant", "records", "seconds", "records/s", "detail", "same"], rows)
     return status
 
 

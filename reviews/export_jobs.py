@@ -35,13 +35,12 @@ def write_export(
 ) -> tuple[int, int, str]:
     """Stream an export into a binary file: (records written, bytes, sha256 of the bytes).
 
-    export_lines yields one chunk per record (a CSV row may span lines), and for CSV one
+    export_bytes yields one chunk per record (a CSV row may span lines), and for CSV one
     header chunk first, which is not a record.
     """
     digest = hashlib.sha256()
     chunks = size = 0
-    for line in exports.export_lines(fmt=fmt, filters=filters, progress=progress):
-        data = line.encode("utf-8")
+    for data in exports.export_bytes(fmt=fmt, filters=filters, progress=progress):
         out.write(data)
         digest.update(data)
         size += len(data)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 from django.db.models import Exists, OuterRef
 
 from reviews.export_filters import ExportFilters, check_format
@@ -205,9 +205,9 @@ def _criterion_preferences(scores: dict) -> dict[str, str | None]:
     }
 
 
-def native_jsonl_lines(**source: Any) -> Iterator[str]:
-    for record in native_records(**source):
-        yield json.dumps(record, ensure_ascii=False) + "\n"
+def _jsonl(record: dict) -> bytes:
+    """One JSON line, UTF-8. orjson: JSON encoding was half the export's time with json."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _pair(record: dict) -> tuple[dict, dict] | None:
@@ -313,13 +313,14 @@ def csv_lines(**source: Any) -> Iterator[str]:
         yield flush()
 
 
-def export_lines(
+def export_bytes(
     *,
     fmt: str,
     filters: ExportFilters | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[str]:
-    """The lines of an export in one of EXPORT_FORMATS, or "criterion:<axis>".
+) -> Iterator[bytes]:
+    """An export in one of EXPORT_FORMATS, or "criterion:<axis>", one chunk per record
+    (UTF-8; for CSV a header chunk first).
 
     The same filters on the same data give the same bytes: records come in task and turn
     order and carry no time of export.
@@ -327,13 +328,18 @@ def export_lines(
     check_format(fmt)
     source = {"filters": filters, "progress": progress}
     if fmt == "csv":
-        return csv_lines(**source)
+        return (line.encode("utf-8") for line in csv_lines(**source))
     if fmt == "native":
-        return native_jsonl_lines(**source)
-    if fmt == "trl":
-        records: Iterator[dict] = trl_records(**source)
+        records: Iterator[dict] = native_records(**source)
+    elif fmt == "trl":
+        records = trl_records(**source)
     elif fmt == "openai":
         records = openai_records(**source)
     else:
         records = criterion_records(axis=fmt.split(":", 1)[1], **source)
-    return (json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return (_jsonl(r) for r in records)
+
+
+def export_lines(**kwargs: Any) -> Iterator[str]:
+    """export_bytes as text (for streaming responses and tests)."""
+    return (chunk.decode("utf-8") for chunk in export_bytes(**kwargs))

@@ -466,7 +466,7 @@ def test_a_failing_export_marks_the_job_failed(db, admin_user, export_storage, m
     def broken(**source):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(exports, "native_jsonl_lines", broken)
+    monkeypatch.setattr(exports, "native_records", broken)
     job = export_job_start(by=admin_user, fmt="native", filters=ExportFilters())
     with pytest.raises(RuntimeError):
         export_job_execute(job.pk)
