@@ -120,7 +120,8 @@ def payout_by_contractor(*, period: Period) -> list[dict]:
             "email": row["contractor__email"],
             "tasks": row["tasks"],
             "hours": round((row["seconds"] or 0) / 3600, 2),
-            "amount": row["amount"] or Decimal("0"),
+            # SQLite sums decimals without their scale (280, not 280.00).
+            "amount": Decimal(row["amount"] or 0).quantize(CENT),
         }
         for row in rows
     ]
@@ -153,7 +154,7 @@ def totals_by_reviewer(*, period: Period) -> list[dict]:
             "decisions": row["decisions"],
             "accepted": row["accepted"],
             "bounced": row["decisions"] - row["accepted"],
-            "accepted_pay": row["accepted_pay"] or Decimal("0"),
+            "accepted_pay": Decimal(row["accepted_pay"] or 0).quantize(CENT),
         }
         for row in rows
     ]
