@@ -481,8 +481,7 @@ class ExportJobDownloadApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int) -> FileResponse:
         job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
-        filename = f"marlin-{job.format.replace(':', '-')}-{job.pk}.{job.extension}"
-        return FileResponse(job.file.open("rb"), as_attachment=True, filename=filename)
+        return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename)
 
 
 class DashboardQuerySerializer(serializers.Serializer):

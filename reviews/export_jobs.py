@@ -98,7 +98,7 @@ def export_job_execute(job_id: int) -> ExportJob | None:
             spool.seek(0)
             if job.file:
                 job.file.delete(save=False)  # a redelivered job replaces its own file
-            name = f"marlin-{job.format.replace(':', '-')}-{job.pk}.{job.extension}"
+            name = job.filename
             job.file.save(name, File(spool), save=False)
     except Exception as exc:
         logger.exception("export %s failed", job.pk)

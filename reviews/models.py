@@ -200,3 +200,7 @@ class ExportJob(BaseModel):
     @property
     def extension(self) -> str:
         return "csv" if self.format == "csv" else "jsonl"
+
+    @property
+    def filename(self) -> str:
+        return f"marlin-{self.format.replace(':', '-')}-{self.pk}.{self.extension}"

@@ -60,6 +60,12 @@ def latest_review(task: Task) -> Review | None:
     )
 
 
+def latest_bounce(task: Task) -> Review | None:
+    """The feedback a contractor works from: the last decision, if it was a bounce."""
+    review = latest_review(task)
+    return review if review is not None and review.decision == Review.Decision.BOUNCE else None
+
+
 def notes_by_anchor(review: Review | None) -> dict[str, list[ReviewNote]]:
     """A review's notes keyed by where they apply (ReviewNote.anchor)."""
     found: dict[str, list[ReviewNote]] = {}

@@ -256,8 +256,7 @@ def export_job(request: HttpRequest, pk: int) -> HttpResponse:
 @export_required
 def export_download(request: HttpRequest, pk: int) -> FileResponse:
     job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
-    filename = f"marlin-{job.format.replace(':', '-')}-{job.pk}.{job.extension}"
     content_type = "text/csv" if job.extension == "csv" else "application/x-ndjson"
     return FileResponse(
-        job.file.open("rb"), as_attachment=True, filename=filename, content_type=content_type
+        job.file.open("rb"), as_attachment=True, filename=job.filename, content_type=content_type
     )

@@ -158,10 +158,8 @@ class TaskDetailSerializer(TaskSerializer):
 
     @extend_schema_field(FeedbackSerializer(allow_null=True))
     def get_feedback(self, task: Task) -> dict | None:
-        review = review_selectors.latest_review(task)
-        if review is None or review.decision != review.Decision.BOUNCE:
-            return None
-        return FeedbackSerializer(review).data
+        review = review_selectors.latest_bounce(task)
+        return FeedbackSerializer(review).data if review is not None else None
 
     @extend_schema_field(TimelineEntrySerializer(many=True))
     def get_timeline(self, task: Task) -> list[dict]:

@@ -49,11 +49,9 @@ def _judgement_of(turn, review_round: int):
     return same[-1] if same else (rows[-1] if rows else None)
 
 
-def _review_feedback(task: Task, viewer) -> dict:
+def _review_feedback(task: Task) -> dict:
     """The last bounce's feedback, shown where it applies while the contractor revises."""
-    review = review_selectors.latest_review(task)
-    if review is None or review.decision != review.Decision.BOUNCE:
-        return {"review": None, "review_notes": {}}
+    review = review_selectors.latest_bounce(task)
     return {"review": review, "review_notes": review_selectors.notes_by_anchor(review)}
 
 
@@ -93,7 +91,7 @@ def _detail_context(
             for t in turns[:-1]
         ],
         "can_follow_up": latest.number < task.project.max_turns,
-        **_review_feedback(task, viewer),
+        **_review_feedback(task),
         "timeline": review_selectors.task_timeline(task=task, viewer=viewer),
         "form": form,
         "warnings": warnings or [],
