@@ -10,6 +10,8 @@ an explanation and a unified diff), then:
 - measures the peak memory of each export: the growth of the process's peak RSS (VmHWM, reset
   before each export) and, in a second run of each, the tracemalloc peak;
 - checks that two exports with the same filters give the same sha256;
+- counts the CPU each export used (this process's user and system time, and its PostgreSQL
+  backend's from /proc), and times writing and hashing the same number of bytes alone;
 - times PostgreSQL's own `COPY (SELECT ...) TO STDOUT` of the same rows and columns;
 - times `reviews.dashboard.dashboard(samples=200)` overall and for one project (median of 3),
   with each query's share.
@@ -25,10 +27,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import io
 import json
+import os
 import pstats
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -485,10 +490,34 @@ class ExportRun:
     rss_growth_mib: float | None = None
     peak_rss_mib: float | None = None
     traced_peak_mib: float | None = None
+    user_s: float = 0.0
+    sys_s: float = 0.0
+    pg_cpu_s: float | None = None
+
+    @property
+    def cores_busy(self) -> float:
+        """CPU-seconds of this process and its PostgreSQL backend per second of the export."""
+        return (self.user_s + self.sys_s + (self.pg_cpu_s or 0.0)) / self.seconds
 
     @property
     def per_second(self) -> float:
         return self.records / self.seconds
+
+
+def _backend_cpu_s() -> float | None:
+    """CPU-seconds used so far by this connection's PostgreSQL backend, when it runs on this
+    machine and /proc shows it (else None)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_export(label: str, filters, *, trace: bool) -> ExportRun:
@@ -503,11 +532,15 @@ def run_export(label: str, filters, *, trace: bool) -> ExportRun:
     maxrss_before = _setup.peak_rss_mib()
     if trace:
         tracemalloc.start()
+    pg_before = _backend_cpu_s()
     with tempfile.TemporaryFile() as out:
+        usage_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         records, size, sha = write_export(out, fmt="native", filters=filters)
         out.flush()
         seconds = time.perf_counter() - start
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+    pg_after = _backend_cpu_s()
     traced = None
     if trace:
         traced = tracemalloc.get_traced_memory()[1] / 2**20
@@ -518,7 +551,12 @@ def run_export(label: str, filters, *, trace: bool) -> ExportRun:
     else:  # ru_maxrss cannot be reset: only growth beyond the earlier peak shows
         peak = _setup.peak_rss_mib()
         growth = peak - maxrss_before
-    return ExportRun(label, records, size, sha, seconds, growth, peak, traced)
+    return ExportRun(
+        label, records, size, sha, seconds, growth, peak, traced,
+        user_s=usage.ru_utime - usage_before.ru_utime,
+        sys_s=usage.ru_stime - usage_before.ru_stime,
+        pg_cpu_s=None if pg_before is None or pg_after is None else pg_after - pg_before,
+    )  # fmt: skip
 
 
 def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
@@ -571,33 +609,32 @@ def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
     return rows, size, seconds
 
 
-def stage_breakdown(filters, *, repeats: int = 2) -> dict[str, float]:
-    """Seconds (best of `repeats`) for building the record dicts alone (database reads
-    included), then for the whole export (+ JSON, encode, sha256, write)."""
-    from reviews import exports
-    from reviews.export_jobs import write_export
-
-    def timed(fn) -> float:
-        best = float("inf")
-        for _ in range(repeats):
-            gc.collect()
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    def records() -> None:
-        for _ in exports.native_records(filters):
-            pass
-
-    def whole() -> None:
+def write_and_hash_alone(size: int, *, block: int = 14 * 2**20) -> tuple[float, float]:
+    """(seconds, CPU-seconds), the best of 2, to write `size` bytes to a temporary file and
+    sha256 them, in blocks as the export writes them, with nothing else to do: a floor under
+    any export of that many bytes on this machine."""
+    data = memoryview(random.Random(SEED).randbytes(block))  # noqa: S311 - filler bytes
+    best = (float("inf"), float("inf"))
+    for _ in range(2):
+        digest = hashlib.sha256()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
         with tempfile.TemporaryFile() as out:
-            write_export(out, fmt="native", filters=filters)
-
-    return {"records": timed(records), "whole": timed(whole)}
+            for done in range(0, size, block):
+                piece = data[: min(block, size - done)]
+                out.write(piece)
+                digest.update(piece)
+            out.flush()
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best = min(best, (seconds, cpu))
+    return best
 
 
 def profile_export(filters, *, top: int = 25) -> None:
+    """cProfile sees the calling thread only: reading the rows and waiting for the other two
+    (encoding, writing)."""
     from reviews.export_jobs import write_export
 
     profiler = cProfile.Profile()
@@ -719,7 +756,7 @@ def main() -> int:
     day_to = datetime.combine(SLICE[1] + timedelta(days=1), dtime.min, tzinfo=UTC)
     copy_small = copy_rows("AND t.submitted_at >= %s AND t.submitted_at < %s", [day_from, day_to])
     copy_full = copy_rows("", [])
-    stages = stage_breakdown(small)
+    floor_s, floor_cpu = write_and_hash_alone(timed_full.size)
 
     project = Project.objects.get(name="Web services (bench)")
     boards = [time_dashboard("dashboard, all projects", None),
@@ -747,11 +784,24 @@ def main() -> int:
     )  # fmt: skip
     print(f"\nexport / COPY time: ~10k {timed_small.seconds / copy_small[2]:.1f}x, "
           f"100k {timed_full.seconds / copy_full[2]:.1f}x")  # fmt: skip
-    records, whole = stages["records"], stages["whole"]
-    print(f"the ~10k export in stages (best of 2 each): reading rows and building the "
-          f"record dicts {records:.2f} s; the whole export (+ JSON, encode, sha256, write) "
-          f"{whole:.2f} s, so JSON and writing take about {whole - records:.2f} s "
-          f"({(whole - records) / whole:.0%})")  # fmt: skip
+
+    print()
+    _setup.print_table(
+        ["CPU of the export", "seconds", "user s", "sys s", "PostgreSQL s", "CPU s",
+         "cores busy", "CPU ms / 1k records"],
+        [
+            [r.label, r.seconds, r.user_s, r.sys_s, "?" if r.pg_cpu_s is None else r.pg_cpu_s,
+             r.user_s + r.sys_s + (r.pg_cpu_s or 0.0), r.cores_busy,
+             1000 * (r.user_s + r.sys_s + (r.pg_cpu_s or 0.0)) / (r.records / 1000)]
+            for r in (timed_small, timed_full)
+        ],
+    )  # fmt: skip
+    cores = os.cpu_count() or 1
+    budget = cores * TURNS / TARGET_RECORDS_PER_S
+    print(f"writing and hashing the 100k export's {timed_full.size / mib:,.0f} MiB alone: "
+          f"{floor_s:.2f} s, {floor_cpu:.2f} CPU s. At {TARGET_RECORDS_PER_S:,} records/s the "
+          f"100k export may use at most {cores} cores x {TURNS / TARGET_RECORDS_PER_S:.0f} s = "
+          f"{budget:.0f} CPU s, PostgreSQL's included")  # fmt: skip
 
     print()
     _setup.print_table(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, TextField
 
+from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import Review
 from tasks import prompting
-from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, Task, Turn
+from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, Turn
 
 NATIVE_SCHEMA_VERSION = 1
 
@@ -33,10 +35,212 @@ _TASK_FIELDS = (
     "base_ref", "title", "kind", "active_seconds", "contractor_id", "round", "status",
     "created_at", "submitted_at", "accepted_at",
 )  # fmt: skip
+_TURN_FIELDS = ("pk", "task_id", "number", "prompt", "active_seconds")
 _CANDIDATE_FIELDS = (
     "turn_id", "slot", "endpoint_id", "explanation", "diff", "applies_cleanly", "is_truncated",
     "attempts", "started_at", "finished_at", "input_tokens", "output_tokens",
 )  # fmt: skip
+_JUDGEMENT_FIELDS = (
+    "turn_id", "round", "preference", "scores_json", "justification", "warnings_json",
+)  # fmt: skip
+_REVIEW_FIELDS = ("task_id", "round", "decision", "reviewer_id")
+_PREFERENCE_LABELS = {p.value: p.label for p in Preference}
+
+
+@dataclass(frozen=True)
+class _ChunkRows:
+    """The plain rows (tuples in the _*_FIELDS order) of one chunk of tasks."""
+
+    tasks: list[tuple]
+    turns: list[tuple]
+    candidates: list[tuple]
+    judgements: list[tuple]
+    reviews: list[tuple]
+
+
+def _as_text(json_field: str) -> ExpressionWrapper:
+    """A JSON column as the database's text, for orjson to decode: Django's JSONField
+    decodes with json.loads, several times slower on these rows."""
+    return ExpressionWrapper(F(json_field), output_field=TextField())
+
+
+def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
+    """The filtered tasks' rows, `chunk_size` tasks at a time, in task order.
+
+    A keyset on the id, so no cursor stays open; each table is one query per chunk returning
+    tuples (model objects cost several times the query). Memory stays flat whatever the size.
+    """
+    tasks = filters.tasks()
+    last = 0
+    while True:
+        ids = list(tasks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
+        if not ids:
+            return
+        last = ids[-1]
+        # The same filters bounded to this chunk's ids, as a subquery: no list of ids to send.
+        chunk = tasks.filter(pk__gte=ids[0], pk__lte=last)
+        yield _ChunkRows(
+            tasks=list(chunk.values_list(*_TASK_FIELDS)),
+            turns=list(
+                Turn.objects.filter(task__in=chunk)
+                .order_by("task_id", "number")
+                .values_list(*_TURN_FIELDS)
+            ),
+            candidates=list(
+                # Not ordered by the database (sorting these wide rows cost it a fifth more):
+                # _chunk_records sorts them.
+                Candidate.objects.filter(turn__task__in=chunk)
+                .order_by()
+                .values_list(*_CANDIDATE_FIELDS)
+            ),
+            # Ordered by round, so the last one kept per turn is its latest judgement.
+            judgements=list(
+                Judgement.objects.filter(turn__task__in=chunk)
+                .order_by("turn_id", "round")
+                .annotate(scores_json=_as_text("scores"), warnings_json=_as_text("warnings"))
+                .values_list(*_JUDGEMENT_FIELDS)
+            ),
+            reviews=list(
+                Review.objects.filter(task__in=chunk)
+                .order_by("task_id", "round")
+                .values_list(*_REVIEW_FIELDS)
+            ),
+        )
+
+
+def _chunk_records(
+    rows: _ChunkRows,
+    endpoints: dict[int, tuple[str, str, str]],
+    keeps: Callable[[int], bool],
+) -> tuple[list[dict], int]:
+    """(the native records of a chunk that `keeps` keeps, the judged turns considered).
+
+    Reads no database, so it can run on another thread than the one reading the rows."""
+    turns_of: dict[int, list[tuple]] = {}
+    for turn in rows.turns:
+        turns_of.setdefault(turn[1], []).append(turn)
+    candidates: dict[int, dict[str, dict]] = {}
+    for turn_id, slot, endpoint_id, *rest in sorted(rows.candidates, key=_turn_and_slot):
+        candidates.setdefault(turn_id, {})[slot] = _candidate_record(endpoints[endpoint_id], *rest)
+    judgements = {j[0]: j for j in rows.judgements}  # the latest round wins
+    reviews_of: dict[int, list[tuple]] = {}
+    for review in rows.reviews:
+        reviews_of.setdefault(review[0], []).append(review)
+    records: list[dict] = []
+    considered = 0
+    for task in rows.tasks:
+        turns = turns_of.get(task[0], ())
+        for record in _task_records(task, turns, candidates, judgements, reviews_of):
+            considered += 1
+            if keeps(record["preference"]):
+                records.append(record)
+    return records, considered
+
+
+def _turn_and_slot(candidate: tuple) -> tuple[int, str]:
+    return candidate[0], candidate[1]
+
+
+def _candidate_record(
+    endpoint: tuple[str, str, str],
+    explanation: str,
+    diff: str,
+    applies_cleanly: bool | None,
+    is_truncated: bool,
+    attempts: int,
+    started_at: Any,
+    finished_at: Any,
+    input_tokens: int | None,
+    output_tokens: int | None,
+) -> dict:
+    seconds = (finished_at - started_at).total_seconds() if started_at and finished_at else 0.0
+    return {
+        "endpoint": endpoint[0],
+        "provider": endpoint[1],
+        "model_id": endpoint[2],
+        "explanation": explanation,
+        "diff": diff,
+        "answer": prompting.assistant_text(explanation, diff),
+        "applies_cleanly": applies_cleanly,
+        "is_truncated": is_truncated,
+        "attempts": attempts,
+        "seconds": round(seconds, 3),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+    }
+
+
+def _task_records(
+    task: tuple,
+    turns: Iterable[tuple],
+    candidates: dict[int, dict[str, dict]],
+    judgements: dict[int, tuple],
+    reviews_of: dict[int, list[tuple]],
+) -> Iterator[dict]:
+    (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind,
+     task_active_seconds, contractor_id, rounds, status, created_at, submitted_at,
+     accepted_at) = task  # fmt: skip
+    reviews = reviews_of.get(task_id, ())
+    reviewer_ids = sorted({r[3] for r in reviews})
+    review_list = [{"round": r[1], "decision": r[2], "reviewer_id": r[3]} for r in reviews]
+    created, submitted, accepted = _iso(created_at), _iso(submitted_at), _iso(accepted_at)
+    conversation: list[dict] = []
+    for turn_id, _, number, prompt, turn_active_seconds in turns:
+        judgement = judgements.get(turn_id)
+        if judgement is None:
+            continue
+        _, round_judged, preference, scores_json, justification, warnings_json = judgement
+        scores = orjson.loads(scores_json)
+        slots = candidates.get(turn_id, {})
+        conversation.append({"role": "user", "content": prompt})
+        yield {
+            "schema_version": NATIVE_SCHEMA_VERSION,
+            "task_id": task_id,
+            "turn": number,
+            "project": project,
+            "repository": repository,
+            "clone_url": clone_url,
+            "commit_sha": commit_sha,
+            "base_ref": base_ref,
+            "task_title": title,
+            "task_kind": kind,
+            "prompt": prompt,
+            "conversation": list(conversation),
+            "candidates": slots,
+            "scores": scores,
+            # Per rubric axis, the slot scored higher (None when equal): one axis alone
+            # can serve as a preference signal.
+            "criterion_preferences": _criterion_preferences(scores),
+            "preference": preference,
+            "preference_label": _PREFERENCE_LABELS[preference],
+            "preferred_slot": "A" if preference < 0 else "B" if preference > 0 else None,
+            "justification": justification,
+            "consistency_warnings": orjson.loads(warnings_json),
+            "round_judged": round_judged,
+            "turn_active_seconds": turn_active_seconds,
+            "task_active_seconds": task_active_seconds,
+            "contractor_id": contractor_id,
+            "reviewer_ids": reviewer_ids,
+            "rounds": rounds,
+            "reviews": review_list,
+            "status": status,
+            "created_at": created,
+            "submitted_at": submitted,
+            "accepted_at": accepted,
+        }
+        chosen = slots.get(prompting.continuing_slot(preference, scores))
+        if chosen is not None:
+            # The conversation continues from the chosen answer, as the models were told.
+            conversation.append({"role": "assistant", "content": chosen["answer"]})
+
+
+def _endpoints() -> dict[int, tuple[str, str, str]]:
+    return {
+        pk: (name, provider, model_id)
+        for pk, name, provider, model_id in ModelEndpoint.objects.values_list(
+            "pk", "name", "provider", "model_id"
+        )
+    }
 
 
 def native_records(
@@ -47,153 +251,17 @@ def native_records(
 ) -> Iterator[dict]:
     """Yield the native record of every judged turn (its latest round's judgement).
 
-    Tasks are read `chunk_size` at a time (keyset on the id, so no cursor stays open), each
-    table with one query per chunk returning plain rows: building model objects for every
-    row cost several times the query itself. Memory stays flat whatever the size.
     `progress`, if given, is called with the number of judged turns considered so far.
     """
     filters = filters or ExportFilters()
-    endpoints = {
-        e["pk"]: e for e in ModelEndpoint.objects.values("pk", "name", "provider", "model_id")
-    }
-    tasks = filters.tasks()
-    considered, last = 0, 0
-    while True:
-        ids = list(tasks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
-        if not ids:
-            break
-        last = ids[-1]
-        for record in _chunk_records(ids, endpoints):
-            considered += 1
-            if filters.keeps(record["preference"]):
-                yield record
+    endpoints = _endpoints()
+    considered = 0
+    for rows in _chunks(filters, chunk_size):
+        records, counted = _chunk_records(rows, endpoints, filters.keeps)
+        yield from records
+        considered += counted
         if progress is not None and considered:
             progress(considered)
-
-
-def _chunk_records(ids: list[int], endpoints: dict[int, dict]) -> Iterator[dict]:
-    turns_of: dict[int, list[dict]] = {}
-    for turn in (
-        Turn.objects.filter(task_id__in=ids)
-        .order_by("task_id", "number")
-        .values("pk", "task_id", "number", "prompt", "active_seconds")
-    ):
-        turns_of.setdefault(turn["task_id"], []).append(turn)
-    turn_ids = [t["pk"] for turns in turns_of.values() for t in turns]
-    candidates: dict[int, dict[str, dict]] = {}
-    for c in Candidate.objects.filter(turn_id__in=turn_ids).order_by().values(*_CANDIDATE_FIELDS):
-        candidates.setdefault(c["turn_id"], {})[c["slot"]] = c
-    # Ordered by round, so the last one kept per turn is its latest judgement.
-    judgements: dict[int, dict] = {}
-    for j in (
-        Judgement.objects.filter(turn_id__in=turn_ids)
-        .order_by("turn_id", "round")
-        .values("turn_id", "round", "preference", "scores", "justification", "warnings")
-    ):
-        judgements[j["turn_id"]] = j
-    reviews_of: dict[int, list[dict]] = {}
-    for r in (
-        Review.objects.filter(task_id__in=ids)
-        .order_by("task_id", "round")
-        .values("task_id", "round", "decision", "reviewer_id")
-    ):
-        reviews_of.setdefault(r["task_id"], []).append(r)
-    for task in Task.objects.filter(pk__in=ids).order_by("pk").values(*_TASK_FIELDS):
-        yield from _task_records(
-            task,
-            turns_of.get(task["pk"], []),
-            candidates,
-            judgements,
-            reviews_of.get(task["pk"], []),
-            endpoints,
-        )
-
-
-def _candidate_record(c: dict, endpoint: dict) -> dict:
-    seconds = (
-        (c["finished_at"] - c["started_at"]).total_seconds()
-        if c["started_at"] and c["finished_at"]
-        else 0.0
-    )
-    return {
-        "endpoint": endpoint["name"],
-        "provider": endpoint["provider"],
-        "model_id": endpoint["model_id"],
-        "explanation": c["explanation"],
-        "diff": c["diff"],
-        "answer": prompting.assistant_text(c["explanation"], c["diff"]),
-        "applies_cleanly": c["applies_cleanly"],
-        "is_truncated": c["is_truncated"],
-        "attempts": c["attempts"],
-        "seconds": round(seconds, 3),
-        "input_tokens": c["input_tokens"],
-        "output_tokens": c["output_tokens"],
-    }
-
-
-def _task_records(
-    task: dict,
-    turns: list[dict],
-    candidates: dict[int, dict[str, dict]],
-    judgements: dict[int, dict],
-    reviews: list[dict],
-    endpoints: dict[int, dict],
-) -> Iterator[dict]:
-    conversation: list[dict] = []
-    reviewer_ids = sorted({r["reviewer_id"] for r in reviews})
-    review_list = [
-        {"round": r["round"], "decision": r["decision"], "reviewer_id": r["reviewer_id"]}
-        for r in reviews
-    ]
-    for turn in turns:
-        judgement = judgements.get(turn["pk"])
-        if judgement is None:
-            continue
-        slots = {
-            slot: _candidate_record(c, endpoints[c["endpoint_id"]])
-            for slot, c in sorted(candidates.get(turn["pk"], {}).items())
-        }
-        conversation.append({"role": "user", "content": turn["prompt"]})
-        preference = judgement["preference"]
-        yield {
-            "schema_version": NATIVE_SCHEMA_VERSION,
-            "task_id": task["pk"],
-            "turn": turn["number"],
-            "project": task["project__name"],
-            "repository": task["repository__full_name"],
-            "clone_url": task["repository__clone_url"],
-            "commit_sha": task["commit_sha"],
-            "base_ref": task["base_ref"],
-            "task_title": task["title"],
-            "task_kind": task["kind"],
-            "prompt": turn["prompt"],
-            "conversation": list(conversation),
-            "candidates": slots,
-            "scores": judgement["scores"],
-            # Per rubric axis, the slot scored higher (None when equal): one axis alone
-            # can serve as a preference signal.
-            "criterion_preferences": _criterion_preferences(judgement["scores"]),
-            "preference": preference,
-            "preference_label": Preference(preference).label,
-            "preferred_slot": "A" if preference < 0 else "B" if preference > 0 else None,
-            "justification": judgement["justification"],
-            "consistency_warnings": judgement["warnings"],
-            "round_judged": judgement["round"],
-            "turn_active_seconds": turn["active_seconds"],
-            "task_active_seconds": task["active_seconds"],
-            "contractor_id": task["contractor_id"],
-            "reviewer_ids": reviewer_ids,
-            "rounds": task["round"],
-            "reviews": review_list,
-            "status": task["status"],
-            "created_at": _iso(task["created_at"]),
-            "submitted_at": _iso(task["submitted_at"]),
-            "accepted_at": _iso(task["accepted_at"]),
-        }
-        chosen = slots.get(prompting.continuing_slot(preference, judgement["scores"]))
-        if chosen is not None:
-            # The conversation continues from the chosen answer, as the models were told.
-            conversation.append({"role": "assistant", "content": chosen["answer"]})
 
 
 def _criterion_preferences(scores: dict) -> dict[str, str | None]:
@@ -205,11 +273,6 @@ def _criterion_preferences(scores: dict) -> dict[str, str | None]:
     }
 
 
-def _jsonl(record: dict) -> bytes:
-    """One JSON line, UTF-8. orjson: JSON encoding was half the export's time with json."""
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-
-
 def _pair(record: dict) -> tuple[dict, dict] | None:
     """The (chosen, rejected) candidates of a record, or None for a tie."""
     slot = record["preferred_slot"]
@@ -219,56 +282,67 @@ def _pair(record: dict) -> tuple[dict, dict] | None:
     return record["candidates"][slot], record["candidates"][other]
 
 
-def _prompt(record: dict) -> list[dict]:
-    return list(record["conversation"])
+def _assistant(candidate: dict) -> list[dict]:
+    return [{"role": "assistant", "content": candidate["answer"]}]
 
 
-def trl_records(**source: Any) -> Iterator[dict]:
-    """Hugging Face TRL conversational preference records (prompt/chosen/rejected); no ties."""
-    for record in native_records(**source):
-        pair = _pair(record)
-        if pair is None:
-            continue
-        chosen, rejected = pair
-        yield {
-            "prompt": _prompt(record),
-            "chosen": [{"role": "assistant", "content": chosen["answer"]}],
-            "rejected": [{"role": "assistant", "content": rejected["answer"]}],
-        }
+def trl_record(record: dict) -> dict | None:
+    """A native record as a Hugging Face TRL conversational preference record
+    (prompt/chosen/rejected); None for a tie."""
+    pair = _pair(record)
+    if pair is None:
+        return None
+    chosen, rejected = pair
+    return {
+        "prompt": list(record["conversation"]),
+        "chosen": _assistant(chosen),
+        "rejected": _assistant(rejected),
+    }
 
 
-def openai_records(**source: Any) -> Iterator[dict]:
-    """OpenAI preference fine-tuning records (input / preferred / non-preferred); no ties."""
-    for record in native_records(**source):
-        pair = _pair(record)
-        if pair is None:
-            continue
-        chosen, rejected = pair
-        yield {
-            "input": {"messages": _prompt(record)},
-            "preferred_output": [{"role": "assistant", "content": chosen["answer"]}],
-            "non_preferred_output": [{"role": "assistant", "content": rejected["answer"]}],
-        }
+def openai_record(record: dict) -> dict | None:
+    """A native record as an OpenAI preference fine-tuning record (input / preferred /
+    non-preferred); None for a tie."""
+    pair = _pair(record)
+    if pair is None:
+        return None
+    chosen, rejected = pair
+    return {
+        "input": {"messages": list(record["conversation"])},
+        "preferred_output": _assistant(chosen),
+        "non_preferred_output": _assistant(rejected),
+    }
 
 
-def criterion_records(*, axis: str, **source: Any) -> Iterator[dict]:
-    """TRL records judged on one rubric axis alone: the candidate scored higher on it wins;
-    turns where both scored the same on that axis are left out."""
-    for record in native_records(**source):
-        scores = record["scores"]
-        if axis not in scores.get("A", {}):
-            continue
-        a, b = scores["A"][axis], scores["B"][axis]
-        if a == b:
-            continue
-        chosen, rejected = ("A", "B") if a > b else ("B", "A")
-        candidates = record["candidates"]
-        yield {
-            "prompt": _prompt(record),
-            "chosen": [{"role": "assistant", "content": candidates[chosen]["answer"]}],
-            "rejected": [{"role": "assistant", "content": candidates[rejected]["answer"]}],
-            "criterion": axis,
-        }
+def criterion_record(record: dict, axis: str) -> dict | None:
+    """A native record as a TRL record judged on one rubric axis alone: the candidate scored
+    higher on it wins; None when both scored the same on that axis (or it has no such axis)."""
+    scores = record["scores"]
+    if axis not in scores.get("A", {}) or axis not in scores.get("B", {}):
+        return None
+    a, b = scores["A"][axis], scores["B"][axis]
+    if a == b:
+        return None
+    chosen, rejected = ("A", "B") if a > b else ("B", "A")
+    candidates = record["candidates"]
+    return {
+        "prompt": list(record["conversation"]),
+        "chosen": _assistant(candidates[chosen]),
+        "rejected": _assistant(candidates[rejected]),
+        "criterion": axis,
+    }
+
+
+def _shape(fmt: str) -> Callable[[dict], dict | None]:
+    """The function turning a native record into a record of a JSON Lines format."""
+    if fmt == "native":
+        return lambda record: record
+    if fmt == "trl":
+        return trl_record
+    if fmt == "openai":
+        return openai_record
+    axis = fmt.split(":", 1)[1]
+    return lambda record: criterion_record(record, axis)
 
 
 CSV_COLUMNS = [
@@ -286,60 +360,89 @@ def csv_safe(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_lines(**source: Any) -> Iterator[str]:
-    """A CSV summary, one row per judged turn, safe against formula injection."""
+def _csv_row(r: dict) -> list[str]:
+    a, b = r["candidates"]["A"], r["candidates"]["B"]
+    row = [
+        r["task_id"], r["turn"], r["project"], r["repository"], r["commit_sha"],
+        r["task_kind"], r["preference"], r["preference_label"], r["preferred_slot"] or "",
+        a["endpoint"], b["endpoint"], sum(r["scores"]["A"].values()),
+        sum(r["scores"]["B"].values()), a["applies_cleanly"], b["applies_cleanly"],
+        r["justification"], r["contractor_id"], r["rounds"], r["status"],
+        r["submitted_at"], r["accepted_at"],
+    ]  # fmt: skip
+    return [csv_safe(cell) for cell in row]
+
+
+def _csv_text(rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(CSV_COLUMNS)
-    yield flush()
-    for r in native_records(**source):
-        a, b = r["candidates"]["A"], r["candidates"]["B"]
-        row = [
-            r["task_id"], r["turn"], r["project"], r["repository"], r["commit_sha"],
-            r["task_kind"], r["preference"], r["preference_label"], r["preferred_slot"] or "",
-            a["endpoint"], b["endpoint"], sum(r["scores"]["A"].values()),
-            sum(r["scores"]["B"].values()), a["applies_cleanly"], b["applies_cleanly"],
-            r["justification"], r["contractor_id"], r["rounds"], r["status"],
-            r["submitted_at"], r["accepted_at"],
-        ]  # fmt: skip
-        writer.writerow([csv_safe(cell) for cell in row])
-        yield flush()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
-def export_bytes(
+@dataclass(frozen=True)
+class ExportBlock:
+    """A run of an export's bytes: `records` records (a CSV header block holds none), made
+    from `considered` judged turns (the measure of progress)."""
+
+    data: bytes
+    records: int
+    considered: int
+
+
+def _encoder(fmt: str, endpoints: dict, keeps: Callable[[int], bool]):
+    """The function encoding one chunk of rows as a block of `fmt`."""
+    if fmt == "csv":
+
+        def encode(rows: _ChunkRows) -> ExportBlock:
+            records, considered = _chunk_records(rows, endpoints, keeps)
+            text = _csv_text(_csv_row(r) for r in records)
+            return ExportBlock(text.encode("utf-8"), len(records), considered)
+
+        return encode
+    shape = _shape(fmt)
+
+    def encode(rows: _ChunkRows) -> ExportBlock:
+        records, considered = _chunk_records(rows, endpoints, keeps)
+        lines = [
+            orjson.dumps(shaped, option=orjson.OPT_APPEND_NEWLINE)
+            for shaped in map(shape, records)
+            if shaped is not None
+        ]
+        return ExportBlock(b"".join(lines), len(lines), considered)
+
+    return encode
+
+
+def export_blocks(
     *,
     fmt: str,
     filters: ExportFilters | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
-    """An export in one of EXPORT_FORMATS, or "criterion:<axis>", one chunk per record
-    (UTF-8; for CSV a header chunk first).
+    chunk_size: int = 500,
+) -> Iterator[ExportBlock]:
+    """An export in one of EXPORT_FORMATS, or "criterion:<axis>", as UTF-8 blocks of whole
+    records (for CSV a header block first). `progress`, if given, is called in this thread
+    with the number of judged turns encoded so far.
+
+    Rows are read in this thread while the previous chunk is encoded on another: reading
+    waits on the database, encoding holds the GIL, and so they overlap.
 
     The same filters on the same data give the same bytes: records come in task and turn
     order and carry no time of export.
     """
     check_format(fmt)
-    source = {"filters": filters, "progress": progress}
+    filters = filters or ExportFilters()
     if fmt == "csv":
-        return (line.encode("utf-8") for line in csv_lines(**source))
-    if fmt == "native":
-        records: Iterator[dict] = native_records(**source)
-    elif fmt == "trl":
-        records = trl_records(**source)
-    elif fmt == "openai":
-        records = openai_records(**source)
-    else:
-        records = criterion_records(axis=fmt.split(":", 1)[1], **source)
-    return (_jsonl(r) for r in records)
+        yield ExportBlock(_csv_text([CSV_COLUMNS]).encode("utf-8"), 0, 0)
+    encode = _encoder(fmt, _endpoints(), filters.keeps)
+    considered = 0
+    for block in map_ahead(encode, _chunks(filters, chunk_size)):
+        yield block
+        considered += block.considered
+        if progress is not None and considered:
+            progress(considered)
 
 
 def export_lines(**kwargs: Any) -> Iterator[str]:
-    """export_bytes as text (for streaming responses and tests)."""
-    return (chunk.decode("utf-8") for chunk in export_bytes(**kwargs))
+    """export_blocks as text (for tests and streaming)."""
+    return (block.data.decode("utf-8") for block in export_blocks(**kwargs))

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import shutil
+import threading
 from datetime import UTC, date, datetime
 
 import pytest
@@ -24,7 +25,7 @@ from repos import git_client
 from repos import services as repo_services
 from reviews import exports
 from reviews.export_filters import ExportFilters
-from reviews.export_jobs import export_job_execute, export_job_start
+from reviews.export_jobs import export_job_execute, export_job_start, write_export
 from reviews.exports import export_lines, judged_turn_count, native_records
 from reviews.models import ExportJob
 from tasks import generation, services
@@ -463,10 +464,10 @@ def test_running_a_job_again_leaves_one_succeeded_job_and_the_same_file(
 
 
 def test_a_failing_export_marks_the_job_failed(db, admin_user, export_storage, monkeypatch):
-    def broken(**source):
+    def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(exports, "native_records", broken)
+    monkeypatch.setattr(exports, "_chunks", broken)
     job = export_job_start(by=admin_user, fmt="native", filters=ExportFilters())
     with pytest.raises(RuntimeError):
         export_job_execute(job.pk)
@@ -792,13 +793,13 @@ def test_a_failing_command_keeps_the_old_file_and_leaves_no_partial_one(
 ):
     out = tmp_path / "out.jsonl"
     out.write_text("the previous export\n")
-    real = exports.native_records
+    real = exports._chunks
 
     def dies_midway(*args, **kwargs):
         yield next(real(*args, **kwargs))
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(exports, "native_records", dies_midway)
+    monkeypatch.setattr(exports, "_chunks", dies_midway)
     with pytest.raises(RuntimeError):
         call_command("export_dataset", "-o", str(out), stderr=io.StringIO())
     assert out.read_text() == "the previous export\n"
@@ -816,3 +817,89 @@ def test_the_command_shows_progress_on_stderr_when_asked(world, tmp_path):
     quiet = io.StringIO()
     _command("--no-progress", out_path=tmp_path / "quiet.jsonl", stderr=quiet)
     assert "turns" not in quiet.getvalue() and "Exported 5 lines (native)" in quiet.getvalue()
+
+
+# --- streaming: chunks, the encoding and writing threads, failures ---------------------
+
+EVERYTHING = ExportFilters(accepted_only=False)
+FORMATS = ["native", "trl", "openai", "csv", "criterion:correctness"]
+
+
+def _worker_threads() -> list[str]:
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith(("map-ahead", "behind-writer")) and t.is_alive()
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_bytes_do_not_depend_on_the_chunk_size(world, fmt):
+    whole = "".join(export_lines(fmt=fmt, filters=EVERYTHING))
+    assert whole.count("\n") >= 3  # several records (CSV: a header and rows), so chunks differ
+    for size in (1, 2, 3):
+        assert "".join(export_lines(fmt=fmt, filters=EVERYTHING, chunk_size=size)) == whole
+
+
+def test_each_native_line_is_the_record_native_records_gives(world):
+    lines = "".join(export_lines(fmt="native", filters=EVERYTHING, chunk_size=2)).splitlines()
+    records = list(native_records(EVERYTHING, chunk_size=3))
+    assert len(lines) == len(records) == len(ALL_TURNS)
+    assert [json.loads(line) for line in lines] == [json.loads(json.dumps(r)) for r in records]
+
+
+def test_blocks_count_their_records_and_progress_counts_judged_turns(world):
+    seen: list[int] = []
+    blocks = list(
+        exports.export_blocks(
+            fmt="native", filters=ExportFilters(min_strength=3), progress=seen.append, chunk_size=1
+        )
+    )
+    assert [b.records for b in blocks] == [b.data.count(b"\n") for b in blocks]
+    kept = sum(b.records for b in blocks)
+    assert 0 < kept < len(ACCEPTED_TURNS)  # min_strength leaves some out...
+    assert seen == sorted(seen) and seen[-1] == len(ACCEPTED_TURNS)  # ...but all count as done
+
+
+def test_a_failing_write_stops_the_reading_and_leaves_no_thread(world, monkeypatch):
+    read: list[object] = []
+    real = exports._chunks
+
+    def one_task_at_a_time(filters, chunk_size):
+        for rows in real(filters, 1):
+            read.append(rows)
+            yield rows
+
+    monkeypatch.setattr(exports, "_chunks", one_task_at_a_time)
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            if self.tell():
+                raise OSError("No space left on device")
+            return super().write(data)
+
+    with pytest.raises(OSError, match="No space left"):
+        write_export(FullDisk(), fmt="native", filters=EVERYTHING)
+    # 6 tasks: the first block is written, the second fails; by the time that is known, the
+    # reader is at most two chunks further on, and then stops.
+    assert len(read) == 4
+    assert _worker_threads() == []
+
+
+def test_a_failing_encoding_reaches_the_caller_and_leaves_no_thread(world, monkeypatch):
+    real = exports._chunk_records
+    calls = []
+
+    def fails_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("bad row")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exports, "_chunk_records", fails_on_the_third)
+    got = []
+    with pytest.raises(ValueError, match="bad row"):
+        for block in exports.export_blocks(fmt="native", filters=EVERYTHING, chunk_size=1):
+            got.append(block)
+    assert len(got) == 2  # the blocks before the failure arrive, in order
+    assert _worker_threads() == []
