@@ -5,9 +5,8 @@ Each case checks the status code and, for a write, that no row changed where it 
 Also here: token authentication, blinding of model identities in the JSON, mass
 assignment, clear field errors and the throttle on endpoints that start model calls.
 
-Anonymous calls get 403, not 401: SessionAuthentication comes first in
-DEFAULT_AUTHENTICATION_CLASSES and sends no WWW-Authenticate header, so DRF turns
-NotAuthenticated (and a bad token's AuthenticationFailed) into 403.
+Anonymous calls and bad tokens get 401 with `WWW-Authenticate: Token` (TokenAuthentication
+comes first in DEFAULT_AUTHENTICATION_CLASSES); 403 means signed in but not allowed.
 """
 
 from __future__ import annotations
@@ -431,71 +430,71 @@ class Call:
 
 TASK_WRITES = ("tasks", "turns", "candidates", "events", "repositories")
 ALL = (200,) * 5  # every signed-in persona
-ADMIN_ONLY = (403, 403, 403, 403, 200, 403)
+ADMIN_ONLY = (401, 403, 403, 403, 200, 403)
 # fmt: off
 MATRIX: dict[str, tuple[Call, tuple]] = {
     #                                                                        anon owner other rev  admin outsider
     "repositories": (Call("api-repositories", needs=("repository",),
-                          effect=_repositories_listed),                     (403, *ALL)),
+                          effect=_repositories_listed),                     (401, *ALL)),
     "repository": (Call("api-repository", target="repository",
-                        effect=_repository_shown),                          (403, *ALL)),
+                        effect=_repository_shown),                          (401, *ALL)),
     "clone": (Call("api-repository-clone", "post", target="uncloned",
-                   changes=("repositories",), effect=_clone_queued),         (403, 202, 202, 403, 202, 403)),
+                   changes=("repositories",), effect=_clone_queued),         (401, 202, 202, 403, 202, 403)),
     "refs": (Call("api-repository-refs", target="repository",
-                  effect=_refs_listed),                                     (403, *ALL)),
+                  effect=_refs_listed),                                     (401, *ALL)),
     "tree": (Call("api-repository-tree", target="repository",
-                  data=lambda w: {"path": "calc/ops.py"}, effect=_file_shown),  (403, *ALL)),
+                  data=lambda w: {"path": "calc/ops.py"}, effect=_file_shown),  (401, *ALL)),
     "import": (Call("api-repos-import", "post", fmt="multipart",
                     data=lambda w: {"file": SimpleUploadedFile(
                         "r.json", json.dumps([gh("pallets/flask")]).encode())},
-                    changes=("repositories",), effect=_imported),             (403, 403, 403, 403, 200, 403)),
-    "projects": (Call("api-projects", effect=_projects_listed),             (403, 200, 200, 403, 403, 403)),
+                    changes=("repositories",), effect=_imported),             (401, 403, 403, 403, 200, 403)),
+    "projects": (Call("api-projects", effect=_projects_listed),             (401, 200, 200, 403, 403, 403)),
     "tasks": (Call("api-tasks", needs=("awaiting",),
-                   effect=_own_tasks_listed),                               (403, 200, 200, 403, 403, 403)),
+                   effect=_own_tasks_listed),                               (401, 200, 200, 403, 403, 403)),
     "task_create": (Call("api-tasks", "post", data=task_create_data,
-                         changes=TASK_WRITES, effect=_task_created),        (403, 201, 201, 403, 403, 403)),
-    "task": (Call("api-task", target="awaiting", effect=_task_shown),       (403, 200, 404, 403, 403, 403)),
+                         changes=TASK_WRITES, effect=_task_created),        (401, 201, 201, 403, 403, 403)),
+    "task": (Call("api-task", target="awaiting", effect=_task_shown),       (401, 200, 404, 403, 403, 403)),
     "submit": (Call("api-task-submit", "post", target="awaiting", data=judgement_data,
                     changes=("tasks", "judgements", "submissions", "events"),
-                    effect=_submitted),                                     (403, 200, 404, 403, 403, 403)),
+                    effect=_submitted),                                     (401, 200, 404, 403, 403, 403)),
     "follow_up": (Call("api-task-follow-up", "post", target="awaiting",
                        data=lambda w: {**judgement_data(w), "prompt": "Now add a test."},
                        changes=("tasks", "turns", "candidates", "judgements", "events"),
-                       effect=_followed_up),                                (403, 201, 404, 403, 403, 403)),
+                       effect=_followed_up),                                (401, 201, 404, 403, 403, 403)),
     "revise": (Call("api-task-revise", "post", target="bounced",
-                    changes=("tasks", "judgements", "events"), effect=_revised),  (403, 200, 404, 403, 403, 403)),
+                    changes=("tasks", "judgements", "events"), effect=_revised),  (401, 200, 404, 403, 403, 403)),
     "retry": (Call("api-candidate-retry", "post", target="failed_candidate",
-                   changes=("candidates", "tasks", "events"), effect=_retried),  (403, 202, 404, 403, 403, 403)),
+                   changes=("candidates", "tasks", "events"), effect=_retried),  (401, 202, 404, 403, 403, 403)),
     "queue": (Call("api-review-queue", needs=("submitted",),
-                   effect=_queue_listed),                                   (403, 403, 403, 200, 403, 403)),
+                   effect=_queue_listed),                                   (401, 403, 403, 200, 403, 403)),
     "review_task": (Call("api-review-task", target="submitted",
-                         effect=_review_task_shown),                        (403, 403, 403, 200, 200, 403)),
+                         effect=_review_task_shown),                        (401, 403, 403, 200, 200, 403)),
     "claim": (Call("api-review-claim", "post", target="submitted",
-                   changes=("claims", "events"), effect=_claimed),           (403, 403, 403, 201, 403, 403)),
+                   changes=("claims", "events"), effect=_claimed),           (401, 403, 403, 201, 403, 403)),
     "release": (Call("api-review-release", "post", target="held",
-                     changes=("claims", "events"), effect=_released),        (403, 403, 403, 204, 403, 403)),
+                     changes=("claims", "events"), effect=_released),        (401, 403, 403, 204, 403, 403)),
     "decide": (Call("api-review-decide", "post", target="held",
                     data=lambda w: {"decision": "ACCEPT"},
                     changes=("reviews", "tasks", "claims", "events", "earnings", "notifications"),
-                    effect=_decided),                                       (403, 403, 403, 201, 403, 403)),
+                    effect=_decided),                                       (401, 403, 403, 201, 403, 403)),
     "earnings": (Call("api-earnings", needs=("awaiting",),
-                      effect=_own_earnings),                                (403, 200, 200, 403, 403, 403)),
-    "payouts": (Call("api-payouts", effect=_period_shown),                  (403, 403, 403, 403, 200, 403)),
-    "reviewer_metrics": (Call("api-reviewer-metrics", effect=_period_shown),  (403, 403, 403, 403, 200, 403)),
+                      effect=_own_earnings),                                (401, 200, 200, 403, 403, 403)),
+    "payouts": (Call("api-payouts", effect=_period_shown),                  (401, 403, 403, 403, 200, 403)),
+    "reviewer_metrics": (Call("api-reviewer-metrics", effect=_period_shown),  (401, 403, 403, 403, 200, 403)),
     "notifications": (Call("api-notifications",
-                           effect=_own_notifications),                      (403, *ALL)),
+                           effect=_own_notifications),                      (401, *ALL)),
     "notifications_read": (Call("api-notifications-read", "post",
                                 changes=("notifications",),
-                                effect=_own_marked_read),                   (403, *ALL)),
-    "dashboard": (Call("api-dashboard", effect=_dashboard_shown),           (403, 403, 403, 403, 200, 403)),
+                                effect=_own_marked_read),                   (401, *ALL)),
+    "dashboard": (Call("api-dashboard", effect=_dashboard_shown),           (401, 403, 403, 403, 200, 403)),
     "exports": (Call("api-exports", needs=("export_job",),
-                     effect=_exports_listed),                               (403, 403, 403, 403, 200, 403)),
+                     effect=_exports_listed),                               (401, 403, 403, 403, 200, 403)),
     "export_start": (Call("api-exports", "post", data=lambda w: {"format": "native"},
-                          changes=("exports",), effect=_export_started),    (403, 403, 403, 403, 202, 403)),
+                          changes=("exports",), effect=_export_started),    (401, 403, 403, 403, 202, 403)),
     "export": (Call("api-export", target="export_job",
-                    effect=_export_shown),                                  (403, 403, 403, 403, 200, 403)),
+                    effect=_export_shown),                                  (401, 403, 403, 403, 200, 403)),
     "export_download": (Call("api-export-download", target="export_job",
-                             effect=_export_downloaded),                    (403, 403, 403, 403, 200, 403)),
+                             effect=_export_downloaded),                    (401, 403, 403, 403, 200, 403)),
     # Admins manage endpoints, projects, people and the catalogue (Django model permissions).
     "admin_endpoints": (Call("api-admin-endpoint-list"),                   ADMIN_ONLY),
     "admin_endpoint": (Call("api-admin-endpoint-detail", target="endpoint"),  ADMIN_ONLY),
@@ -741,9 +740,8 @@ def test_a_bad_token_is_refused_and_writes_nothing(world, header):
     client.credentials(HTTP_AUTHORIZATION=header)
     before = snapshot()
     response = client.post(reverse("api-tasks"), data, format="json")
-    # 403, not 401: SessionAuthentication (first) has no WWW-Authenticate header.
-    assert response.status_code == 403
-    assert "WWW-Authenticate" not in response
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
     assert snapshot() == before
     expected = {
         "Token not-a-real-key": "Invalid token.",
@@ -752,12 +750,13 @@ def test_a_bad_token_is_refused_and_writes_nothing(world, header):
         "Bearer abc": "Authentication credentials were not provided.",
     }[header]
     assert response.json() == {"detail": expected}
-    assert client.get(reverse("api-tasks")).status_code == 403
+    assert client.get(reverse("api-tasks")).status_code == 401
 
 
 def test_anonymous_calls_are_told_to_authenticate(world):
     response = APIClient().get(reverse("api-tasks"))
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
     assert response.json() == {"detail": "Authentication credentials were not provided."}
 
 

@@ -253,9 +253,11 @@ MARLIN_GENERATION_BACKOFF_MAX_SECONDS = env_int(
 )
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes DRF answer a missing or bad credential
+    # with 401 (sign in) rather than 403 (not allowed). Sessions still work as before.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
