@@ -15,7 +15,7 @@ from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import Review
 from tasks import prompting
-from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, Turn
+from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, Task, Turn
 
 NATIVE_SCHEMA_VERSION = 1
 
@@ -56,6 +56,7 @@ class _ChunkRows:
     candidates: list[tuple]
     judgements: list[tuple]
     reviews: list[tuple]
+    endpoints: dict[int, tuple[str, str, str]]  # id -> (name, provider, model id)
 
 
 def _as_text(json_field: str) -> ExpressionWrapper:
@@ -71,57 +72,68 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
     tuples (model objects cost several times the query). Memory stays flat whatever the size.
     """
     tasks = filters.tasks()
+    endpoints: dict[int, tuple[str, str, str]] = {}
     last = 0
     while True:
         ids = list(tasks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
         if not ids:
             return
         last = ids[-1]
-        # The same filters bounded to this chunk's ids, as a subquery: no list of ids to send.
-        chunk = tasks.filter(pk__gte=ids[0], pk__lte=last)
+        # Every table by this list of ids, not by the filters again: a task that stops
+        # matching them meanwhile must not lose half its rows. (A subquery instead of the
+        # list cost the database half as much again.)
+        candidates = list(
+            # Not ordered by the database (sorting these wide rows cost it a fifth more):
+            # _chunk_records sorts them.
+            Candidate.objects.filter(turn__task_id__in=ids)
+            .order_by()
+            .values_list(*_CANDIDATE_FIELDS)
+        )
+        if any(c[2] not in endpoints for c in candidates):  # the first chunk, or a new endpoint
+            endpoints = _endpoints()
         yield _ChunkRows(
-            tasks=list(chunk.values_list(*_TASK_FIELDS)),
+            tasks=list(Task.objects.filter(pk__in=ids).order_by("pk").values_list(*_TASK_FIELDS)),
             turns=list(
-                Turn.objects.filter(task__in=chunk)
+                Turn.objects.filter(task_id__in=ids)
                 .order_by("task_id", "number")
                 .values_list(*_TURN_FIELDS)
             ),
-            candidates=list(
-                # Not ordered by the database (sorting these wide rows cost it a fifth more):
-                # _chunk_records sorts them.
-                Candidate.objects.filter(turn__task__in=chunk)
-                .order_by()
-                .values_list(*_CANDIDATE_FIELDS)
-            ),
+            candidates=candidates,
             # Ordered by round, so the last one kept per turn is its latest judgement.
             judgements=list(
-                Judgement.objects.filter(turn__task__in=chunk)
+                Judgement.objects.filter(turn__task_id__in=ids)
                 .order_by("turn_id", "round")
                 .annotate(scores_json=_as_text("scores"), warnings_json=_as_text("warnings"))
                 .values_list(*_JUDGEMENT_FIELDS)
             ),
             reviews=list(
-                Review.objects.filter(task__in=chunk)
+                Review.objects.filter(task_id__in=ids)
                 .order_by("task_id", "round")
                 .values_list(*_REVIEW_FIELDS)
             ),
+            endpoints=endpoints,
         )
 
 
-def _chunk_records(
-    rows: _ChunkRows,
-    endpoints: dict[int, tuple[str, str, str]],
-    keeps: Callable[[int], bool],
-) -> tuple[list[dict], int]:
+def _endpoints() -> dict[int, tuple[str, str, str]]:
+    return {
+        pk: (name, provider, model_id)
+        for pk, name, provider, model_id in ModelEndpoint.objects.values_list(
+            "pk", "name", "provider", "model_id"
+        )
+    }
+
+
+def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list[dict], int]:
     """(the native records of a chunk that `keeps` keeps, the judged turns considered).
 
     Reads no database, so it can run on another thread than the one reading the rows."""
     turns_of: dict[int, list[tuple]] = {}
     for turn in rows.turns:
         turns_of.setdefault(turn[1], []).append(turn)
-    candidates: dict[int, dict[str, dict]] = {}
-    for turn_id, slot, endpoint_id, *rest in sorted(rows.candidates, key=_turn_and_slot):
-        candidates.setdefault(turn_id, {})[slot] = _candidate_record(endpoints[endpoint_id], *rest)
+    candidates: dict[int, list[tuple]] = {}
+    for candidate in sorted(rows.candidates, key=_turn_and_slot):
+        candidates.setdefault(candidate[0], []).append(candidate)
     judgements = {j[0]: j for j in rows.judgements}  # the latest round wins
     reviews_of: dict[int, list[tuple]] = {}
     for review in rows.reviews:
@@ -130,7 +142,9 @@ def _chunk_records(
     considered = 0
     for task in rows.tasks:
         turns = turns_of.get(task[0], ())
-        for record in _task_records(task, turns, candidates, judgements, reviews_of):
+        for record in _task_records(
+            task, turns, candidates, judgements, reviews_of, rows.endpoints
+        ):
             considered += 1
             if keeps(record["preference"]):
                 records.append(record)
@@ -142,7 +156,9 @@ def _turn_and_slot(candidate: tuple) -> tuple[int, str]:
 
 
 def _candidate_record(
-    endpoint: tuple[str, str, str],
+    endpoint: str,
+    provider: str,
+    model_id: str,
     explanation: str,
     diff: str,
     applies_cleanly: bool | None,
@@ -155,9 +171,9 @@ def _candidate_record(
 ) -> dict:
     seconds = (finished_at - started_at).total_seconds() if started_at and finished_at else 0.0
     return {
-        "endpoint": endpoint[0],
-        "provider": endpoint[1],
-        "model_id": endpoint[2],
+        "endpoint": endpoint,
+        "provider": provider,
+        "model_id": model_id,
         "explanation": explanation,
         "diff": diff,
         "answer": prompting.assistant_text(explanation, diff),
@@ -173,9 +189,10 @@ def _candidate_record(
 def _task_records(
     task: tuple,
     turns: Iterable[tuple],
-    candidates: dict[int, dict[str, dict]],
+    candidates: dict[int, list[tuple]],
     judgements: dict[int, tuple],
     reviews_of: dict[int, list[tuple]],
+    endpoints: dict[int, tuple[str, str, str]],
 ) -> Iterator[dict]:
     (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind,
      task_active_seconds, contractor_id, rounds, status, created_at, submitted_at,
@@ -191,7 +208,10 @@ def _task_records(
             continue
         _, round_judged, preference, scores_json, justification, warnings_json = judgement
         scores = orjson.loads(scores_json)
-        slots = candidates.get(turn_id, {})
+        # Built for judged turns only: the others are not exported.
+        slots = {
+            c[1]: _candidate_record(*endpoints[c[2]], *c[3:]) for c in candidates.get(turn_id, ())
+        }
         conversation.append({"role": "user", "content": prompt})
         yield {
             "schema_version": NATIVE_SCHEMA_VERSION,
@@ -234,15 +254,6 @@ def _task_records(
             conversation.append({"role": "assistant", "content": chosen["answer"]})
 
 
-def _endpoints() -> dict[int, tuple[str, str, str]]:
-    return {
-        pk: (name, provider, model_id)
-        for pk, name, provider, model_id in ModelEndpoint.objects.values_list(
-            "pk", "name", "provider", "model_id"
-        )
-    }
-
-
 def native_records(
     filters: ExportFilters | None = None,
     *,
@@ -254,10 +265,9 @@ def native_records(
     `progress`, if given, is called with the number of judged turns considered so far.
     """
     filters = filters or ExportFilters()
-    endpoints = _endpoints()
     considered = 0
     for rows in _chunks(filters, chunk_size):
-        records, counted = _chunk_records(rows, endpoints, filters.keeps)
+        records, counted = _chunk_records(rows, filters.keeps)
         yield from records
         considered += counted
         if progress is not None and considered:
@@ -389,12 +399,12 @@ class ExportBlock:
     considered: int
 
 
-def _encoder(fmt: str, endpoints: dict, keeps: Callable[[int], bool]):
+def _encoder(fmt: str, keeps: Callable[[int], bool]):
     """The function encoding one chunk of rows as a block of `fmt`."""
     if fmt == "csv":
 
         def encode(rows: _ChunkRows) -> ExportBlock:
-            records, considered = _chunk_records(rows, endpoints, keeps)
+            records, considered = _chunk_records(rows, keeps)
             text = _csv_text(_csv_row(r) for r in records)
             return ExportBlock(text.encode("utf-8"), len(records), considered)
 
@@ -402,7 +412,7 @@ def _encoder(fmt: str, endpoints: dict, keeps: Callable[[int], bool]):
     shape = _shape(fmt)
 
     def encode(rows: _ChunkRows) -> ExportBlock:
-        records, considered = _chunk_records(rows, endpoints, keeps)
+        records, considered = _chunk_records(rows, keeps)
         lines = [
             orjson.dumps(shaped, option=orjson.OPT_APPEND_NEWLINE)
             for shaped in map(shape, records)
@@ -434,7 +444,7 @@ def export_blocks(
     filters = filters or ExportFilters()
     if fmt == "csv":
         yield ExportBlock(_csv_text([CSV_COLUMNS]).encode("utf-8"), 0, 0)
-    encode = _encoder(fmt, _endpoints(), filters.keeps)
+    encode = _encoder(fmt, filters.keeps)
     considered = 0
     for block in map_ahead(encode, _chunks(filters, chunk_size)):
         yield block

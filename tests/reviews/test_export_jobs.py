@@ -903,3 +903,15 @@ def test_a_failing_encoding_reaches_the_caller_and_leaves_no_thread(world, monke
             got.append(block)
     assert len(got) == 2  # the blocks before the failure arrive, in order
     assert _worker_threads() == []
+
+
+def test_an_endpoint_added_during_an_export_is_named_in_its_records(world):
+    records = native_records(EVERYTHING, chunk_size=1)
+    first = next(records)  # the first chunk is read, with the endpoints known then
+    assert first["task_id"] == world["t1"].pk
+    newcomer = ModelEndpointFactory(name="Late Lark", model_id="lark-1")
+    Candidate.objects.filter(turn__task=world["t6"], slot="B").update(endpoint=newcomer)
+    last = list(records)[-1]
+    assert last["task_id"] == world["t6"].pk
+    assert last["candidates"]["B"]["endpoint"] == "Late Lark"
+    assert last["candidates"]["B"]["model_id"] == "lark-1"
