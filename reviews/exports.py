@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import csv
 import io
+import numbers
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from django.db.models import Exists, ExpressionWrapper, F, OuterRef, TextField
 
+from marlin.exceptions import ApplicationError
 from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import Review
 from tasks import prompting
-from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, Task, Turn
+from tasks.diff_identity import same_change
+from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, SentPrompt, Task, Turn
 
-NATIVE_SCHEMA_VERSION = 1
+# 2: model_prompt (what the models were sent), judgement_history (every round).
+NATIVE_SCHEMA_VERSION = 2
+# How pairwise formats give the prompt: "model" is what the models were sent (system
+# message, repository context, the conversation as they saw it); "bare" the contractor's
+# prompts and the answers the conversation continued from, nothing else.
+PROMPT_STYLES = ("model", "bare")
+
+# Why a judged turn is not a record of a format (keys of ExportBlock.left_out).
+TIE = "ties"
+WEAK = "below the minimum strength"
+IDENTICAL = "identical candidates"
+PROMPTS_DIFFER = "candidates sent different prompts"
+AXIS_EQUAL = "equal on this axis"
 
 
 def _iso(value: Any) -> str | None:
@@ -35,10 +51,10 @@ _TASK_FIELDS = (
     "base_ref", "title", "kind", "active_seconds", "contractor_id", "round", "status",
     "created_at", "submitted_at", "accepted_at",
 )  # fmt: skip
-_TURN_FIELDS = ("pk", "task_id", "number", "prompt", "active_seconds")
+_TURN_FIELDS = ("pk", "task_id", "number", "prompt", "active_seconds", "has_identical_candidates")
 _CANDIDATE_FIELDS = (
     "turn_id", "slot", "endpoint_id", "explanation", "diff", "applies_cleanly", "is_truncated",
-    "attempts", "started_at", "finished_at", "input_tokens", "output_tokens",
+    "attempts", "started_at", "finished_at", "input_tokens", "output_tokens", "sent_prompt_id",
 )  # fmt: skip
 _JUDGEMENT_FIELDS = (
     "turn_id", "round", "preference", "scores_json", "justification", "warnings_json",
@@ -57,6 +73,7 @@ class _ChunkRows:
     judgements: list[tuple]
     reviews: list[tuple]
     endpoints: dict[int, tuple[str, str, str]]  # id -> (name, provider, model id)
+    prompts: dict[int, str]  # sent prompt id -> its messages as JSON text
 
 
 def _as_text(json_field: str) -> ExpressionWrapper:
@@ -91,6 +108,13 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
         )
         if any(c[2] not in endpoints for c in candidates):  # the first chunk, or a new endpoint
             endpoints = _endpoints()
+        # Both candidates of a turn share their prompt's row: each is read once.
+        prompt_ids = {c[-1] for c in candidates if c[-1] is not None}
+        prompts = dict(
+            SentPrompt.objects.filter(pk__in=prompt_ids)
+            .annotate(messages_json=_as_text("messages"))
+            .values_list("pk", "messages_json")
+        )
         yield _ChunkRows(
             tasks=list(Task.objects.filter(pk__in=ids).order_by("pk").values_list(*_TASK_FIELDS)),
             turns=list(
@@ -112,6 +136,7 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
                 .values_list(*_REVIEW_FIELDS)
             ),
             endpoints=endpoints,
+            prompts=prompts,
         )
 
 
@@ -124,8 +149,9 @@ def _endpoints() -> dict[int, tuple[str, str, str]]:
     }
 
 
-def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list[dict], int]:
-    """(the native records of a chunk that `keeps` keeps, the judged turns considered).
+def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list[dict], int, int]:
+    """(the native records of a chunk that `keeps` keeps, the judged turns considered, how
+    many of those `keeps` left out).
 
     Reads no database, so it can run on another thread than the one reading the rows."""
     turns_of: dict[int, list[tuple]] = {}
@@ -134,7 +160,9 @@ def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list
     candidates: dict[int, list[tuple]] = {}
     for candidate in sorted(rows.candidates, key=_turn_and_slot):
         candidates.setdefault(candidate[0], []).append(candidate)
-    judgements = {j[0]: j for j in rows.judgements}  # the latest round wins
+    judgements: dict[int, list[tuple]] = {}  # every round, the latest last
+    for judgement in rows.judgements:
+        judgements.setdefault(judgement[0], []).append(judgement)
     reviews_of: dict[int, list[tuple]] = {}
     for review in rows.reviews:
         reviews_of.setdefault(review[0], []).append(review)
@@ -143,12 +171,12 @@ def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list
     for task in rows.tasks:
         turns = turns_of.get(task[0], ())
         for record in _task_records(
-            task, turns, candidates, judgements, reviews_of, rows.endpoints
+            task, turns, candidates, judgements, reviews_of, rows.endpoints, rows.prompts
         ):
             considered += 1
             if keeps(record["preference"]):
                 records.append(record)
-    return records, considered
+    return records, considered, considered - len(records)
 
 
 def _turn_and_slot(candidate: tuple) -> tuple[int, str]:
@@ -168,6 +196,7 @@ def _candidate_record(
     finished_at: Any,
     input_tokens: int | None,
     output_tokens: int | None,
+    sent_prompt_id: int | None,
 ) -> dict:
     seconds = (finished_at - started_at).total_seconds() if started_at and finished_at else 0.0
     return {
@@ -190,9 +219,10 @@ def _task_records(
     task: tuple,
     turns: Iterable[tuple],
     candidates: dict[int, list[tuple]],
-    judgements: dict[int, tuple],
+    judgements: dict[int, list[tuple]],
     reviews_of: dict[int, list[tuple]],
     endpoints: dict[int, tuple[str, str, str]],
+    prompts: dict[int, str],
 ) -> Iterator[dict]:
     (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind,
      task_active_seconds, contractor_id, rounds, status, created_at, submitted_at,
@@ -202,16 +232,17 @@ def _task_records(
     review_list = [{"round": r[1], "decision": r[2], "reviewer_id": r[3]} for r in reviews]
     created, submitted, accepted = _iso(created_at), _iso(submitted_at), _iso(accepted_at)
     conversation: list[dict] = []
-    for turn_id, _, number, prompt, turn_active_seconds in turns:
-        judgement = judgements.get(turn_id)
-        if judgement is None:
+    for turn_id, _, number, prompt, turn_active_seconds, identical in turns:
+        rounds_judged = judgements.get(turn_id)
+        if not rounds_judged:
             continue
-        _, round_judged, preference, scores_json, justification, warnings_json = judgement
-        scores = orjson.loads(scores_json)
+        history = [_judgement_record(j) for j in rounds_judged]
+        latest = history[-1]
+        scores, preference = latest["scores"], latest["preference"]
         # Built for judged turns only: the others are not exported.
-        slots = {
-            c[1]: _candidate_record(*endpoints[c[2]], *c[3:]) for c in candidates.get(turn_id, ())
-        }
+        turn_candidates = candidates.get(turn_id, ())
+        slots = {c[1]: _candidate_record(*endpoints[c[2]], *c[3:]) for c in turn_candidates}
+        model_prompt, prompt_status = _model_prompt(turn_candidates, prompts)
         conversation.append({"role": "user", "content": prompt})
         yield {
             "schema_version": NATIVE_SCHEMA_VERSION,
@@ -226,7 +257,13 @@ def _task_records(
             "task_kind": kind,
             "prompt": prompt,
             "conversation": list(conversation),
+            # What both models were sent, system message first; None if not recorded (answers
+            # from before Marlin kept it) or if the two were sent different prompts.
+            "model_prompt": model_prompt,
+            "model_prompt_status": prompt_status,
             "candidates": slots,
+            # The two made the same change (None: the turn is older than this check).
+            "identical_candidates": identical,
             "scores": scores,
             # Per rubric axis, the slot scored higher (None when equal): one axis alone
             # can serve as a preference signal.
@@ -234,9 +271,11 @@ def _task_records(
             "preference": preference,
             "preference_label": _PREFERENCE_LABELS[preference],
             "preferred_slot": "A" if preference < 0 else "B" if preference > 0 else None,
-            "justification": justification,
-            "consistency_warnings": orjson.loads(warnings_json),
-            "round_judged": round_judged,
+            "justification": latest["justification"],
+            "consistency_warnings": latest["consistency_warnings"],
+            "round_judged": latest["round"],
+            # Every review round's judgement of this turn, oldest first (the last is the above).
+            "judgement_history": history,
             "turn_active_seconds": turn_active_seconds,
             "task_active_seconds": task_active_seconds,
             "contractor_id": contractor_id,
@@ -254,6 +293,28 @@ def _task_records(
             conversation.append({"role": "assistant", "content": chosen["answer"]})
 
 
+def _judgement_record(row: tuple) -> dict:
+    _, round_judged, preference, scores_json, justification, warnings_json = row
+    return {
+        "round": round_judged,
+        "preference": preference,
+        "preference_label": _PREFERENCE_LABELS[preference],
+        "scores": orjson.loads(scores_json),
+        "justification": justification,
+        "consistency_warnings": orjson.loads(warnings_json),
+    }
+
+
+def _model_prompt(candidates: Iterable[tuple], prompts: dict[int, str]) -> tuple[Any, str]:
+    """(the messages both candidates were sent, "recorded") or (None, why not)."""
+    ids = {c[-1] for c in candidates}
+    if None in ids or not ids:
+        return None, "not recorded"
+    if len(ids) > 1:
+        return None, "differs"
+    return orjson.loads(prompts[ids.pop()]), "recorded"
+
+
 def native_records(
     filters: ExportFilters | None = None,
     *,
@@ -267,7 +328,7 @@ def native_records(
     filters = filters or ExportFilters()
     considered = 0
     for rows in _chunks(filters, chunk_size):
-        records, counted = _chunk_records(rows, filters.keeps)
+        records, counted, _ = _chunk_records(rows, filters.keeps)
         yield from records
         considered += counted
         if progress is not None and considered:
@@ -283,76 +344,125 @@ def _criterion_preferences(scores: dict) -> dict[str, str | None]:
     }
 
 
-def _pair(record: dict) -> tuple[dict, dict] | None:
-    """The (chosen, rejected) candidates of a record, or None for a tie."""
-    slot = record["preferred_slot"]
-    if slot is None:
-        return None
-    other = "B" if slot == "A" else "A"
-    return record["candidates"][slot], record["candidates"][other]
+def pair_left_out(record: dict) -> str | None:
+    """Why a record cannot be a preference pair (a tie, two identical candidates, two
+    different prompts), or None when it can."""
+    if record["preferred_slot"] is None:
+        return TIE
+    return _not_comparable(record)
+
+
+def _not_comparable(record: dict) -> str | None:
+    """Why the two candidates of a record make no pair on any measure, or None."""
+    a, b = record["candidates"]["A"], record["candidates"]["B"]
+    identical = record["identical_candidates"]
+    if identical is None:  # a turn from before the check: compare the changes here
+        identical = same_change(a["diff"], b["diff"])
+    # A pair whose chosen and rejected are the same teaches a trainer nothing.
+    if identical or a["answer"] == b["answer"]:
+        return IDENTICAL
+    if record["model_prompt_status"] == "differs":
+        return PROMPTS_DIFFER
+    return None
+
+
+def _prompt_messages(record: dict, prompt_style: str) -> list[dict]:
+    """The prompt of a pairwise record: what the models were sent, or the bare conversation
+    (also for answers from before Marlin kept what was sent)."""
+    if prompt_style == "model" and record["model_prompt"] is not None:
+        return list(record["model_prompt"])
+    return list(record["conversation"])
 
 
 def _assistant(candidate: dict) -> list[dict]:
     return [{"role": "assistant", "content": candidate["answer"]}]
 
 
-def trl_record(record: dict) -> dict | None:
+def _chosen_and_rejected(record: dict, chosen_slot: str) -> tuple[list[dict], list[dict]]:
+    rejected_slot = "B" if chosen_slot == "A" else "A"
+    candidates = record["candidates"]
+    return _assistant(candidates[chosen_slot]), _assistant(candidates[rejected_slot])
+
+
+def trl_record(record: dict, prompt_style: str = "model") -> dict | None:
     """A native record as a Hugging Face TRL conversational preference record
-    (prompt/chosen/rejected); None for a tie."""
-    pair = _pair(record)
-    if pair is None:
-        return None
-    chosen, rejected = pair
+    (prompt/chosen/rejected); None when it is no pair (pair_left_out says why)."""
+    return None if pair_left_out(record) else _trl(record, prompt_style)
+
+
+def _trl(record: dict, prompt_style: str) -> dict:
+    chosen, rejected = _chosen_and_rejected(record, record["preferred_slot"])
     return {
-        "prompt": list(record["conversation"]),
-        "chosen": _assistant(chosen),
-        "rejected": _assistant(rejected),
+        "prompt": _prompt_messages(record, prompt_style),
+        "chosen": chosen,
+        "rejected": rejected,
     }
 
 
-def openai_record(record: dict) -> dict | None:
+def openai_record(record: dict, prompt_style: str = "model") -> dict | None:
     """A native record as an OpenAI preference fine-tuning record (input / preferred /
-    non-preferred); None for a tie."""
-    pair = _pair(record)
-    if pair is None:
-        return None
-    chosen, rejected = pair
+    non-preferred); None when it is no pair (pair_left_out says why)."""
+    return None if pair_left_out(record) else _openai(record, prompt_style)
+
+
+def _openai(record: dict, prompt_style: str) -> dict:
+    chosen, rejected = _chosen_and_rejected(record, record["preferred_slot"])
     return {
-        "input": {"messages": list(record["conversation"])},
-        "preferred_output": _assistant(chosen),
-        "non_preferred_output": _assistant(rejected),
+        "input": {"messages": _prompt_messages(record, prompt_style)},
+        "preferred_output": chosen,
+        "non_preferred_output": rejected,
     }
 
 
-def criterion_record(record: dict, axis: str) -> dict | None:
-    """A native record as a TRL record judged on one rubric axis alone: the candidate scored
-    higher on it wins; None when both scored the same on that axis (or it has no such axis)."""
+def criterion_left_out(record: dict, axis: str) -> str | None:
+    """Why a record is no pair on one rubric axis, or None when it is one."""
     scores = record["scores"]
     if axis not in scores.get("A", {}) or axis not in scores.get("B", {}):
-        return None
-    a, b = scores["A"][axis], scores["B"][axis]
-    if a == b:
-        return None
-    chosen, rejected = ("A", "B") if a > b else ("B", "A")
-    candidates = record["candidates"]
+        return AXIS_EQUAL
+    if scores["A"][axis] == scores["B"][axis]:
+        return AXIS_EQUAL
+    return _not_comparable(record)  # the overall preference may be a tie
+
+
+def criterion_record(record: dict, axis: str, prompt_style: str = "model") -> dict | None:
+    """A native record as a TRL record judged on one rubric axis alone: the candidate scored
+    higher on it wins; None when both scored the same on that axis (or it has no such axis),
+    or the pair is no pair at all (identical candidates, different prompts)."""
+    return None if criterion_left_out(record, axis) else _criterion(record, axis, prompt_style)
+
+
+def _criterion(record: dict, axis: str, prompt_style: str) -> dict:
+    scores = record["scores"]
+    winner = "A" if scores["A"][axis] > scores["B"][axis] else "B"
+    chosen, rejected = _chosen_and_rejected(record, winner)
     return {
-        "prompt": list(record["conversation"]),
-        "chosen": _assistant(candidates[chosen]),
-        "rejected": _assistant(candidates[rejected]),
+        "prompt": _prompt_messages(record, prompt_style),
+        "chosen": chosen,
+        "rejected": rejected,
         "criterion": axis,
     }
 
 
-def _shape(fmt: str) -> Callable[[dict], dict | None]:
-    """The function turning a native record into a record of a JSON Lines format."""
+def _shape(fmt: str, prompt_style: str) -> Callable[[dict], tuple[dict | None, str | None]]:
+    """The function turning a native record into (a record of a JSON Lines format, None) or
+    (None, why it is left out)."""
     if fmt == "native":
-        return lambda record: record
-    if fmt == "trl":
-        return trl_record
-    if fmt == "openai":
-        return openai_record
+        return lambda record: (record, None)
+    if fmt in ("trl", "openai"):
+        make = _trl if fmt == "trl" else _openai
+
+        def pairwise(record: dict) -> tuple[dict | None, str | None]:
+            reason = pair_left_out(record)  # once: it may compare the two diffs
+            return (None, reason) if reason else (make(record, prompt_style), None)
+
+        return pairwise
     axis = fmt.split(":", 1)[1]
-    return lambda record: criterion_record(record, axis)
+
+    def on_axis(record: dict) -> tuple[dict | None, str | None]:
+        reason = criterion_left_out(record, axis)
+        return (None, reason) if reason else (_criterion(record, axis, prompt_style), None)
+
+    return on_axis
 
 
 CSV_COLUMNS = [
@@ -364,13 +474,20 @@ CSV_COLUMNS = [
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_safe(value: object) -> str:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
-    text = "" if value is None else str(value)
+def csv_safe(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote.
+
+    Numbers are not text: they are written as they are, so -2 stays a number for pandas and
+    spreadsheets (a number cannot be a formula)."""
+    if value is None:
+        return ""
+    if isinstance(value, numbers.Number):
+        return value
+    text = str(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def _csv_row(r: dict) -> list[str]:
+def _csv_row(r: dict) -> list[object]:
     a, b = r["candidates"]["A"], r["candidates"]["B"]
     row = [
         r["task_id"], r["turn"], r["project"], r["repository"], r["commit_sha"],
@@ -383,7 +500,7 @@ def _csv_row(r: dict) -> list[str]:
     return [csv_safe(cell) for cell in row]
 
 
-def _csv_text(rows: Iterable[list[str]]) -> str:
+def _csv_text(rows: Iterable[list[object]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
@@ -397,28 +514,33 @@ class ExportBlock:
     data: bytes
     records: int
     considered: int
+    # Judged turns considered but not made records, by reason (TIE, WEAK, IDENTICAL, ...).
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
-def _encoder(fmt: str, keeps: Callable[[int], bool]):
+def _encoder(fmt: str, keeps: Callable[[int], bool], prompt_style: str):
     """The function encoding one chunk of rows as a block of `fmt`."""
     if fmt == "csv":
 
         def encode(rows: _ChunkRows) -> ExportBlock:
-            records, considered = _chunk_records(rows, keeps)
+            records, considered, weak = _chunk_records(rows, keeps)
             text = _csv_text(_csv_row(r) for r in records)
-            return ExportBlock(text.encode("utf-8"), len(records), considered)
+            left_out = {WEAK: weak} if weak else {}
+            return ExportBlock(text.encode("utf-8"), len(records), considered, left_out)
 
         return encode
-    shape = _shape(fmt)
+    shape = _shape(fmt, prompt_style)
 
     def encode(rows: _ChunkRows) -> ExportBlock:
-        records, considered = _chunk_records(rows, keeps)
-        lines = [
-            orjson.dumps(shaped, option=orjson.OPT_APPEND_NEWLINE)
-            for shaped in map(shape, records)
-            if shaped is not None
-        ]
-        return ExportBlock(b"".join(lines), len(lines), considered)
+        records, considered, weak = _chunk_records(rows, keeps)
+        left_out: Counter[str] = Counter({WEAK: weak} if weak else {})
+        lines = []
+        for shaped, reason in map(shape, records):
+            if shaped is None:
+                left_out[reason or TIE] += 1
+            else:
+                lines.append(orjson.dumps(shaped, option=orjson.OPT_APPEND_NEWLINE))
+        return ExportBlock(b"".join(lines), len(lines), considered, dict(left_out))
 
     return encode
 
@@ -429,6 +551,7 @@ def export_blocks(
     filters: ExportFilters | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 500,
+    prompt_style: str = "model",
 ) -> Iterator[ExportBlock]:
     """An export in one of EXPORT_FORMATS, or "criterion:<axis>", as UTF-8 blocks of whole
     records (for CSV a header block first). `progress`, if given, is called in this thread
@@ -441,10 +564,14 @@ def export_blocks(
     order and carry no time of export.
     """
     check_format(fmt)
+    if prompt_style not in PROMPT_STYLES:
+        raise ApplicationError(
+            f"Unknown prompt style {prompt_style!r}: use {' or '.join(PROMPT_STYLES)}."
+        )
     filters = filters or ExportFilters()
     if fmt == "csv":
         yield ExportBlock(_csv_text([CSV_COLUMNS]).encode("utf-8"), 0, 0)
-    encode = _encoder(fmt, filters.keeps)
+    encode = _encoder(fmt, filters.keeps, prompt_style)
     considered = 0
     for block in map_ahead(encode, _chunks(filters, chunk_size)):
         yield block

@@ -14,6 +14,7 @@ from marlin.exceptions import (
     PermissionDeniedError,
 )
 from marlin.permissions import is_reviewer
+from marlin.text import normalise_newlines
 from reviews import claims, earnings, notifications
 from reviews.models import Review, ReviewNote
 from tasks.models import Task, Turn
@@ -40,7 +41,7 @@ def _clean_notes(task: Task, notes: list[NoteInput]) -> list[ReviewNote]:
     axes = set(task.project.axis_keys)
     clean = []
     for note in notes:
-        text = (note.text or "").strip()
+        text = normalise_newlines(note.text or "").strip()
         if not text:
             continue
         if len(text) > FEEDBACK_MAX_CHARS:
@@ -74,7 +75,7 @@ def review_decide(
     rejects the task for good. An accept fixes the contractor's earning. The contractor is
     notified either way.
     """
-    feedback = (feedback or "").strip()
+    feedback = normalise_newlines(feedback or "").strip()
     if not is_reviewer(reviewer):
         raise PermissionDeniedError("Only reviewers can review tasks.")
     if task.contractor_id == reviewer.pk:

@@ -59,9 +59,25 @@ class JudgementForm(forms.Form):
         help_text="Both models answer it, continuing from the candidate you prefer.",
     )
 
-    def __init__(self, *args, project: Project, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        project: Project,
+        form_id: str = "",
+        identical: bool = False,
+        **kwargs,
+    ) -> None:
+        """`form_id`: the <form> the fields belong to when they are rendered outside it (an
+        earlier turn's fields, prefixed "turn<N>-", submitted with the latest turn's).
+        `identical`: both candidates made the same change, so only "About the same" is offered.
+        """
         super().__init__(*args, **kwargs)
         self.project = project
+        self.identical = identical
+        if identical:
+            self.fields["preference"].choices = [
+                (Preference.ABOUT_THE_SAME.value, Preference.ABOUT_THE_SAME.label)
+            ]
         self.fields["justification"].min_length = project.min_justification_chars
         self.fields["justification"].validators.append(
             forms.fields.validators.MinLengthValidator(project.min_justification_chars)
@@ -78,10 +94,42 @@ class JudgementForm(forms.Form):
                     coerce=int,
                     widget=forms.RadioSelect,
                 )
+        if form_id:
+            for field in self.fields.values():
+                field.widget.attrs["form"] = form_id
 
     @staticmethod
     def score_field(slot: str, axis: str) -> str:
         return f"score_{slot}_{axis}"
+
+    @classmethod
+    def initial_from(cls, *, judgement, draft) -> dict:
+        """What the form starts from: the draft if it is newer than the judgement (typing
+        survives a reload), else the judgement already given (a revision starts from it)."""
+        if draft is not None and (judgement is None or draft.updated_at > judgement.updated_at):
+            return dict(draft.data)
+        if judgement is None:
+            return {}
+        initial = {"preference": judgement.preference, "justification": judgement.justification}
+        for slot, axes in judgement.scores.items():
+            for axis, value in axes.items():
+                initial[cls.score_field(slot, axis)] = value
+        return initial
+
+    def is_posted(self) -> bool:
+        """Whether the request carries any of this form's fields (an earlier turn's form is
+        only part of a submit when its fields were on the page)."""
+        return self.data is not None and any(
+            self.add_prefix(name) in self.data for name in self.fields
+        )
+
+    def verdict(self) -> dict:
+        """The cleaned judgement as the services take it."""
+        return {
+            "preference": self.cleaned_data["preference"],
+            "scores": self.scores(),
+            "justification": self.cleaned_data["justification"],
+        }
 
     def rubric_rows(self) -> list[dict]:
         """The rubric laid out for the template: per axis, its point meanings and both fields."""

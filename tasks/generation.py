@@ -17,12 +17,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from marlin.exceptions import InvalidTransition
+from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import resend_stale_queued
 from repos import git_client
 from repos import services as repo_services
 from tasks import answers, jobs, llm_client, prompting
-from tasks.models import Candidate, ModelEndpoint, Task, Turn
+from tasks.diff_identity import same_change
+from tasks.models import Candidate, Judgement, ModelEndpoint, Task, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +179,9 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
     )
     try:
         try:
-            answer = llm_client.generate(
-                endpoint=config, request=prompting.build_request(candidate)
-            )
+            request = prompting.build_request(candidate)
+            sent_prompt = prompting.sent_prompt_keep(request)
+            answer = llm_client.generate(endpoint=config, request=request)
             result = _read_answer(candidate, answer)
         except llm_client.ProviderError as exc:
             if exc.transient and candidate.attempts < settings.MARLIN_GENERATION_MAX_ATTEMPTS:
@@ -197,7 +198,7 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
         except git_client.GitError as exc:
             candidate.fail(reason=exc.message)
         else:
-            candidate.succeed(**result)
+            candidate.succeed(**result, sent_prompt=sent_prompt)
     except InvalidTransition:
         # Another run of this candidate finished first (or the reaper failed it): keep theirs.
         logger.info("candidate %s was finished by another run", candidate.pk)
@@ -260,6 +261,9 @@ def turn_settle(*, turn_id: int) -> None:
     if any(status in (Candidate.Status.QUEUED, Candidate.Status.RUNNING) for status in statuses):
         return
     if all(status == Candidate.Status.SUCCEEDED for status in statuses):
+        diffs = list(turn.candidates.values_list("diff", flat=True))
+        identical = len(diffs) == 2 and same_change(*diffs)
+        Turn.objects.filter(pk=turn.pk).update(has_identical_candidates=identical)
         task.finish_generation()
     else:
         task.fail_generation(reason="A candidate could not be generated.")
@@ -272,5 +276,36 @@ def candidate_retry(*, candidate: Candidate, by: Any) -> Candidate:
     candidate.requeue()
     if task.status == Task.Status.GENERATION_FAILED:
         task.start_generation(by=by)
+    enqueue(candidate.pk)
+    return candidate
+
+
+@transaction.atomic
+def candidate_regenerate(*, candidate: Candidate, by: Any) -> Candidate:
+    """Ask one of two identical candidates' models again, so the turn compares two changes.
+
+    Only the contractor, only the latest turn while it is being judged, and only before any
+    review saw it (earlier rounds keep the candidates they judged). The other candidate and
+    the conversation are untouched.
+    """
+    task = Task.objects.select_for_update().get(pk=candidate.turn.task_id)
+    if task.contractor_id != by.pk:
+        raise ApplicationError("Only the task's contractor can regenerate its candidates.")
+    turn = Turn.objects.get(pk=candidate.turn_id)
+    latest = task.turns.order_by("-number").first()
+    if task.status != Task.Status.AWAITING_PREFERENCE or turn.pk != latest.pk:
+        raise ApplicationError(
+            "Only the candidates of the turn you are judging can be regenerated."
+        )
+    if not turn.has_identical_candidates:
+        raise ApplicationError(
+            "Only one of two candidates that made the same change can be regenerated."
+        )
+    if Judgement.objects.filter(turn=turn, round__lt=task.round).exists():
+        raise ApplicationError("This turn was already reviewed; its candidates stay as they were.")
+    candidate = Candidate.objects.get(pk=candidate.pk)
+    candidate.regenerate()
+    Turn.objects.filter(pk=turn.pk).update(has_identical_candidates=None)
+    task.regenerate(by=by, slot=candidate.slot)
     enqueue(candidate.pk)
     return candidate

@@ -73,6 +73,14 @@ class GenerationRequest:
     commit_sha: str = ""
     base_diff: str = ""
 
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The whole prompt as chat messages: the system message, then the conversation.
+
+        What every provider sends (Anthropic's API takes the first as `system`, the command
+        provider writes them to stdin) and what is kept per candidate for the exports.
+        """
+        return [{"role": "system", "content": self.system}, *self.messages]
+
 
 @dataclass(frozen=True)
 class ProviderAnswer:

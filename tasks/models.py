@@ -10,8 +10,10 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from marlin.exceptions import InvalidTransition
 from marlin.models import BaseModel
 from marlin.state_machine import move
+from tasks.contradictions import weight_error
 
 DEFAULT_RUBRIC_AXES: list[dict] = [
     {
@@ -181,6 +183,8 @@ class Project(BaseModel):
                 keys.append(axis["key"])
             if "rubric_axes" not in errors and len(set(keys)) != len(keys):
                 errors["rubric_axes"] = "Two axes share a key."
+            if "rubric_axes" not in errors and (problem := weight_error(axes)):
+                errors["rubric_axes"] = problem
         if self.endpoint_a_id and self.endpoint_a_id == self.endpoint_b_id:
             errors["endpoint_b"] = "A project compares two different endpoints."
         if self.min_turns and self.max_turns and self.min_turns > self.max_turns:
@@ -260,6 +264,15 @@ class Task(BaseModel):
     def continue_conversation(self, *, by) -> None:
         """AWAITING_PREFERENCE → GENERATING: a follow-up turn asks both models again."""
         self._move(to=self.Status.GENERATING, by=by, reason="follow-up turn")
+
+    def regenerate(self, *, by, slot: str) -> None:
+        """AWAITING_PREFERENCE → GENERATING: one candidate is asked again because both made
+        the same change."""
+        self._move(
+            to=self.Status.GENERATING,
+            by=by,
+            reason=f"candidate {slot} regenerated: both candidates made the same change",
+        )
 
     def submit(self, *, by) -> None:
         """AWAITING_PREFERENCE → SUBMITTED: the judgement of this round goes to review."""
@@ -371,6 +384,9 @@ class Turn(BaseModel):
     number = models.PositiveIntegerField()
     prompt = models.TextField()
     active_seconds = models.PositiveIntegerField(default=0)
+    # Set once both candidates are ready: True when they made the same change (whitespace
+    # aside). Such a turn can only be judged "about the same" and is never a pairwise record.
+    has_identical_candidates = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["task", "number"]
@@ -380,6 +396,22 @@ class Turn(BaseModel):
 
     def __str__(self) -> str:
         return f"Turn {self.number} of task {self.task_id}"
+
+
+class SentPrompt(models.Model):
+    """The messages a model was sent: the system message, then the conversation as it saw it.
+
+    Written before the model is called and kept once per distinct content (both candidates
+    of a turn share a row), so an export gives trainers exactly what each model saw, even
+    after a revision changes which answer the conversation would continue from today.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    messages = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Prompt {self.digest[:12]}"
 
 
 class Candidate(BaseModel):
@@ -413,6 +445,10 @@ class Candidate(BaseModel):
     # Token usage of the successful call, as the model server reported it.
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # What the model was sent for the answer kept (None for answers from before it was kept).
+    sent_prompt = models.ForeignKey(
+        SentPrompt, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     attempts = models.PositiveIntegerField(default=0)
     # The broker's id of the job that claimed the row: a redelivery of that same job
     # (its worker died) may take the row over; any other job may not.
@@ -474,8 +510,10 @@ class Candidate(BaseModel):
         apply_error: str,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        sent_prompt: SentPrompt | None = None,
     ) -> None:
-        """RUNNING → SUCCEEDED with the answer; written once, a second write raises."""
+        """RUNNING → SUCCEEDED with the answer and what the model was sent; written once, a
+        second write raises."""
         move(
             self,
             to=self.Status.SUCCEEDED,
@@ -488,6 +526,7 @@ class Candidate(BaseModel):
             apply_error=apply_error,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            sent_prompt=sent_prompt,
             error="",
             finished_at=timezone.now(),
         )
@@ -504,6 +543,21 @@ class Candidate(BaseModel):
 
     def requeue(self) -> None:
         """FAILED → QUEUED, for a retry of this candidate only, with a fresh set of attempts."""
+        if self.status != self.Status.FAILED:
+            raise InvalidTransition(obj=self, current=self.status, to=self.Status.QUEUED)
+        self._back_to_queue()
+
+    def regenerate(self) -> None:
+        """SUCCEEDED → QUEUED: the answer (the same change as the other slot's) is dropped
+        and the model asked again. The service allows it only for identical candidates."""
+        if self.status != self.Status.SUCCEEDED:
+            raise InvalidTransition(obj=self, current=self.status, to=self.Status.QUEUED)
+        self._back_to_queue(
+            raw_answer="", explanation="", diff="", is_truncated=False, applies_cleanly=None,
+            apply_error="", input_tokens=None, output_tokens=None, sent_prompt=None,
+        )  # fmt: skip
+
+    def _back_to_queue(self, **cleared) -> None:
         move(
             self,
             to=self.Status.QUEUED,
@@ -513,6 +567,7 @@ class Candidate(BaseModel):
             finished_at=None,
             attempts=0,
             job_id="",
+            **cleared,
         )
 
 
@@ -520,7 +575,8 @@ _G = Candidate.Status
 CANDIDATE_TRANSITIONS: dict[str, set[str]] = {
     _G.QUEUED: {_G.RUNNING, _G.FAILED},
     _G.RUNNING: {_G.SUCCEEDED, _G.FAILED},
-    _G.SUCCEEDED: set(),
+    # Only to regenerate one of two identical answers (the service checks that they are).
+    _G.SUCCEEDED: {_G.QUEUED},
     _G.FAILED: {_G.QUEUED},
 }
 

@@ -6,13 +6,15 @@ the prompts mention first, then READMEs, then the rest; then the file list, shor
 
 from __future__ import annotations
 
+import hashlib
 import re
 
+import orjson
 from django.conf import settings
 
 from repos import services as repo_services
 from tasks.llm_client import GenerationRequest
-from tasks.models import Candidate, Judgement, Turn
+from tasks.models import Candidate, Judgement, SentPrompt, Turn
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an expert software engineer working on a real repository. Make the change the "
@@ -145,3 +147,13 @@ def build_request(candidate: Candidate) -> GenerationRequest:
         commit_sha=task.commit_sha,
         base_diff=base_diff,
     )
+
+
+def sent_prompt_keep(request: GenerationRequest) -> SentPrompt:
+    """Keep the messages a request sends (once per distinct content) for the exports."""
+    messages = request.chat_messages()
+    digest = hashlib.sha256(orjson.dumps(messages)).hexdigest()
+    # Both candidates of a turn write the same row at once: get_or_create takes the one
+    # that won the unique digest.
+    prompt, _ = SentPrompt.objects.get_or_create(digest=digest, defaults={"messages": messages})
+    return prompt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from typing import Any
 
 from django.conf import settings
@@ -12,10 +13,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError
+from marlin.text import normalise_newlines
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
 from tasks import generation
+from tasks.contradictions import axis_weights, judgement_warnings
 from tasks.models import (
     CLOSED_STATES,
     Candidate,
@@ -35,7 +38,7 @@ SCORE_MIN, SCORE_MAX = 1, 5
 
 
 def _check_prompt(prompt: str) -> str:
-    prompt = (prompt or "").strip()
+    prompt = normalise_newlines(prompt or "").strip()
     if not prompt:
         raise ApplicationError("The prompt is empty.")
     if len(prompt) > settings.MARLIN_PROMPT_MAX_CHARS:
@@ -152,60 +155,80 @@ class JudgementNeedsConfirmation(ApplicationError):
         self.warnings = warnings
 
 
-def judgement_warnings(*, preference: int, scores: dict[str, dict[str, int]]) -> list[str]:
-    """Contradictions between the overall preference and the rubric scores."""
-    axes = list(scores["A"])
-    a_wins = all(scores["A"][k] > scores["B"][k] for k in axes)
-    b_wins = all(scores["B"][k] > scores["A"][k] for k in axes)
-    same = all(scores["A"][k] == scores["B"][k] for k in axes)
-    warnings = []
-    if preference < 0 and b_wins:
-        warnings.append("You prefer A, but scored B higher on every axis.")
-    if preference > 0 and a_wins:
-        warnings.append("You prefer B, but scored A higher on every axis.")
-    if abs(preference) >= 2 and same:
-        warnings.append("You have a strong preference, but gave both candidates the same scores.")
-    if preference == 0 and (a_wins or b_wins):
-        better = "A" if a_wins else "B"
-        warnings.append(f"You rate them about the same, but scored {better} higher on every axis.")
-    return warnings
-
-
-def _judge_latest_turn(
-    *,
-    task: Task,
-    preference: int,
-    scores: Any,
-    justification: str,
-    confirm_warnings: bool = False,
-) -> Judgement:
-    """Save this round's judgement of the latest turn (checked first; saving twice is harmless).
-
-    Raises JudgementNeedsConfirmation when the judgement contradicts itself and the contractor
-    has not confirmed it; confirmed warnings are stored with the judgement.
-    """
+def _verdict_fields(*, task: Task, turn: Turn, verdict: dict[str, Any]) -> dict[str, Any]:
+    """A turn's judgement checked against the project's scale and rubric, with its warnings
+    (contradictions between scores and preference), not yet saved."""
+    preference = verdict.get("preference")
     if preference not in Preference.values:
         raise ApplicationError("The preference must be one of the seven points of the scale.")
-    clean_scores = validate_scores(project=task.project, scores=scores)
-    warnings = judgement_warnings(preference=preference, scores=clean_scores)
-    if warnings and not confirm_warnings:
-        raise JudgementNeedsConfirmation(warnings)
-    justification = (justification or "").strip()
-    minimum = task.project.min_justification_chars
-    if len(justification) < minimum:
-        raise ApplicationError(f"The justification needs at least {minimum} characters.")
-    turn = task.turns.order_by("-number").first()
-    if turn is None or turn.candidates.exclude(status=Candidate.Status.SUCCEEDED).exists():
-        raise ApplicationError("Both candidates must be ready before they are judged.")
-    fields = {
+    if turn.has_identical_candidates and preference != Preference.ABOUT_THE_SAME:
+        raise ApplicationError(
+            f"Both candidates of turn {turn.number} made the same change, so the preference is "
+            "“About the same”; regenerate one of them to compare two different changes."
+        )
+    clean_scores = validate_scores(project=task.project, scores=verdict.get("scores"))
+    weights = axis_weights(task.project.rubric_axes)
+    return {
         "preference": preference,
         "scores": clean_scores,
-        "justification": justification,
-        "warnings": warnings,
+        "justification": normalise_newlines(verdict.get("justification") or "").strip(),
+        "warnings": judgement_warnings(preference=preference, scores=clean_scores, weights=weights),
     }
-    Judgement(turn=turn, round=task.round, **fields).full_clean(validate_constraints=False)
-    judgement, _ = Judgement.objects.update_or_create(turn=turn, round=task.round, defaults=fields)
-    return judgement
+
+
+def _judge_turns(
+    *,
+    task: Task,
+    latest: dict[str, Any],
+    earlier: dict[int, dict[str, Any]] | None = None,
+    confirm_warnings: bool = False,
+) -> list[Judgement]:
+    """Save this round's judgement of the latest turn and, in a revision round, of any earlier
+    turn the contractor changed. All are checked before any is saved; saving twice is harmless.
+
+    Raises JudgementNeedsConfirmation when a judgement contradicts itself and the contractor
+    has not confirmed it; confirmed warnings are stored with their judgement.
+    """
+    turns = {turn.number: turn for turn in task.turns.order_by("number")}
+    latest_turn = turns[max(turns)] if turns else None
+    earlier = earlier or {}
+    if earlier and task.round <= 1:
+        raise ApplicationError("Earlier turns can be changed only when revising a bounced task.")
+    unknown = sorted(n for n in earlier if n not in turns or turns[n] is latest_turn)
+    if unknown:
+        raise ApplicationError(f"There is no earlier turn {unknown[0]} to judge.")
+    planned = [(latest_turn, latest)] + [(turns[n], earlier[n]) for n in sorted(earlier)]
+    checked = [
+        (turn, _verdict_fields(task=task, turn=turn, verdict=verdict))
+        for turn, verdict in planned
+        if turn is not None
+    ]
+    named = len(checked) > 1
+    warnings = [
+        f"Turn {turn.number}: {warning}" if named else warning
+        for turn, fields in sorted(checked, key=lambda item: item[0].number)
+        for warning in fields["warnings"]
+    ]
+    if warnings and not confirm_warnings:
+        raise JudgementNeedsConfirmation(warnings)
+    minimum = task.project.min_justification_chars
+    for turn, fields in checked:
+        if len(fields["justification"]) < minimum:
+            where = f" of turn {turn.number}" if named else ""
+            raise ApplicationError(f"The justification{where} needs at least {minimum} characters.")
+    if (
+        latest_turn is None
+        or latest_turn.candidates.exclude(status=Candidate.Status.SUCCEEDED).exists()
+    ):
+        raise ApplicationError("Both candidates must be ready before they are judged.")
+    saved = []
+    for turn, fields in checked:
+        Judgement(turn=turn, round=task.round, **fields).full_clean(validate_constraints=False)
+        judgement, _ = Judgement.objects.update_or_create(
+            turn=turn, round=task.round, defaults=fields
+        )
+        saved.append(judgement)
+    return saved
 
 
 def _lock_for_contractor(task: Task, by: Any, *, doing: str) -> Task:
@@ -231,8 +254,10 @@ def task_submit(
     scores: Any,
     justification: str,
     confirm_warnings: bool = False,
+    earlier: dict[int, dict[str, Any]] | None = None,
 ) -> Task:
-    """Record this round's judgement of the latest turn and send the task to review.
+    """Record this round's judgement of the latest turn (and, revising, of the earlier turns
+    in `earlier`: turn number -> preference, scores, justification) and send the task to review.
 
     Every turn must be judged in this round and the project's minimum of turns reached.
     A repeated submit of a task already under review changes nothing (double clicks).
@@ -241,11 +266,10 @@ def task_submit(
     if task.status == Task.Status.SUBMITTED:
         return task
     _refuse_unless_awaiting(task, "submitted")
-    _judge_latest_turn(
+    _judge_turns(
         task=task,
-        preference=preference,
-        scores=scores,
-        justification=justification,
+        latest={"preference": preference, "scores": scores, "justification": justification},
+        earlier=earlier,
         confirm_warnings=confirm_warnings,
     )
     turns = task.turns.count()
@@ -277,8 +301,10 @@ def task_follow_up(
     justification: str,
     prompt: str,
     confirm_warnings: bool = False,
+    earlier: dict[int, dict[str, Any]] | None = None,
 ) -> Turn:
-    """Judge the latest turn, then ask both models a follow-up: a new turn, two new candidates.
+    """Judge the latest turn (and, revising, the earlier turns in `earlier`), then ask both
+    models a follow-up: a new turn, two new candidates.
 
     The conversation continues from the turn's preferred candidate (tasks.prompting). Both
     jobs are enqueued on commit; on any error nothing is stored.
@@ -292,11 +318,10 @@ def task_follow_up(
         raise ApplicationError(
             f"This project allows at most {task.project.max_turns} turns; submit the task."
         )
-    _judge_latest_turn(
+    _judge_turns(
         task=task,
-        preference=preference,
-        scores=scores,
-        justification=justification,
+        latest={"preference": preference, "scores": scores, "justification": justification},
+        earlier=earlier,
         confirm_warnings=confirm_warnings,
     )
     turn = Turn.objects.create(task=task, number=latest.number + 1, prompt=prompt)
@@ -324,6 +349,7 @@ def task_revise(*, task: Task, by: Any) -> Task:
             preference=j.preference,
             scores=j.scores,
             justification=j.justification,
+            warnings=j.warnings,
         )
         for j in Judgement.objects.filter(turn__task=task, round=previous_round)
     ]
@@ -331,8 +357,11 @@ def task_revise(*, task: Task, by: Any) -> Task:
     return task
 
 
-DRAFT_MAX_FIELDS = 64
+DRAFT_MAX_FIELDS = 256
 DRAFT_MAX_VALUE_CHARS = 20_000
+_DRAFT_FIELDS = ("preference", "justification", "follow_up")
+# An earlier turn's field in a revision round: "turn1-preference", "turn2-score_A_security".
+_EARLIER_FIELD_RE = re.compile(r"turn(\d{1,4})-(.+)")
 ACTIVE_STATES = (
     Task.Status.GENERATING,
     Task.Status.GENERATION_FAILED,
@@ -341,25 +370,36 @@ ACTIVE_STATES = (
 
 
 def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> JudgementDraft | None:
-    """Keep what the contractor has typed for the latest turn; saving the same twice is harmless.
+    """Keep what the contractor has typed: for the latest turn, and when revising also for the
+    earlier turns (fields prefixed "turn<N>-"). Saving the same twice is harmless.
 
-    Only the form's own fields are kept (bounded in number and size). Returns None when the
-    task is not being judged (nothing to save), rather than failing a background save.
+    Only the form's own fields are kept (bounded in number and size). Returns the latest
+    turn's draft, or None when the task is not being judged (nothing to save), rather than
+    failing a background save.
     """
     if task.contractor_id != by.pk:
         raise ApplicationError("Only the task's contractor can save its draft.")
     if task.status != Task.Status.AWAITING_PREFERENCE:
         return None
-    kept = {
-        key: str(value)[:DRAFT_MAX_VALUE_CHARS]
-        for key, value in list(data.items())[:DRAFT_MAX_FIELDS]
-        if key in ("preference", "justification", "follow_up") or key.startswith("score_")
+    turns = {turn.number: turn for turn in task.turns.order_by("number")}
+    latest = max(turns)
+    kept: dict[int, dict[str, str]] = {latest: {}}
+    for key, value in list(data.items())[:DRAFT_MAX_FIELDS]:
+        number, field = latest, key
+        earlier = _EARLIER_FIELD_RE.fullmatch(key)
+        if earlier:
+            number, field = int(earlier[1]), earlier[2]
+            if task.round <= 1 or number not in turns or number == latest:
+                continue
+        if field in _DRAFT_FIELDS or field.startswith("score_"):
+            kept.setdefault(number, {})[field] = str(value)[:DRAFT_MAX_VALUE_CHARS]
+    drafts = {
+        number: JudgementDraft.objects.update_or_create(
+            turn=turns[number], round=task.round, defaults={"data": fields}
+        )[0]
+        for number, fields in kept.items()
     }
-    turn = task.turns.order_by("-number").first()
-    draft, _ = JudgementDraft.objects.update_or_create(
-        turn=turn, round=task.round, defaults={"data": kept}
-    )
-    return draft
+    return drafts[latest]
 
 
 def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:

@@ -14,6 +14,11 @@ urlpatterns = [
     path("<int:pk>/heartbeat/", views.task_heartbeat, name="heartbeat"),
     path("candidates/<int:pk>/retry/", views.candidate_retry, name="candidate_retry"),
     path(
+        "candidates/<int:pk>/regenerate/",
+        views.candidate_regenerate,
+        name="candidate_regenerate",
+    ),
+    path(
         "candidates/<int:pk>/files/<int:index>/",
         views.candidate_diff_file,
         name="candidate_diff_file",

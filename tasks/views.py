@@ -55,42 +55,73 @@ def _review_feedback(task: Task) -> dict:
     return {"review": review, "review_notes": review_selectors.notes_by_anchor(review)}
 
 
+def _draft_of(turn, review_round: int):
+    return next((d for d in turn.drafts.all() if d.round == review_round), None)
+
+
+def _earlier_form(task: Task, turn, data=None) -> JudgementForm:
+    """An earlier turn's judgement, editable while revising; its fields are prefixed
+    "turn<N>-" and belong to the latest turn's form, so one submit saves them all."""
+    initial = JudgementForm.initial_from(
+        judgement=_judgement_of(turn, task.round), draft=_draft_of(turn, task.round)
+    )
+    return JudgementForm(
+        data,
+        project=task.project,
+        prefix=f"turn{turn.number}",
+        form_id="judgement",
+        identical=bool(turn.has_identical_candidates),
+        initial=initial,
+    )
+
+
+def _is_revising(task: Task) -> bool:
+    return task.status == Task.Status.AWAITING_PREFERENCE and task.round > 1
+
+
 def _detail_context(
     task: Task,
     viewer,
     form: JudgementForm | None = None,
     warnings: list[str] | None = None,
+    earlier_forms: dict[int, JudgementForm] | None = None,
 ) -> dict:
     turns = list(task.turns.all())
     latest = turns[-1]
     judgement = _judgement_of(latest, task.round)
-    draft = next((d for d in latest.drafts.all() if d.round == task.round), None)
     if form is None and task.status == Task.Status.AWAITING_PREFERENCE:
-        initial = {}
-        if draft is not None and (judgement is None or draft.updated_at > judgement.updated_at):
-            # What the contractor typed last, even if the page was closed before submitting.
-            initial = dict(draft.data)
-        elif judgement is not None:
-            # A revision (or a reload) starts from the judgement already given.
-            initial = {"preference": judgement.preference, "justification": judgement.justification}
-            for slot, axes in judgement.scores.items():
-                for axis, value in axes.items():
-                    initial[JudgementForm.score_field(slot, axis)] = value
-        form = JudgementForm(project=task.project, initial=initial)
+        form = JudgementForm(
+            project=task.project,
+            identical=bool(latest.has_identical_candidates),
+            initial=JudgementForm.initial_from(
+                judgement=judgement, draft=_draft_of(latest, task.round)
+            ),
+        )
+    earlier_forms = earlier_forms or {}
+    if _is_revising(task):
+        for turn in turns[:-1]:
+            earlier_forms.setdefault(turn.number, _earlier_form(task, turn))
     attach_diff_views(c for t in turns for c in t.candidates.all())
     return {
         "task": task,
         "turn": latest,
         "candidates": list(latest.candidates.all()),
+        "judgement": judgement,
         "earlier_turns": [
             {
                 "turn": t,
                 "candidates": list(t.candidates.all()),
                 "judgement": _judgement_of(t, task.round),
+                "form": earlier_forms.get(t.number),
             }
             for t in turns[:-1]
         ],
         "can_follow_up": latest.number < task.project.max_turns,
+        "can_regenerate": (
+            task.status == Task.Status.AWAITING_PREFERENCE
+            and bool(latest.has_identical_candidates)
+            and not any(j.round < task.round for j in latest.judgements.all())
+        ),
         **_review_feedback(task),
         "timeline": review_selectors.task_timeline(task=task, viewer=viewer),
         "form": form,
@@ -126,16 +157,26 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
     # Only the "... anyway" buttons (formaction with ?confirm=1) confirm shown warnings; a
     # later plain submit with a new contradiction is asked again.
     data["confirm_warnings"] = "on" if request.GET.get("confirm") == "1" else ""
-    form = JudgementForm(data, project=task.project)
+    turns = list(task.turns.all())
+    latest = turns[-1]
+    form = JudgementForm(
+        data, project=task.project, identical=bool(latest.has_identical_candidates)
+    )
+    # Revising: the earlier turns whose fields were on the page are judged again too.
+    earlier_forms = (
+        {turn.number: _earlier_form(task, turn, data) for turn in turns[:-1]}
+        if _is_revising(task)
+        else {}
+    )
+    posted = {n: f for n, f in earlier_forms.items() if f.is_posted()}
     wants_follow_up = data.get("action") == "follow_up"
-    if form.is_valid():
+    if form.is_valid() and all(f.is_valid() for f in posted.values()):
         judged = {
             "task": task,
             "by": request.user,
-            "preference": form.cleaned_data["preference"],
-            "scores": form.scores(),
-            "justification": form.cleaned_data["justification"],
+            **form.verdict(),
             "confirm_warnings": form.cleaned_data["confirm_warnings"],
+            "earlier": {number: f.verdict() for number, f in posted.items()},
         }
         try:
             if wants_follow_up:
@@ -144,7 +185,9 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 services.task_submit(**judged)
         except services.JudgementNeedsConfirmation as exc:
             form.add_error(None, exc.message)
-            context = _detail_context(task, request.user, form, warnings=exc.warnings)
+            context = _detail_context(
+                task, request.user, form, warnings=exc.warnings, earlier_forms=earlier_forms
+            )
             return render(request, "tasks/detail.html", context, status=400)
         except ApplicationError as exc:
             form.add_error("follow_up" if wants_follow_up else None, exc.message)
@@ -154,9 +197,10 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 "Follow-up sent to both models." if wants_follow_up else "Submitted for review.",
             )
             return redirect("tasks:detail", pk=pk)
-    return render(
-        request, "tasks/detail.html", _detail_context(task, request.user, form), status=400
-    )
+    elif any(not f.is_valid() for f in posted.values()):
+        form.add_error(None, "An earlier turn's judgement needs attention: see the turns above.")
+    context = _detail_context(task, request.user, form, earlier_forms=earlier_forms)
+    return render(request, "tasks/detail.html", context, status=400)
 
 
 @login_required
@@ -171,16 +215,29 @@ def task_revise(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("tasks:detail", pk=pk)
 
 
+def _on_candidate(request: HttpRequest, pk: int, service) -> HttpResponse:
+    """Run a contractor's action on one candidate; a refusal is shown on the task page."""
+    candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
+    try:
+        service(candidate=candidate, by=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("tasks:detail", pk=candidate.turn.task_id)
+
+
 @login_required
 @contractor_required
 @require_POST
 def candidate_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
-    try:
-        generation.candidate_retry(candidate=candidate, by=request.user)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    return redirect("tasks:detail", pk=candidate.turn.task_id)
+    return _on_candidate(request, pk, generation.candidate_retry)
+
+
+@login_required
+@contractor_required
+@require_POST
+def candidate_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask one of two identical candidates' models again."""
+    return _on_candidate(request, pk, generation.candidate_regenerate)
 
 
 @login_required

@@ -48,8 +48,10 @@
       }).catch(() => { if (status) status.textContent = "Draft not saved (offline?)"; });
     };
     const later = (ms) => { clearTimeout(timer); timer = setTimeout(save, ms); };
-    form.addEventListener("input", () => later(600));
-    form.addEventListener("change", () => later(150));
+    // Earlier turns' fields (while revising) sit outside the <form> and name it with form=.
+    const ours = (event) => event.target && event.target.form === form;
+    document.addEventListener("input", (event) => { if (ours(event)) later(600); });
+    document.addEventListener("change", (event) => { if (ours(event)) later(150); });
   }
 
   // Active time: seconds with the page visible and touched in the last minute.

@@ -33,11 +33,12 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
         endpoint.base_url or None,
         float(params.get("timeout", DEFAULT_TIMEOUT)),
     )
+    system, *conversation = request.chat_messages()
     kwargs = {
         "model": endpoint.model_id,
         "max_tokens": int(params.get("max_tokens", DEFAULT_MAX_TOKENS)),
-        "system": request.system,
-        "messages": request.messages,
+        "system": system["content"],
+        "messages": conversation,
     }
     if "temperature" in params:
         # This SDK's create() takes no temperature argument; the API still accepts it.

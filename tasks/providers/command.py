@@ -26,8 +26,10 @@ MAX_OUTPUT_BYTES = 1_000_000
 
 
 def _prompt_text(request: GenerationRequest) -> str:
-    parts = [request.system]
-    for message in request.messages:
+    """The chat messages as one text for the agent's stdin: the system message first."""
+    system, *conversation = request.chat_messages()
+    parts = [system["content"]]
+    for message in conversation:
         parts.append(f"\n## {message['role']}\n\n{message['content']}")
     return "\n".join(parts) + "\n"
 

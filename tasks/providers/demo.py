@@ -39,11 +39,15 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
     path = paths[digest[0] % len(paths)]
     lines = [line + "\n" for line in request.files[path].removesuffix("\n").split("\n")]
     summary = " ".join(prompt.split())[:72] or "the requested change"
+    # Two demo endpoints never make the very same change (that would be a tie by rule): each
+    # signs its note with a tag of its own name, which reveals nothing of the name.
+    tag = hashlib.sha256(endpoint.name.encode()).hexdigest()[:8]
     if digest[1] % 2 == 0:
-        note, insert_at = [_comment(path, f"TODO(demo): {summary}") + "\n"], 0
+        note, insert_at = [_comment(path, f"TODO(demo {tag}): {summary}") + "\n"], 0
         how = f"adds a note at the top of `{path}` recording the request"
     else:
-        note, insert_at = ["\n", _comment(path, f"Demo change: {summary}") + "\n"], len(lines)
+        note = ["\n", _comment(path, f"Demo change {tag}: {summary}") + "\n"]
+        insert_at = len(lines)
         how = f"appends a short note to the end of `{path}`"
     changed = lines[:insert_at] + note + lines[insert_at:]
     diff = "".join(difflib.unified_diff(lines, changed, fromfile=f"a/{path}", tofile=f"b/{path}"))

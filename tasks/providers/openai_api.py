@@ -28,7 +28,7 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
     )
     kwargs: dict = {
         "model": endpoint.model_id,
-        "messages": [{"role": "system", "content": request.system}, *request.messages],
+        "messages": request.chat_messages(),
     }
     if "temperature" in params:
         kwargs["temperature"] = float(params["temperature"])

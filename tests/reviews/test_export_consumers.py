@@ -63,7 +63,7 @@ def dataset(ready_repository, secret_project, contractor, reviewer):
     """Accepted: A preferred, B preferred, a tie, a two-turn task; one task only submitted."""
     made = {}
     for name, (preference, a, b) in {
-        "a_wins": (-2, 4, 2), "b_wins": (1, 2, 4), "tie": (0, 3, 3),
+        "a_wins": (-2, 4, 2), "b_wins": (1, 3, 4), "tie": (0, 3, 3),
     }.items():  # fmt: skip
         task = _task(
             contractor=contractor, project=secret_project, repository=ready_repository,
@@ -75,7 +75,7 @@ def dataset(ready_repository, secret_project, contractor, reviewer):
         prompt="Make div safe (two turns).",
     )  # fmt: skip
     services.task_follow_up(
-        task=task, by=contractor, preference=-1, scores=valid_scores(secret_project, 4, 2),
+        task=task, by=contractor, preference=-1, scores=valid_scores(secret_project, 4, 3),
         justification=JUSTIFICATION, prompt=FOLLOW_UP,
     )  # fmt: skip
     _generate_queued(task)
@@ -158,20 +158,29 @@ def test_datasets_loads_the_trl_file_as_conversational_preference_data(
         assert [m["role"] for m in row["chosen"]] == ["assistant"]
         assert [m["role"] for m in row["rejected"]] == ["assistant"]
         assert "**Demo output**" in row["chosen"][0]["content"]
+        # The prompt is what the models were sent: the system message (with the repository
+        # context) first, the conversation last.
+        assert row["prompt"][0]["role"] == "system"
+        assert "Files in the repository:" in row["prompt"][0]["content"]
         assert row["prompt"][-1]["role"] == "user"
 
-    (two_turns,) = [r for r in rows if len(r["prompt"]) > 1]
+    (two_turns,) = [r for r in rows if len(r["prompt"]) > 2]
     roles = [m["role"] for m in two_turns["prompt"]]
-    assert roles == ["user", "assistant", "user"]
-    assert two_turns["prompt"][0]["content"] == "Make div safe (two turns)."
+    assert roles == ["system", "user", "assistant", "user"]
+    assert two_turns["prompt"][1]["content"] == (
+        "Task (Bug fix): Guard division\n\nMake div safe (two turns)."
+    )
     assert two_turns["prompt"][-1]["content"] == FOLLOW_UP
     # The conversation goes on from turn 1's preferred answer (A, preference -1); turn 2
     # preferred B (+2).
     by_turn = {r["turn"]: r for r in native if r["task_id"] == dataset["two_turns"].pk}
-    assert two_turns["prompt"][1]["content"] == by_turn[1]["candidates"]["A"]["answer"]
+    assert two_turns["prompt"] == by_turn[2]["model_prompt"]
+    # The models saw turn 1's answer as it was then (the fixture made it name itself later).
+    assert by_turn[1]["candidates"]["A"]["answer"].endswith(two_turns["prompt"][2]["content"])
+    assert "I am" not in two_turns["prompt"][2]["content"]
     assert two_turns["chosen"][0]["content"] == by_turn[2]["candidates"]["B"]["answer"]
     assert two_turns["rejected"][0]["content"] == by_turn[2]["candidates"]["A"]["answer"]
-    first_turn = [r for r in rows if r["prompt"] == [two_turns["prompt"][0]]]
+    first_turn = [r for r in rows if r["prompt"] == by_turn[1]["model_prompt"]]
     assert len(first_turn) == 1  # turn 1 of the same task is its own record
     assert first_turn[0]["chosen"][0]["content"] == by_turn[1]["candidates"]["A"]["answer"]
 
@@ -184,7 +193,7 @@ def test_datasets_loads_the_native_file_with_ties_and_every_field(dataset, expor
         "preferred_slot", "criterion_preferences", "justification", "status", "submitted_at",
     } <= set(ds.column_names)  # fmt: skip
     assert ds.num_rows == 5  # three one-turn tasks, two turns of the fourth; the tie kept
-    assert set(ds["schema_version"]) == {1}
+    assert set(ds["schema_version"]) == {2}
     accepted = [t.pk for n, t in dataset.items() if n != "pending"]
     assert sorted(set(ds["task_id"])) == sorted(accepted)
     assert sorted(ds["preference"]) == [-2, -1, 0, 1, 2]
@@ -215,7 +224,7 @@ def test_datasets_loads_a_criterion_file(dataset, exported, load_json):
     for row in ds:
         (source,) = [
             r for r in native
-            if r["conversation"] == row["prompt"]
+            if r["model_prompt"] == row["prompt"]
         ]  # fmt: skip
         higher = (
             "A" if source["scores"]["A"]["security"] > source["scores"]["B"]["security"] else "B"
@@ -368,7 +377,7 @@ def test_a_model_naming_itself_in_its_diff_is_not_shown_to_workers(
     for candidate in Candidate.objects.filter(turn__task=task).select_related("endpoint"):
         endpoint = candidate.endpoint
         signed = re.sub(
-            r"TODO\(demo\)|Demo change",
+            r"TODO\(demo [0-9a-f]{8}\)|Demo change [0-9a-f]{8}",
             f"Written by {endpoint.name} ({endpoint.model_id})",
             candidate.diff,
         )

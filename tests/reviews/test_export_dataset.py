@@ -59,7 +59,7 @@ def exported(ready_repository, project, contractor, reviewer):
     from tests.tasks.helpers import valid_scores
 
     made = []
-    for preference, (a, b) in ((-2, (4, 2)), (1, (2, 4)), (0, (3, 3))):
+    for preference, (a, b) in ((-2, (4, 2)), (1, (3, 4)), (0, (3, 3))):
         task = generate_all(
             create_task(contractor=contractor, project=project, repository=ready_repository)
         )
@@ -95,7 +95,8 @@ def test_openai_records_follow_the_preference_format(exported, tmp_path):
     for record in records:
         assert set(record) == {"input", "preferred_output", "non_preferred_output"}
         assert set(record["input"]) == {"messages"}
-        assert all(m["role"] in ("user", "assistant") for m in record["input"]["messages"])
+        roles = [m["role"] for m in record["input"]["messages"]]
+        assert roles[0] == "system" and set(roles[1:]) <= {"user", "assistant"}
         assert record["preferred_output"][0]["role"] == "assistant"
 
 

@@ -26,6 +26,24 @@ def generate_all(task: Task) -> Task:
     return task
 
 
+def vendor_project(alpha, beta, **fields):
+    """A project whose endpoints are real Anthropic and OpenAI clients talking to the fake
+    servers `alpha` and `beta` (keys FAKE_ANTHROPIC_KEY / FAKE_OPENAI_KEY must be set)."""
+    from tests.factories import ModelEndpointFactory, ProjectFactory
+
+    return ProjectFactory(
+        endpoint_a=ModelEndpointFactory(
+            provider="anthropic", model_id="alpha-1", base_url=alpha.base_url,
+            api_key_env="FAKE_ANTHROPIC_KEY",
+        ),
+        endpoint_b=ModelEndpointFactory(
+            provider="openai", model_id="beta-1", base_url=beta.base_url,
+            api_key_env="FAKE_OPENAI_KEY",
+        ),
+        **fields,
+    )  # fmt: skip
+
+
 def valid_scores(project, a: int = 4, b: int = 2) -> dict:
     return {"A": dict.fromkeys(project.axis_keys, a), "B": dict.fromkeys(project.axis_keys, b)}
 

@@ -9,51 +9,13 @@ import pytest
 from marlin.exceptions import ApplicationError
 from tasks import generation, services
 from tasks.models import Candidate, Task, Turn
-from tests.factories import ModelEndpointFactory, ProjectFactory
-from tests.fakes.model_servers import FakeAnthropicServer, FakeOpenAIServer, fake_token_count
-from tests.tasks.helpers import create_task, valid_scores
-
-OPS_TAIL = " def div(a, b):\n     return a / b\n"
-
-
-def answer_marking(mark: str):
-    """A fake model that answers every request with a diff adding `# <mark>-turn<N>`."""
-
-    def answer(body: dict) -> str:
-        turn = sum(1 for m in body["messages"] if m["role"] == "user")
-        return (
-            f"I added the {mark} marker.\n\n```diff\n--- a/calc/ops.py\n+++ b/calc/ops.py\n"
-            f"@@ -5,2 +5,3 @@\n{OPS_TAIL}+# {mark}-turn{turn}\n```\n"
-        )
-
-    return answer
-
-
-@pytest.fixture
-def fake_models(monkeypatch):
-    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "sk-ant-test")
-    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-openai-test")
-    with (
-        FakeAnthropicServer(default=answer_marking("alpha")) as alpha,
-        FakeOpenAIServer(default=answer_marking("beta")) as beta,
-    ):
-        yield alpha, beta
+from tests.fakes.model_servers import fake_token_count
+from tests.tasks.helpers import create_task, valid_scores, vendor_project
 
 
 @pytest.fixture
 def fake_project(db, fake_models):
-    alpha, beta = fake_models
-    return ProjectFactory(
-        max_turns=2,
-        endpoint_a=ModelEndpointFactory(
-            provider="anthropic", model_id="alpha-1", base_url=alpha.base_url,
-            api_key_env="FAKE_ANTHROPIC_KEY",
-        ),
-        endpoint_b=ModelEndpointFactory(
-            provider="openai", model_id="beta-1", base_url=beta.base_url,
-            api_key_env="FAKE_OPENAI_KEY",
-        ),
-    )  # fmt: skip
+    return vendor_project(*fake_models, max_turns=2)
 
 
 def _generate(task: Task) -> None:
@@ -111,7 +73,7 @@ def test_the_project_caps_the_turns(ready_repository, fake_project, contractor):
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
     _generate(task)
     judged = {
-        "preference": 1, "scores": valid_scores(fake_project, 2, 4),
+        "preference": 1, "scores": valid_scores(fake_project, 3, 4),
         "justification": "B is clearly the better change.",
     }  # fmt: skip
     services.task_follow_up(task=task, by=contractor, prompt="More, please.", **judged)

@@ -48,7 +48,7 @@ def test_it_rejects_bad_judgements_and_stores_nothing(judged_task, change, messa
     kwargs = {
         "task": judged_task,
         "by": judged_task.contractor,
-        "preference": -1,
+        "preference": -2,
         "scores": valid_scores(judged_task.project),
         "justification": "A is clearly the safer change here.",
     }

@@ -79,7 +79,7 @@ def test_a_contradiction_must_be_confirmed(client, judged_task, contractor):
     contradiction = _form(judged_task.project, preference=-2, a=2, b=4)
     response = client.post(url, contradiction)
     assert response.status_code == 400
-    assert "You prefer A, but scored B higher on every axis." in response.content.decode()
+    assert "You prefer A, but B&#x27;s scores add up higher (16 vs 8)." in response.content.decode()
     judged_task.refresh_from_db()
     assert judged_task.status == Task.Status.AWAITING_PREFERENCE
     assert not Judgement.objects.exists()
@@ -88,7 +88,7 @@ def test_a_contradiction_must_be_confirmed(client, judged_task, contractor):
     response = client.post(url + "?confirm=1", contradiction)
     assert response.status_code == 302
     judgement = Judgement.objects.get()
-    assert judgement.warnings == ["You prefer A, but scored B higher on every axis."]
+    assert judgement.warnings == ["You prefer A, but B's scores add up higher (16 vs 8)."]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,8 @@ def test_a_contradiction_must_be_confirmed(client, judged_task, contractor):
         (2, 4, 2, "You prefer B"),
         (3, 3, 3, "strong preference"),
         (0, 5, 1, "about the same"),
-        (-1, 4, 2, None),
+        (-1, 4, 2, "only slightly"),
+        (-1, 4, 3, None),
         (0, 3, 3, None),
     ],
 )
@@ -127,7 +128,7 @@ def test_active_time_is_counted_in_bounded_heartbeats(client, judged_task, contr
 
 def test_no_time_is_counted_once_the_task_is_submitted(client, judged_task, contractor):
     task = services.task_submit(
-        task=judged_task, by=contractor, preference=-1, scores=valid_scores(judged_task.project),
+        task=judged_task, by=contractor, preference=-2, scores=valid_scores(judged_task.project),
         justification="A guards the zero divisor; B does not.",
     )  # fmt: skip
     client.force_login(contractor)
@@ -149,7 +150,7 @@ def test_the_page_makes_the_same_number_of_queries_for_1_and_3_turns(
     one_turn = _queries_for(client, judged_task)
     for _ in range(2):
         services.task_follow_up(
-            task=judged_task, by=contractor, preference=-1,
+            task=judged_task, by=contractor, preference=-2,
             scores=valid_scores(judged_task.project), justification="A is the safer change here.",
             prompt="Also handle negative numbers.",
         )  # fmt: skip
@@ -211,7 +212,7 @@ def test_a_large_file_is_loaded_only_when_opened(
     client.force_login(reviewer)
     assert client.get(url).status_code == 404  # not submitted yet: not the reviewer's to see
     services.task_submit(
-        task=judged_task, by=contractor, preference=-1, scores=valid_scores(judged_task.project),
+        task=judged_task, by=contractor, preference=-2, scores=valid_scores(judged_task.project),
         justification="A guards the zero divisor; B does not.",
     )  # fmt: skip
     assert client.get(url).status_code == 200
