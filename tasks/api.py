@@ -99,7 +99,15 @@ class TurnSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Turn
-        fields = ["id", "number", "prompt", "active_seconds", "candidates", "judgements"]
+        fields = [
+            "id",
+            "number",
+            "prompt",
+            "active_seconds",
+            "has_identical_candidates",
+            "candidates",
+            "judgements",
+        ]
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -223,7 +231,7 @@ class TaskDetailApi(RetrieveAPIView):
         return selectors.task_get_for_contractor(user=self.request.user, pk=self.kwargs["pk"])
 
 
-class JudgementInputSerializer(serializers.Serializer):
+class VerdictInputSerializer(serializers.Serializer):
     preference = serializers.ChoiceField(
         choices=Preference.choices, help_text="-3 (A much better) … 3 (B much better)."
     )
@@ -232,6 +240,21 @@ class JudgementInputSerializer(serializers.Serializer):
         help_text='{"A": {"<axis>": 1..5, ...}, "B": {...}} over the project\'s rubric axes.',
     )
     justification = serializers.CharField(max_length=20_000)
+
+
+class EarlierTurnInputSerializer(VerdictInputSerializer):
+    turn = serializers.IntegerField(min_value=1, help_text="The number of an earlier turn.")
+
+
+class JudgementInputSerializer(VerdictInputSerializer):
+    earlier_turns = EarlierTurnInputSerializer(
+        many=True,
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="While revising a bounced task: new judgements of earlier turns (the latest "
+        "turn's is the body itself). Turns left out keep their judgement.",
+    )
     confirm_warnings = serializers.BooleanField(
         default=False, help_text="Submit even though the judgement contradicts itself."
     )
@@ -244,7 +267,14 @@ class FollowUpInputSerializer(JudgementInputSerializer):
 def _judgement_args(request: Request, serializer_class) -> dict[str, Any]:
     data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
-    return dict(data.validated_data)
+    args = dict(data.validated_data)
+    earlier = {}
+    for verdict in args.pop("earlier_turns"):
+        number = verdict.pop("turn")
+        if number in earlier:
+            raise serializers.ValidationError({"earlier_turns": [f"Turn {number} is given twice."]})
+        earlier[number] = verdict
+    return {**args, "earlier": earlier}
 
 
 class TaskSubmitApi(APIView):
@@ -289,6 +319,19 @@ class TaskReviseApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         task = selectors.task_get_for_contractor(user=request.user, pk=pk)
         return Response(TaskSerializer(services.task_revise(task=task, by=request.user)).data)
+
+
+class CandidateRegenerateApi(APIView):
+    """Ask one of two candidates that made the same change again (the turn being judged)."""
+
+    permission_classes = [IsContractor]
+    throttle_classes = [ModelCallThrottle]
+
+    @extend_schema(request=None, responses={202: CandidateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
+        candidate = generation.candidate_regenerate(candidate=candidate, by=request.user)
+        return Response(CandidateSerializer(candidate).data, status=status.HTTP_202_ACCEPTED)
 
 
 class CandidateRetryApi(APIView):

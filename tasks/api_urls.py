@@ -10,4 +10,9 @@ urlpatterns = [
     path("tasks/<int:pk>/follow-up/", api.TaskFollowUpApi.as_view(), name="api-task-follow-up"),
     path("tasks/<int:pk>/revise/", api.TaskReviseApi.as_view(), name="api-task-revise"),
     path("candidates/<int:pk>/retry/", api.CandidateRetryApi.as_view(), name="api-candidate-retry"),
+    path(
+        "candidates/<int:pk>/regenerate/",
+        api.CandidateRegenerateApi.as_view(),
+        name="api-candidate-regenerate",
+    ),
 ]

@@ -138,3 +138,20 @@ def test_only_the_contractor_may_regenerate(identical_task, other_contractor):
             by=other_contractor,
         )
     assert identical_task.turns.get().has_identical_candidates is True
+
+
+def test_the_api_regenerates_one_of_two_identical_candidates(identical_task, contractor):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=contractor).key}")
+    detail = client.get(reverse("api-task", args=[identical_task.pk])).json()
+    assert detail["turns"][0]["has_identical_candidates"] is True
+    candidate = detail["turns"][0]["candidates"][0]
+    response = client.post(reverse("api-candidate-regenerate", args=[candidate["id"]]))
+    assert response.status_code == 202, response.json()
+    assert Candidate.objects.get(pk=candidate["id"]).status == Candidate.Status.QUEUED
+    # Now they no longer are two identical answers: a second regenerate is refused.
+    response = client.post(reverse("api-candidate-regenerate", args=[candidate["id"]]))
+    assert response.status_code == 400

@@ -197,3 +197,31 @@ def test_prompts_and_justifications_are_stored_with_lf_line_endings(bounced, con
     assert Judgement.objects.get(turn__number=2, round=2).justification == (
         "Line one.\nLine two\nthree."
     )
+
+
+def _api(user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_the_api_revises_earlier_turns_too(bounced, contractor):
+    client = _api(contractor)
+    assert client.post(reverse("api-task-revise", args=[bounced.pk])).status_code == 200
+    url = reverse("api-task-submit", args=[bounced.pk])
+    body = {
+        **_latest(bounced),
+        "earlier_turns": [{"turn": 1, **_latest(bounced), "preference": -3}],
+    }
+    twice = {**body, "earlier_turns": body["earlier_turns"] * 2}
+    response = client.post(url, twice, format="json")
+    assert response.status_code == 400
+    assert "Turn 1 is given twice." in str(response.json())
+    response = client.post(url, body, format="json")
+    assert response.status_code == 200, response.json()
+    assert Judgement.objects.get(turn__number=1, round=2).preference == -3
+    detail = client.get(reverse("api-task", args=[bounced.pk])).json()
+    assert [t["has_identical_candidates"] for t in detail["turns"]] == [False, False]
