@@ -129,6 +129,15 @@ class World:
         return failing
 
     @cached_property
+    def identical_candidate(self) -> Candidate:
+        """Slot B of an awaiting task whose two candidates made the same change."""
+        task = generate_all(self.new_task())
+        a, b = Candidate.objects.filter(turn__task=task).order_by("slot")
+        Candidate.objects.filter(pk=b.pk).update(diff=a.diff, explanation=a.explanation)
+        Turn.objects.filter(pk=a.turn_id).update(has_identical_candidates=True)
+        return b
+
+    @cached_property
     def succeeded_candidate(self) -> Candidate:
         return Candidate.objects.filter(turn__task=self.awaiting).order_by("slot").first()
 
@@ -190,7 +199,9 @@ def snapshot() -> dict[str, set]:
                 "pk", "status", "round", "contractor_id", "active_seconds", "title"
             )
         ),
-        "turns": set(Turn.objects.values_list("pk", "task_id", "number")),
+        "turns": set(
+            Turn.objects.values_list("pk", "task_id", "number", "has_identical_candidates")
+        ),
         "candidates": set(Candidate.objects.values_list("pk", "status", "attempts", "error")),
         "judgements": set(
             Judgement.objects.values_list(
@@ -329,6 +340,13 @@ def _revised(w, user, response):
     assert (task.status, task.round) == (Task.Status.AWAITING_PREFERENCE, 2)
 
 
+def _regenerated(w, user, response):
+    candidate = Candidate.objects.get(pk=w.identical_candidate.pk)
+    assert candidate.status == Candidate.Status.QUEUED and candidate.diff == ""
+    assert candidate.turn.task.status == Task.Status.GENERATING
+    assert candidate.turn.has_identical_candidates is None
+
+
 def _retried(w, user, response):
     candidate = Candidate.objects.get(pk=w.failed_candidate.pk)
     assert candidate.status == Candidate.Status.QUEUED
@@ -465,6 +483,9 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
                     changes=("tasks", "judgements", "events"), effect=_revised),  (401, 200, 404, 403, 403, 403)),
     "retry": (Call("api-candidate-retry", "post", target="failed_candidate",
                    changes=("candidates", "tasks", "events"), effect=_retried),  (401, 202, 404, 403, 403, 403)),
+    "regenerate": (Call("api-candidate-regenerate", "post", target="identical_candidate",
+                        changes=("candidates", "tasks", "turns", "events"),
+                        effect=_regenerated),                          (401, 202, 404, 403, 403, 403)),
     "queue": (Call("api-review-queue", needs=("submitted",),
                    effect=_queue_listed),                                   (401, 403, 403, 200, 403, 403)),
     "review_task": (Call("api-review-task", target="submitted",
@@ -968,7 +989,7 @@ def test_a_self_contradicting_judgement_needs_confirming(world):
     response = client.post(url, data, format="json")
     assert response.status_code == 400
     body = response.json()
-    assert body["warnings"] == ["You prefer A, but scored B higher on every axis."]
+    assert body["warnings"] == ["You prefer A, but B's scores add up higher (16 vs 8)."]
     assert "confirm" in body["detail"]
     assert snapshot() == before
 

@@ -97,7 +97,11 @@ def test_a_task_goes_from_creation_to_export_through_the_api(
     download = ada.get(job["download_url"])
     assert download.status_code == 200
     records = [json.loads(line) for line in b"".join(download.streaming_content).splitlines()]
-    assert [len(r["prompt"]) for r in records] == [1, 3]  # turn 2 carries the conversation
+    # The prompt is what the models were sent: the system message, then the conversation.
+    assert [[m["role"] for m in r["prompt"]] for r in records] == [
+        ["system", "user"],
+        ["system", "user", "assistant", "user"],
+    ]
 
 
 def test_a_contradicting_judgement_is_refused_with_its_warnings_until_confirmed(api_task, project):
@@ -110,7 +114,7 @@ def test_a_contradicting_judgement_is_refused_with_its_warnings_until_confirmed(
     url = reverse("api-task-submit", args=[task.pk])
     response = client.post(url, judgement, format="json")
     assert response.status_code == 400
-    assert response.json()["warnings"] == ["You prefer A, but scored B higher on every axis."]
+    assert response.json()["warnings"] == ["You prefer A, but B's scores add up higher (20 vs 4)."]
     task.refresh_from_db()
     assert task.status == Task.Status.AWAITING_PREFERENCE
     response = client.post(url, {**judgement, "confirm_warnings": True}, format="json")

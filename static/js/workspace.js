@@ -52,6 +52,8 @@
     const ours = (event) => event.target && event.target.form === form;
     document.addEventListener("input", (event) => { if (ours(event)) later(600); });
     document.addEventListener("change", (event) => { if (ours(event)) later(150); });
+    // The submit carries everything; a draft saved after it would only be refused.
+    form.addEventListener("submit", () => clearTimeout(timer));
   }
 
   // Active time: seconds with the page visible and touched in the last minute.
