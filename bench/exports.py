@@ -536,7 +536,8 @@ def run_export(label: str, filters, *, trace: bool) -> ExportRun:
     with tempfile.TemporaryFile() as out:
         usage_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
-        records, size, sha = write_export(out, fmt="native", filters=filters)
+        summary = write_export(out, fmt="native", filters=filters)
+        records, size, sha = summary.records, summary.size_bytes, summary.sha256
         out.flush()
         seconds = time.perf_counter() - start
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -95,3 +95,39 @@ DEMO_REPOSITORIES: dict[str, tuple[str, str, dict[str, str]]] = {
         },
     ),
 }
+
+# One accepted task the demo seeds on marlin-demo/calc, judged and reviewed through the real
+# services, so the exports (and the README's export commands) have data: two turns, the
+# first with A clearly better, the second a tie (left out of the pairwise formats).
+SAMPLE_TASK = {
+    "project": "Demo project",
+    "repository": "marlin-demo/calc",
+    "title": "Guard against division by zero",
+    "kind": "bug_fix",
+    "turns": [
+        {
+            "prompt": (
+                "divide(1, 0) crashes with ZeroDivisionError. Make divide() raise a ValueError "
+                "saying the divisor must not be zero, and add a test for it."
+            ),
+            "preference": -2,
+            "scores": (4, 2),
+            "justification": (
+                "A touches the code the prompt is about and keeps the module tidy; B changes "
+                "an unrelated file and leaves the crash in place."
+            ),
+        },
+        {
+            "prompt": (
+                "mean([]) crashes with ZeroDivisionError too. Make it raise a ValueError for an "
+                "empty list, with a test."
+            ),
+            "preference": 0,
+            "scores": (3, 3),
+            "justification": (
+                "Neither change fixes mean() for an empty list; both only leave a note, so they "
+                "are about the same."
+            ),
+        },
+    ],
+}

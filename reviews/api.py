@@ -395,6 +395,14 @@ class CanExport(BasePermission):
 
 class ExportJobSerializer(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
+    left_out = serializers.DictField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text='Judged turns not in the file, by reason (e.g. {"ties": 3}).',
+    )
+    message = serializers.SerializerMethodField(
+        help_text="Once ready: the records and what was left out, or that 0 records match."
+    )
 
     class Meta:
         model = ExportJob
@@ -402,10 +410,13 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "id",
             "format",
             "filters",
+            "prompt_style",
             "status",
             "total",
             "done",
             "records",
+            "left_out",
+            "message",
             "size_bytes",
             "sha256",
             "error",
@@ -420,6 +431,9 @@ class ExportJobSerializer(serializers.ModelSerializer):
             return None
         return reverse("api-export-download", args=[job.pk])
 
+    def get_message(self, job: ExportJob) -> str:
+        return export_jobs.export_job_message(job)
+
 
 class ExportRequestSerializer(serializers.Serializer):
     format = serializers.CharField(help_text="native, trl, openai, csv or criterion:<axis>")
@@ -432,6 +446,12 @@ class ExportRequestSerializer(serializers.Serializer):
     endpoints = serializers.ListField(child=serializers.IntegerField(), required=False)
     contractor = serializers.CharField(required=False, help_text="a username")
     min_strength = serializers.IntegerField(required=False, min_value=0, max_value=3)
+    prompt_style = serializers.ChoiceField(
+        choices=ExportJob.PromptStyle.choices,
+        required=False,
+        default=ExportJob.PromptStyle.MODEL,
+        help_text="The prompt in pairwise formats: what the model was sent, or the bare prompts.",
+    )
 
 
 class ExportJobListCreateApi(ListCreateAPIView):
@@ -445,7 +465,10 @@ class ExportJobListCreateApi(ListCreateAPIView):
     def post(self, request: Request) -> Response:
         form = validated(ExportForm(_form_data(form_input(request.data))))
         job = export_jobs.export_job_start(
-            by=request.user, fmt=form.cleaned_data["format"], filters=form.filters()
+            by=request.user,
+            fmt=form.cleaned_data["format"],
+            filters=form.filters(),
+            prompt_style=form.cleaned_data["prompt_style"],
         )
         return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from repos.models import Repository
 from reviews.earnings import Period
 from reviews.export_filters import ExportFilters
-from reviews.models import Review
+from reviews.models import ExportJob, Review
 from reviews.services import FEEDBACK_MAX_CHARS, NoteInput
 from tasks.models import ModelEndpoint, Project, Task
 
@@ -151,6 +151,17 @@ class ExportForm(forms.Form):
         empty_value=0,
         label="Minimum preference strength",
     )
+    prompt_style = forms.ChoiceField(
+        choices=ExportJob.PromptStyle.choices,
+        initial=ExportJob.PromptStyle.MODEL,
+        required=False,
+        widget=forms.RadioSelect,
+        label="Prompt in pairwise formats",
+        help_text="The prompt of each trl, openai and criterion record.",
+    )
+
+    def clean_prompt_style(self) -> str:
+        return self.cleaned_data["prompt_style"] or ExportJob.PromptStyle.MODEL
 
     def clean_repositories(self) -> list[int]:
         names = [n.strip() for n in self.cleaned_data["repositories"].split(",") if n.strip()]

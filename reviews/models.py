@@ -168,16 +168,30 @@ class ExportJob(BaseModel):
         SUCCEEDED = "SUCCEEDED", "Ready"
         FAILED = "FAILED", "Failed"
 
+    class PromptStyle(models.TextChoices):
+        """The prompt of a pairwise record (trl, openai, criterion:<axis>)."""
+
+        MODEL = (
+            "model",
+            "What the model was sent (system message, repository context, conversation)",
+        )
+        BARE = "bare", "The contractor's prompts only"
+
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="export_jobs"
     )
     format = models.CharField(max_length=60)
     # reviews.export_filters.ExportFilters.to_json()
     filters = models.JSONField(default=dict)
+    prompt_style = models.CharField(
+        max_length=16, choices=PromptStyle.choices, default=PromptStyle.MODEL
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(null=True, blank=True)
     done = models.PositiveIntegerField(default=0)
     records = models.PositiveIntegerField(default=0)
+    # Judged turns not in the file, by reason in words ({"ties": 3}): ExportSummary.left_out.
+    left_out = models.JSONField(default=dict)
     file = models.FileField(storage=_export_storage, max_length=300, blank=True)
     size_bytes = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)

@@ -232,7 +232,10 @@ def export(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             job = export_jobs.export_job_start(
-                by=request.user, fmt=form.cleaned_data["format"], filters=form.filters()
+                by=request.user,
+                fmt=form.cleaned_data["format"],
+                filters=form.filters(),
+                prompt_style=form.cleaned_data["prompt_style"],
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
@@ -249,7 +252,7 @@ def export_job(request: HttpRequest, pk: int) -> HttpResponse:
     """An export's progress; the fragment polls itself until the file is ready."""
     job = get_object_or_404(ExportJob, pk=pk)
     template = "reviews/_export_progress.html" if request.htmx else "reviews/export_job.html"
-    return render(request, template, {"job": job})
+    return render(request, template, {"job": job, "message": export_jobs.export_job_message(job)})
 
 
 @login_required

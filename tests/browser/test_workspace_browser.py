@@ -202,7 +202,7 @@ def test_a_contradictory_judgement_is_submitted_only_after_confirming_the_warnin
     form.get_by_label("Justification").fill(JUSTIFICATION)
     form.get_by_role("button", name="Submit for review").click()
 
-    warning = "You prefer A, but scored B higher on every axis."
+    warning = "You prefer A, but B's scores add up higher (16 vs 8)."
     warnings = page.locator("#consistency-warnings")
     expect(warnings).to_be_visible()
     expect(warnings).to_contain_text(warning)

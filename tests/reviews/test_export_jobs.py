@@ -134,11 +134,11 @@ def world(
     project2 = ProjectFactory(name="Second project")
     spec = {
         "t1": (project, ready_repository, contractor, "bug_fix", ((-2, (4, 2)),), "ACCEPT"),
-        "t2": (project, other, contractor, "feature", ((1, (2, 4)), (3, (2, 4))), "ACCEPT"),
+        "t2": (project, other, contractor, "feature", ((1, (3, 4)), (3, (2, 4))), "ACCEPT"),
         "t3": (project2, ready_repository, other_contractor, "security_fix", ((0, (3, 3)),),
                "ACCEPT"),
         "t4": (project2, other, other_contractor, "docs", ((-3, (4, 2)),), "ACCEPT"),
-        "t5": (project, ready_repository, contractor, "bug_fix", ((-1, (4, 2)),), None),
+        "t5": (project, ready_repository, contractor, "bug_fix", ((-1, (4, 3)),), None),
         "t6": (project2, ready_repository, other_contractor, "refactor", ((2, (2, 4)),),
                "BOUNCE"),
     }  # fmt: skip
@@ -615,7 +615,9 @@ def test_an_export_started_on_the_page_is_written_by_the_worker_and_downloaded(
     (native,) = native_records(ExportFilters(kinds=("bug_fix",), contractor_id=contractor.pk))
     assert native["task_id"] == wanted.pk
     assert len(records) == 1
-    assert records[0]["prompt"] == [{"role": "user", "content": "Make div safe (wanted)."}]
+    # What the models were sent (the default prompt style), as the native record keeps it.
+    assert records[0]["prompt"] == native["model_prompt"]
+    assert records[0]["prompt"][-1]["content"].endswith("Make div safe (wanted).")
     assert records[0]["chosen"] == [
         {"role": "assistant", "content": native["candidates"]["A"]["answer"]}
     ]

@@ -7,8 +7,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from reviews import exports
-from reviews.export_jobs import write_export
+from reviews.export_jobs import ExportSummary, records_text, summary_text, write_export
 from reviews.forms import ExportForm
+from reviews.models import ExportJob
 from tasks.models import ModelEndpoint, Project
 
 
@@ -44,6 +45,13 @@ class Command(BaseCommand):
             "--min-strength", type=int, default=0, help="0-3: minimum |preference| kept"
         )
         parser.add_argument(
+            "--prompt-style",
+            default=ExportJob.PromptStyle.MODEL,
+            help="the prompt in pairwise formats (trl, openai, criterion:<axis>): model (what "
+            "the model was sent: system message, repository context, conversation; the "
+            "default) or bare (the contractor's prompts only)",
+        )
+        parser.add_argument(
             "--progress",
             action="store_true",
             default=None,
@@ -60,28 +68,39 @@ class Command(BaseCommand):
             )
             raise CommandError(f"Cannot export: {problems}")
         fmt, filters = form.cleaned_data["format"], form.filters()
+        prompt_style = form.cleaned_data["prompt_style"]
         show = options["progress"] if options["progress"] is not None else self.stderr.isatty()
         progress = self._progress_bar(exports.judged_turn_count(filters)) if show else None
-        if not options["output"]:
-            count, size, sha = write_export(
-                sys.stdout.buffer, fmt=fmt, filters=filters, progress=progress
+
+        def export(out) -> ExportSummary:
+            return write_export(
+                out, fmt=fmt, filters=filters, progress=progress, prompt_style=prompt_style
             )
+
+        if not options["output"]:
+            summary = export(sys.stdout.buffer)
             sys.stdout.flush()
         else:
-            # Written beside the target and renamed at the end: a failed export leaves no half file.
+            # Written beside the target and renamed at the end: a failed export leaves no half
+            # file, and an export of nothing leaves no file (nor replaces an older one).
             target = Path(options["output"])
             partial = target.with_name(target.name + ".partial")
             try:
                 with partial.open("wb") as out:
-                    count, size, sha = write_export(
-                        out, fmt=fmt, filters=filters, progress=progress
-                    )
-                os.replace(partial, target)
+                    summary = export(out)
+                if summary.records:
+                    os.replace(partial, target)
             finally:
                 partial.unlink(missing_ok=True)
         if show:
             self.stderr.write("")
-        self.stderr.write(f"Exported {count} lines ({fmt}), {size} bytes, sha256 {sha}.")
+        if not summary.records:
+            # Exit status 1, so a script does not train on an empty file.
+            raise CommandError(
+                records_text(records=0, considered=summary.considered, left_out=summary.left_out)
+                + "."
+            )
+        self.stderr.write(summary_text(summary, fmt=fmt))
 
     def _form_data(self, options: dict) -> dict:
         data = {
@@ -93,6 +112,7 @@ class Command(BaseCommand):
             "kinds": options["kind"],
             "contractor": options["contractor"] or "",
             "min_strength": options["min_strength"],
+            "prompt_style": options["prompt_style"],
         }
         if options["project"]:
             project = Project.objects.filter(name=options["project"]).first()
