@@ -11,9 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=marlin.settings.base \
     MARLIN_REPO_CACHE_DIR=/var/lib/marlin/repos
 
-# GitPython shells out to git at runtime (clones, diffs).
+# GitPython shells out to git at runtime (clones, diffs); coding agents and checks run in
+# bubblewrap's sandbox (marlin/sandbox.py), with setpriv (util-linux) to drop privileges.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
+    && apt-get install -y --no-install-recommends git bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system marlin \

@@ -1,12 +1,19 @@
-"""Shared by the reapers of every app whose rows wait in QUEUED for a job."""
+"""Shared by the reapers: rows waiting in QUEUED for a job, and files a dead job left."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import QuerySet
+
+from repos import git_client
 
 
 def resend_stale_queued(queued: QuerySet, *, now: datetime, send: Callable[[int], object]) -> int:
@@ -24,3 +31,21 @@ def resend_stale_queued(queued: QuerySet, *, now: datetime, send: Callable[[int]
         send(pk)
         count += 1
     return count
+
+
+def remove_stale_worktrees(*, older_than_seconds: int | None = None) -> int:
+    """Delete agent checkouts (`marlin-worktree-*` in the temp folder) left by a dead job.
+
+    A live job removes its own checkout in a `finally`; one killed outright (OOM, SIGKILL)
+    cannot. A checkout older than the generation job's stale limit has no job behind it.
+    Symlinks inside are removed, never followed. Returns how many were removed.
+    """
+    limit = older_than_seconds or settings.MARLIN_GENERATION_STALE_SECONDS
+    cutoff = time.time() - limit
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{git_client.WORKTREE_PREFIX}*"):
+        with suppress(FileNotFoundError):
+            if path.is_dir() and not path.is_symlink() and path.lstat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+    return removed

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
-from marlin.reaping import resend_stale_queued
+from marlin.reaping import remove_stale_worktrees, resend_stale_queued
 from repos import git_client
 from repos import services as repo_services
 from tasks import answers, jobs, llm_client, prompting
@@ -239,6 +239,7 @@ def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
             continue
         failed += 1
         turn_settle(turn_id=candidate.turn_id)
+    remove_stale_worktrees()
     requeued = resend_stale_queued(
         Candidate.objects.filter(status=Candidate.Status.QUEUED),
         now=now,

@@ -1,0 +1,307 @@
+"""Every piece of untrusted code Marlin runs goes through here: Debian's bubblewrap.
+
+The sandboxed command gets new PID, IPC, UTS, user, cgroup and (unless the caller allows
+it) network namespaces, so it sees neither the worker's processes nor its /proc nor the
+loopback services. The host's system directories are mounted read-only; Marlin's own
+directories and secret files are covered; `workdir` is the only writable place. The
+environment is exactly the one given. Without a working bubblewrap nothing runs:
+`SandboxUnavailable` says why, and there is no unsandboxed fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from marlin.exceptions import ApplicationError
+
+# What a command needs to run at all; the rest of the host is not mounted.
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Inside the sandbox /tmp is its own fresh tmpfs, shared with nobody.
+SANDBOX_TMP = "/tmp"  # noqa: S108
+SANDBOX_HOME = f"{SANDBOX_TMP}/home"
+
+
+class SandboxUnavailable(ApplicationError):
+    """bubblewrap is missing or cannot create its namespaces here; nothing was run."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    returncode: int | None  # None when the sandbox was killed
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    output_exceeded: bool
+
+
+def _hidden_paths() -> list[Path]:
+    """Marlin's code, data, repository cache and secret files: never inside a sandbox."""
+    paths = [
+        Path(settings.BASE_DIR),
+        Path(settings.VAR_DIR),
+        Path(settings.MARLIN_REPO_CACHE_DIR),
+        Path(settings.MARLIN_EXPORT_DIR),
+    ]
+    # Secrets read from NAME_FILE (docker secrets, a mounted .env) may live under /etc.
+    paths += [Path(value) for name, value in os.environ.items() if name.endswith("_FILE") and value]
+    return [path.resolve() for path in paths if path.is_absolute()]
+
+
+def _under(path: Path, roots: Sequence[str]) -> bool:
+    return any(path == Path(root) or Path(root) in path.parents for root in roots)
+
+
+def _mount_args(workdir: Path) -> list[str]:
+    args = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", SANDBOX_TMP]
+    args += ["--perms", "0777", "--dir", SANDBOX_HOME]
+    bound: list[str] = []
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            # /bin -> usr/bin on merged-/usr systems: keep the link, not a second mount.
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+            bound.append(path)
+    for path in settings.MARLIN_SANDBOX_READ_ONLY_PATHS:
+        args += [*_searchable_parents(Path(path), bound), "--ro-bind", path, path]
+    for hidden in _hidden_paths():
+        if not _under(hidden, bound) or not hidden.exists():
+            continue
+        if hidden.is_dir():
+            args += ["--tmpfs", str(hidden)]
+        else:
+            args += ["--ro-bind", "/dev/null", str(hidden)]
+    # Last, so it shows even when the temp folder lies under a covered directory.
+    args += [*_searchable_parents(workdir, bound), "--bind", str(workdir), str(workdir)]
+    return [*args, "--chdir", str(workdir)]
+
+
+def _searchable_parents(path: Path, bound: list[str]) -> list[str]:
+    # bwrap creates a mount point's missing parents with the host's modes: a 0700 parent
+    # (pytest's /tmp folder, a private TMPDIR) would shut the unprivileged uid out.
+    args = []
+    for parent in reversed(path.parents):
+        if parent != Path("/") and not _under(parent, bound):
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def _sandbox_ids() -> tuple[int, int] | None:
+    """The unprivileged uid/gid to drop to when the worker runs as root, else None.
+
+    RLIMIT_NPROC is never enforced for uid 0 (user namespaces map back to it), so a fork
+    bomb is only contained when the sandbox runs under a real unprivileged uid.
+    """
+    if os.geteuid() != 0:
+        return None
+    return settings.MARLIN_SANDBOX_UID, settings.MARLIN_SANDBOX_UID
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for parent, dirs, files in os.walk(root):  # never follows a symlink
+        for name in dirs + files:
+            with suppress(FileNotFoundError):
+                os.chown(os.path.join(parent, name), uid, gid, follow_symlinks=False)
+
+
+@contextmanager
+def _lent_to(workdir: Path, ids: tuple[int, int] | None) -> Iterator[None]:
+    """Make `workdir` writable by the sandbox uid, and the worker's own again afterwards."""
+    if ids is None:
+        yield
+        return
+    owner = workdir.stat()
+    _chown_tree(workdir, *ids)
+    try:
+        yield
+    finally:
+        _chown_tree(workdir, owner.st_uid, owner.st_gid)
+
+
+def _limits(memory_mb: int, max_processes: int) -> None:
+    # Runs in the child between fork and exec: bwrap and all it starts inherit these.
+    resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+    if memory_mb:
+        size = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _setpriv() -> str:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise SandboxUnavailable(
+            "The sandbox is not available: setpriv (util-linux) is missing, and a worker "
+            "running as root needs it to drop privileges. Untrusted code is never run without it."
+        )
+    return setpriv
+
+
+def _bwrap() -> str:
+    bwrap = shutil.which(settings.MARLIN_SANDBOX_BWRAP)
+    if bwrap is None:
+        raise SandboxUnavailable(
+            f"The sandbox is not available: bubblewrap ({settings.MARLIN_SANDBOX_BWRAP}) is not "
+            "installed on this server (Debian: apt-get install bubblewrap). Untrusted code is "
+            "never run without it."
+        )
+    return bwrap
+
+
+def _popen(argv: list[str], memory_mb: int, max_processes: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={},
+        cwd="/",
+        start_new_session=True,  # its own process group: one killpg stops it all
+        preexec_fn=lambda: _limits(memory_mb, max_processes),
+    )
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    workdir: Path,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
+    timeout: float,
+    network: bool = False,
+    memory_mb: int | None = None,
+    max_processes: int | None = None,
+    max_output_bytes: int | None = None,
+) -> SandboxResult:
+    """Run `argv` in a fresh sandbox whose only writable place is `workdir`.
+
+    The command and everything it starts are killed at `timeout` seconds, when stdout or
+    stderr exceeds `max_output_bytes`, and when this process dies (--die-with-parent).
+    Raises SandboxUnavailable, having run nothing, when bubblewrap is missing or broken.
+    """
+    memory_mb = settings.MARLIN_SANDBOX_MEMORY_MB if memory_mb is None else memory_mb
+    max_processes = max_processes or settings.MARLIN_SANDBOX_MAX_PROCESSES
+    max_output_bytes = max_output_bytes or settings.MARLIN_SANDBOX_MAX_OUTPUT_BYTES
+    workdir = Path(workdir).resolve()
+    ids = _sandbox_ids()
+    if ids is None:
+        # An unprivileged worker: bwrap makes a user namespace, in which RLIMIT_NPROC holds.
+        isolation = ["--unshare-all", "--unshare-user", "--cap-drop", "ALL"]
+        drop: list[str] = []
+    else:
+        # A root worker: RLIMIT_NPROC never binds uid 0, nor a user namespace mapped back to
+        # it, so bwrap stays in the host's user namespace and setpriv drops to a real
+        # unprivileged uid with no capabilities before anything untrusted runs.
+        isolation = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+                     "--unshare-cgroup-try", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # fmt: skip
+        drop = [_setpriv(), f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]  # fmt: skip
+    if network:
+        isolation = [arg for arg in isolation if arg != "--unshare-net"] + ["--share-net"]
+    command = [_bwrap(), *isolation, "--die-with-parent", "--new-session", *_mount_args(workdir)]
+    sandbox_env = {"PATH": SANDBOX_PATH, "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP, **(env or {})}
+    command.append("--clearenv")
+    for name, value in sandbox_env.items():
+        command += ["--setenv", name, value]
+    # bwrap reports its own failures on stderr with exit status 1 before running anything;
+    # this marker tells them apart from the command's own exit status 1.
+    command += ["--", *drop, "/bin/sh", "-c", 'echo marlin-sandbox-started >&2 && exec "$@"', "sh"]
+    command += list(argv)
+    with _lent_to(workdir, ids):
+        process = _popen(command, memory_mb, max_processes)
+        result = _communicate(process, stdin, timeout, max_output_bytes)
+    marker = b"marlin-sandbox-started\n"
+    if not result.stderr.startswith(marker) and not (result.timed_out or result.output_exceeded):
+        reason = result.stderr.decode(errors="replace").strip()[-500:]
+        raise SandboxUnavailable(
+            f"The sandbox is not available: bubblewrap could not start ({reason}). "
+            "Untrusted code is never run without it."
+        )
+    return SandboxResult(
+        returncode=result.returncode,
+        stdout=result.stdout,
+        stderr=result.stderr.removeprefix(marker),
+        timed_out=result.timed_out,
+        output_exceeded=result.output_exceeded,
+    )
+
+
+def _communicate(
+    process: subprocess.Popen, stdin: bytes, timeout: float, max_output_bytes: int
+) -> SandboxResult:
+    """Feed stdin, collect bounded output, and kill the process group on any way out."""
+    assert process.stdin and process.stdout and process.stderr
+    buffers = {process.stdout: bytearray(), process.stderr: bytearray()}
+    deadline = time.monotonic() + timeout
+    timed_out = exceeded = False
+    pending = memoryview(stdin)
+    try:
+        with selectors.DefaultSelector() as selector:
+            for stream in buffers:
+                os.set_blocking(stream.fileno(), False)
+                selector.register(stream, selectors.EVENT_READ)
+            os.set_blocking(process.stdin.fileno(), False)
+            if pending:
+                selector.register(process.stdin, selectors.EVENT_WRITE)
+            else:
+                process.stdin.close()
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                for key, _ in selector.select(min(remaining, 1.0)):
+                    stream = key.fileobj
+                    if stream is process.stdin:
+                        try:
+                            written = os.write(stream.fileno(), pending[:65536])
+                        except BrokenPipeError:
+                            written = len(pending)
+                        pending = pending[written:]
+                        if not pending:
+                            selector.unregister(stream)
+                            stream.close()
+                        continue
+                    chunk = os.read(stream.fileno(), 65536)
+                    if not chunk:
+                        selector.unregister(stream)
+                        continue
+                    buffers[stream] += chunk
+                    if len(buffers[stream]) > max_output_bytes:
+                        exceeded = True
+                if exceeded:
+                    break
+            if not (timed_out or exceeded):
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        # On every way out (time limit, output limit, the job's own soft limit): killing
+        # bwrap's group kills the namespace's init, and with it every process inside.
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            with suppress(OSError):
+                stream.close()
+    return SandboxResult(
+        returncode=None if (timed_out or exceeded) else process.returncode,
+        stdout=bytes(buffers[process.stdout][:max_output_bytes]),
+        stderr=bytes(buffers[process.stderr][:max_output_bytes]),
+        timed_out=timed_out,
+        output_exceeded=exceeded,
+    )
