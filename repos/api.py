@@ -98,6 +98,11 @@ class CappedPagination(PageNumberPagination):
 
 
 class RepositorySerializer(serializers.ModelSerializer):
+    # Never a stored value as is: a javascript: address from before the import check is "".
+    html_url = serializers.CharField(
+        source="safe_html_url", read_only=True, help_text="The repository's page on GitHub."
+    )
+
     class Meta:
         model = Repository
         fields = [

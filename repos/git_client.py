@@ -10,7 +10,6 @@ import fcntl
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -105,6 +104,11 @@ def _git_env(allowed_bases: list[str]) -> dict[str, str]:
         "http.followRedirects": "false",
         "submodule.recurse": "false",
         "credential.helper": "",
+        # Check every object a clone or fetch (a lazy blob fetch too) receives: git's fsck
+        # refuses trees with a `.git`, `..` or otherwise dangerous entry, which a checkout
+        # or an archive of the shared clone would otherwise write out.
+        "transfer.fsckObjects": "true",
+        "fetch.fsckObjects": "true",
         **{f"protocol.{scheme}.allow": "always" for scheme in schemes},
     }
     env = {
@@ -164,6 +168,21 @@ def _disk_usage(path: Path) -> int:
     return total
 
 
+# "error: object <sha>: hasDotgit: contains '.git'": what fsck prints for an object it refuses.
+_FSCK_ERROR_RE = re.compile(r"error: object [0-9a-f]+: (\w+): ([^\n]*)")
+
+
+def _fsck_refusal(stderr: str | bytes) -> str:
+    """The person-readable reason when git's fsck refused a received object, else ""."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    found = _FSCK_ERROR_RE.search(stderr)
+    if not found:
+        return ""
+    kind = "a path" if found.group(1).startswith(("has", "fullPath", "emptyName")) else "an object"
+    return f"The repository contains {kind} git refuses ({found.group(1)}: {found.group(2)})."
+
+
 def _run_limited(
     args: list[str], *, cwd: Path, env: dict[str, str], timeout: int, watch: Path, max_bytes: int
 ) -> None:
@@ -192,7 +211,7 @@ def _run_limited(
             popen.wait()
     stderr = popen.stderr.read() if popen.stderr else b""
     if popen.returncode != 0:
-        raise GitError(_describe(args[0], stderr, popen.returncode))
+        raise GitError(_fsck_refusal(stderr) or _describe(args[0], stderr, popen.returncode))
     # A fast transfer can finish between two polls: the limit holds for the result too.
     if watch.exists() and _disk_usage(watch) - baseline > max_bytes:
         raise GitError(
@@ -411,9 +430,12 @@ def read_files(
     return found
 
 
-def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -> str:
+def create_bare_repository(
+    dest: Path, files: dict[str, str], *, message: str, symlinks: dict[str, str] | None = None
+) -> str:
     """Make a bare repository at `dest` whose one commit on `main` holds `files`; returns its sha.
 
+    `symlinks` maps a path to a link target, stored verbatim (it may point anywhere).
     Used to build the demo's repositories and test fixtures, served over HTTP like GitHub's.
     """
     identity = {"NAME": "Marlin Demo", "EMAIL": "demo@marlin.invalid"}
@@ -427,6 +449,10 @@ def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -
             target = Path(work) / _safe_path(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
+        for rel, link_target in (symlinks or {}).items():
+            link = Path(work) / _safe_path(rel)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(link_target, link)
         repo.git.add("--all")
         repo.git.commit("-m", message, "--no-verify")
         sha = repo.head.commit.hexsha
@@ -440,29 +466,38 @@ def create_bare_repository(dest: Path, files: dict[str, str], *, message: str) -
 def temporary_worktree(dest: Path, sha: str, *, allowed_bases: list[str]) -> Iterator[Path]:
     """A private checkout of `sha`, always removed afterwards.
 
-    The files come out of `git archive` into a fresh repository with one baseline commit,
-    so nothing run in the checkout can reach the shared clone (its refs, config or remote).
+    git itself writes the files (`read-tree` into a private index, then `checkout-index`),
+    so symlinks stay symlinks whatever they point to, and git never writes through one.
+    The baseline repository the diff is taken against sits beside the checkout, not in
+    it: code run in the checkout can reach neither the shared clone nor the git metadata
+    (hooks, filters, fsmonitor) that worktree_diff later runs with.
     """
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
     repo = _open(dest, allowed_bases)
-    parent = Path(tempfile.mkdtemp(prefix="marlin-worktree-"))
+    parent = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX))
     worktree = parent / "checkout"
-    archive = parent / "tree.tar"
     try:
-        with archive.open("wb") as out:
-            try:
-                repo.git.archive("--format=tar", "--end-of-options", sha, output_stream=out)
-            except git.GitCommandError as exc:
-                raise GitError(_describe("archive", exc.stderr, exc.status)) from exc
         worktree.mkdir()
-        with tarfile.open(archive) as tar:
-            # The "data" filter refuses absolute paths, .. and links that point outside.
-            tar.extractall(worktree, filter="data")
-        archive.unlink()
-        env = {**_git_env([]), **_BASELINE_IDENTITY}
-        runner = git.Git(str(worktree))
-        runner.execute(["git", "init", "--quiet"], env=env)
+        # A private index: the shared clone's own state is never touched. Blobs the
+        # partial clone left out are fetched with the clone's hardened environment.
+        env = {
+            **_git_env(allowed_bases),
+            "GIT_DIR": str(repo.git_dir),
+            "GIT_WORK_TREE": str(worktree),
+            "GIT_INDEX_FILE": str(parent / "export.index"),
+        }
+        try:
+            export = git.Git(str(worktree))
+            export.execute(["git", "read-tree", "--end-of-options", sha], env=env)
+            export.execute(["git", "checkout-index", "--all"], env=env)
+        except git.GitCommandError as exc:
+            raise GitError(_describe("checkout", exc.stderr, exc.status)) from exc
+        (parent / "export.index").unlink()
+        runner, env = _baseline(worktree)
+        git.Git(str(parent)).execute(
+            ["git", "init", "--quiet", "--bare", "baseline.git"], env=_git_env([])
+        )
         runner.execute(["git", "add", "--all", "--force"], env=env)
         runner.execute(["git", "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "base"],
                        env=env)  # fmt: skip
@@ -470,6 +505,8 @@ def temporary_worktree(dest: Path, sha: str, *, allowed_bases: list[str]) -> Ite
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
+
+WORKTREE_PREFIX = "marlin-worktree-"
 
 _BASELINE_IDENTITY = {
     "GIT_AUTHOR_NAME": "Marlin",
@@ -479,16 +516,30 @@ _BASELINE_IDENTITY = {
 }
 
 
+def _baseline(worktree: Path) -> tuple[git.Git, dict[str, str]]:
+    """git run on the checkout with the baseline repository beside it as its git dir.
+
+    GIT_DIR and GIT_WORK_TREE are explicit, so a `.git` the agent made in the checkout is
+    never read; git also never adds a path named `.git`.
+    """
+    env = {
+        **_git_env([]),
+        **_BASELINE_IDENTITY,
+        "GIT_DIR": str(worktree.parent / "baseline.git"),
+        "GIT_WORK_TREE": str(worktree),
+    }
+    return git.Git(str(worktree)), env
+
+
 def apply_to_worktree(worktree: Path, diff: str) -> None:
     """Apply a unified diff to a checkout (used to replay the conversation's change so far)."""
     if not diff.strip():
         return
     patch = worktree.parent / "base.diff"
     patch.write_text(diff)
+    runner, env = _baseline(worktree)
     try:
-        git.Git(str(worktree)).execute(
-            ["git", "apply", "--whitespace=nowarn", str(patch)], env=_git_env([])
-        )
+        runner.execute(["git", "apply", "--whitespace=nowarn", str(patch)], env=env)
     except git.GitCommandError as exc:
         raise GitError(_describe("apply", exc.stderr, exc.status)) from exc
 
@@ -499,14 +550,16 @@ def worktree_diff(worktree: Path, sha: str) -> str:
     The checkout's baseline commit holds exactly `sha`'s tree, so diffing against it is
     diffing against `sha`.
     """
-    runner = git.Git(str(worktree))
-    env = _git_env([])
-    runner.execute(["git", "add", "--all"], env=env)
-    return runner.execute(
-        ["git", "diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames", "HEAD"],
-        env=env,
-        strip_newline_in_stdout=False,
-    )
+    runner, env = _baseline(worktree)
+    try:
+        runner.execute(["git", "add", "--all"], env=env)
+        return runner.execute(
+            ["git", "diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames", "HEAD"],
+            env=env,
+            strip_newline_in_stdout=False,
+        )
+    except git.GitCommandError as exc:
+        raise GitError(_describe("diff", exc.stderr, exc.status)) from exc
 
 
 def check_patch(dest: Path, sha: str, diff: str, *, allowed_bases: list[str]) -> str:

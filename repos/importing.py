@@ -17,6 +17,7 @@ from datetime import datetime
 from django.utils.dateparse import parse_datetime
 
 from repos.git_client import UnsafeRepositoryUrl, validate_clone_url
+from repos.models import is_web_url
 
 _FULL_NAME_RE = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$"
@@ -133,13 +134,16 @@ def normalise(obj: object, *, allowed_bases: list[str]) -> RepositoryRow:
         pushed_at = None
     if pushed_raw and pushed_at is None:
         raise RowError("pushed_at is not an ISO 8601 date-time")
+    html_url = _text(obj, "html_url", limit=301) or f"https://github.com/{full_name}"
+    if not is_web_url(html_url):
+        raise RowError("html_url must be an http:// or https:// address without a user name")
     default_branch = _text(obj, "default_branch", limit=255) or "main"
     if default_branch.startswith("-") or any(ord(c) < 0x21 for c in default_branch):
         raise RowError("default_branch is not a valid branch name")
     return RepositoryRow(
         full_name=full_name,
         clone_url=clone_url,
-        html_url=_text(obj, "html_url", limit=300) or f"https://github.com/{full_name}",
+        html_url=html_url,
         default_branch=default_branch,
         language=_text(obj, "language", limit=64),
         stars=_count(obj, "stargazers_count"),

@@ -1,9 +1,28 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from marlin.models import BaseModel
 from marlin.state_machine import move
+
+
+def is_web_url(value: str) -> bool:
+    """An http(s) address of a host, without credentials: the only links a page may carry.
+
+    `javascript:`, `data:` and the like would run in our origin when clicked.
+    """
+    if not value or len(value) > 300 or any(ord(c) < 0x21 or c in '"<>\\`\x7f' for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        has_credentials = parts.username is not None or parts.password is not None
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in {"http", "https"} and bool(hostname) and not has_credentials
 
 
 class Repository(BaseModel):
@@ -66,6 +85,18 @@ class Repository(BaseModel):
     @staticmethod
     def topics_text_for(topics: list[str]) -> str:
         return f" {' '.join(t.lower() for t in topics)} " if topics else ""
+
+    def clean(self) -> None:
+        super().clean()
+        if self.html_url and not is_web_url(self.html_url):
+            raise ValidationError(
+                {"html_url": "Enter an http:// or https:// address, without a user name."}
+            )
+
+    @property
+    def safe_html_url(self) -> str:
+        """html_url if it is a web address, else "": rows stored before the check never link."""
+        return self.html_url if is_web_url(self.html_url) else ""
 
     @property
     def owner(self) -> str:
