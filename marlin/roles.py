@@ -34,7 +34,14 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         # Admins manage people and their roles.
         *[("auth", f"{verb}_user") for verb in ("view", "add", "change")],
         ("auth", "view_group"),
-        ("authtoken", "view_tokenproxy"),
+        # API tokens: listed and revoked, never read (knox stores only a digest).
+        ("knox", "view_authtoken"),
+        ("knox", "delete_authtoken"),
+        # Login lockouts: seen and lifted (deleting the attempts unlocks); the sign-in logs read.
+        ("axes", "view_accessattempt"),
+        ("axes", "delete_accessattempt"),
+        ("axes", "view_accesslog"),
+        ("axes", "view_accessfailurelog"),
     ],
 }
 

@@ -23,7 +23,6 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from marlin import roles
@@ -34,6 +33,7 @@ from reviews.forms import ExportForm
 from reviews.models import Earning, ExportJob, Notification, Review, ReviewClaim
 from tasks import generation
 from tasks.models import Candidate, Judgement, Submission, Task, TaskEvent, Turn
+from tests.api_clients import api_client_for, api_token_for
 from tests.factories import RepositoryFactory, UserFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
 
@@ -526,8 +526,8 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
     "admin_repository": (Call("api-admin-repository", "patch", target="repository",
                               data=lambda w: {"is_enabled": False, "max_open_tasks": 3},
                               changes=("repositories",)),                   ADMIN_ONLY),
-    # The schema is public (drf-spectacular's SERVE_PERMISSIONS default: AllowAny).
-    "schema": (Call("api-schema", effect=_schema_served),                   (200, *ALL)),
+    # The schema lists every route, the admin ones too: for signed-in users only.
+    "schema": (Call("api-schema", effect=_schema_served),                   (401, *ALL)),
 }
 # fmt: on
 
@@ -729,9 +729,7 @@ def test_contractors_and_reviewers_stay_anonymous_to_each_other(world):
 
 def test_a_real_token_authenticates_as_its_user(world):
     task = world.awaiting
-    token = Token.objects.create(user=world.owner)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client = api_client_for(world.owner)
     response = client.get(reverse("api-tasks"))
     assert response.status_code == 200
     assert [t["id"] for t in results(response)] == [task.pk]
@@ -742,9 +740,7 @@ def test_a_real_token_authenticates_as_its_user(world):
 
 
 def test_a_reviewers_token_is_refused_on_contractor_endpoints(world):
-    token = Token.objects.create(user=world.users["reviewer"])
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client = api_client_for(world.users["reviewer"])
     data = task_create_data(world)
     before = snapshot()
     response = client.post(reverse("api-tasks"), data, format="json")
@@ -755,7 +751,7 @@ def test_a_reviewers_token_is_refused_on_contractor_endpoints(world):
 
 @pytest.mark.parametrize("header", ["Token not-a-real-key", "Token ", "Bearer abc"])
 def test_a_bad_token_is_refused_and_writes_nothing(world, header):
-    Token.objects.create(user=world.owner)
+    api_token_for(world.owner)  # a real token exists; the header's is not it
     data = task_create_data(world)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=header)

@@ -47,7 +47,6 @@ from django.db import close_old_connections, transaction
 from django.urls import reverse
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
@@ -59,6 +58,7 @@ from reviews.export_filters import ExportFilters
 from reviews.export_jobs import export_job_execute, export_job_start
 from tasks import generation
 from tasks.models import Candidate
+from tests.api_clients import api_token_for
 from tests.factories import RepositoryFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit
 
@@ -262,7 +262,11 @@ def _config(
 
 
 def _load_schema(in_process: InProcess, config: SchemathesisConfig):
-    return schemathesis.openapi.from_wsgi(reverse("api-schema"), in_process.app, config=config)
+    # The schema is for signed-in users: it is read with the role's token as well.
+    headers = config.projects.default.headers
+    return schemathesis.openapi.from_wsgi(
+        reverse("api-schema"), in_process.app, config=config, headers=headers
+    )
 
 
 def _only(schema, labels: set[str]):
@@ -316,7 +320,7 @@ def _run(
 
 def test_no_request_is_answered_with_a_server_error(world, in_process):
     run = FuzzRun()
-    tokens = {name: Token.objects.create(user=user).key for name, user in world["users"].items()}
+    tokens = {name: api_token_for(user) for name, user in world["users"].items()}
     operations: list[str] = []
     covered: set[str] = set()
     for persona in PERSONAS:
@@ -361,7 +365,7 @@ def test_a_server_error_fails_the_fuzz(monkeypatch, world, in_process):
         raise RuntimeError("deliberate crash")
 
     monkeypatch.setattr(ProjectListApi, "get_queryset", crash)
-    token = Token.objects.create(user=world["users"]["contractor"]).key
+    token = api_token_for(world["users"]["contractor"])
     schema = _load_schema(in_process, _config(token=token, ids=world["ids"], phases=FUZZING))
     run = FuzzRun()
     _run(

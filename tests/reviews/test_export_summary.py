@@ -14,7 +14,6 @@ from django.core.files.storage import FileSystemStorage
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from marlin.exceptions import ApplicationError
@@ -31,6 +30,7 @@ from reviews.export_jobs import (
 from reviews.models import ExportJob
 from tasks import services
 from tasks.models import Task
+from tests.api_clients import api_client_for
 from tests.tasks.helpers import create_task, decide, generate_all, valid_scores
 
 JUSTIFICATION = "A careful justification of this judgement."
@@ -106,9 +106,7 @@ def client_for(user) -> Client:
 
 
 def api_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return api_client_for(user)
 
 
 # --- the words ---------------------------------------------------------------------------

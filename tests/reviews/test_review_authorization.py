@@ -13,13 +13,13 @@ from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from marlin import roles
 from reviews.claims import review_claim
 from reviews.models import Earning, Notification, Review, ReviewClaim, ReviewNote
 from tasks.models import Task, TaskEvent, Turn
+from tests.api_clients import api_client_for
 from tests.factories import UserFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit
 
@@ -503,8 +503,7 @@ def test_a_session_post_without_a_csrf_token_is_refused(world, name):
 
 def test_the_api_accepts_a_reviewers_token(world):
     reviewer = world.users["reviewer"]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reviewer).key}")
+    client = api_client_for(reviewer)
     response = client.post(reverse("api-review-claim", args=[world.task.pk]))
     assert response.status_code == 201
     assert ReviewClaim.objects.filter(task=world.task, reviewer=reviewer).exists()
@@ -512,9 +511,7 @@ def test_the_api_accepts_a_reviewers_token(world):
 
 @pytest.mark.parametrize("persona", ["owner", "other_contractor", "admin"])
 def test_a_non_reviewers_token_cannot_claim_or_decide(world, persona):
-    client = APIClient()
-    token = Token.objects.create(user=world.users[persona])
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client = api_client_for(world.users[persona])
     before = snapshot()
     for url_name, data in [("api-review-claim", {}), ("api-review-decide", ACCEPT)]:
         response = client.post(reverse(url_name, args=[world.task.pk]), data, format="json")

@@ -141,11 +141,9 @@ def test_only_the_contractor_may_regenerate(identical_task, other_contractor):
 
 
 def test_the_api_regenerates_one_of_two_identical_candidates(identical_task, contractor):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
+    from tests.api_clients import api_client_for
 
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=contractor).key}")
+    client = api_client_for(contractor)
     detail = client.get(reverse("api-task", args=[identical_task.pk])).json()
     assert detail["turns"][0]["has_identical_candidates"] is True
     candidate = detail["turns"][0]["candidates"][0]

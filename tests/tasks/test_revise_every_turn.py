@@ -200,12 +200,9 @@ def test_prompts_and_justifications_are_stored_with_lf_line_endings(bounced, con
 
 
 def _api(user):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
+    from tests.api_clients import api_client_for
 
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return api_client_for(user)
 
 
 def test_the_api_revises_earlier_turns_too(bounced, contractor):
