@@ -49,7 +49,7 @@ from bench import _setup
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/marlin_bench_gen"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 BASE_DIR = Path(__file__).resolve().parent.parent
-KEY_ENV = "MARLIN_BENCH_FAKE_OPENAI_KEY"
+KEY_ENV = "MARLIN_MODEL_KEY_BENCH_FAKE_OPENAI"
 REPOSITORY = "bench/calc"
 PROJECT = "Bench: generation overhead"
 USERNAME = "bench-generation"

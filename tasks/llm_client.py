@@ -38,6 +38,18 @@ class ProviderError(Exception):
         self.detail = detail or message
 
 
+def is_model_key_variable(name: str) -> bool:
+    """Whether an endpoint may name this environment variable (its key, or one handed to a
+    coding agent): declared in MARLIN_MODEL_KEY_NAMES or prefixed MARLIN_MODEL_KEY_, never
+    anything else the worker's environment holds (its secret key, database URL...)."""
+    from django.conf import settings
+
+    return name in settings.MARLIN_MODEL_KEY_NAMES or (
+        name.startswith(settings.MARLIN_MODEL_KEY_PREFIX)
+        and len(name) > len(settings.MARLIN_MODEL_KEY_PREFIX)
+    )
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     provider: str
@@ -51,6 +63,12 @@ class EndpointConfig:
         """The key from the environment variable the endpoint names; never stored anywhere."""
         if not self.api_key_env:
             return ""
+        if not is_model_key_variable(self.api_key_env):
+            # Saved before the rule, or written around the admin: never send it anywhere.
+            raise ProviderError(
+                "The model is not configured on this server; an admin has been told.",
+                detail=f"{self.api_key_env} is not a declared model key variable",
+            )
         key = os.environ.get(self.api_key_env, "")
         if not key:
             raise ProviderError(

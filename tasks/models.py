@@ -14,6 +14,7 @@ from marlin.exceptions import InvalidTransition
 from marlin.models import BaseModel
 from marlin.state_machine import move
 from tasks.contradictions import weight_error
+from tasks.llm_client import is_model_key_variable
 
 DEFAULT_RUBRIC_AXES: list[dict] = [
     {
@@ -96,6 +97,8 @@ class ModelEndpoint(BaseModel):
         errors: dict[str, str] = {}
         if self.api_key_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,99}", self.api_key_env):
             errors["api_key_env"] = "The name of an environment variable, like ANTHROPIC_API_KEY."
+        elif self.api_key_env and not is_model_key_variable(self.api_key_env):
+            errors["api_key_env"] = _undeclared(self.api_key_env)
         if self.base_url and not re.fullmatch(r"https?://[^\s]+", self.base_url):
             errors["base_url"] = "An http:// or https:// URL."
         if not isinstance(self.parameters, dict):
@@ -108,10 +111,26 @@ class ModelEndpoint(BaseModel):
                 errors["parameters"] = (
                     'The command provider needs {"command": ["program", "arg", ...]}.'
                 )
+            pass_env = self.parameters.get("pass_env", [])
+            if not (isinstance(pass_env, list) and all(isinstance(n, str) for n in pass_env)):
+                errors["parameters"] = 'pass_env is a list of variable names: ["NAME", ...].'
+            elif undeclared := [n for n in pass_env if not is_model_key_variable(n)]:
+                errors["parameters"] = "pass_env: " + _undeclared(undeclared[0])
+            elif not isinstance(self.parameters.get("network", False), bool):
+                errors["parameters"] = "network is true (the agent may reach the network) or false."
+
         if self.provider in (self.Provider.ANTHROPIC, self.Provider.OPENAI) and not self.model_id:
             errors["model_id"] = "Name the model to call."
         if errors:
             raise ValidationError(errors)
+
+
+def _undeclared(name: str) -> str:
+    return (
+        f"{name} is not a declared model variable: use a name starting with "
+        f"{settings.MARLIN_MODEL_KEY_PREFIX}, or one listed in MARLIN_MODEL_KEY_NAMES "
+        f"({', '.join(settings.MARLIN_MODEL_KEY_NAMES) or 'none'})."
+    )
 
 
 class Project(BaseModel):

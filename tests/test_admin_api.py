@@ -95,6 +95,15 @@ def test_an_admin_adds_a_person_with_one_role_and_cannot_grant_superpowers(api):
         },
         format="json",
     )
+    # Refused outright, not quietly ignored: people are managed through their role.
+    assert response.status_code == 400
+    assert "through their role only" in " ".join(response.json()["is_superuser"])
+    assert not get_user_model().objects.filter(username="newreviewer").exists()
+    response = api.post(
+        reverse("api-admin-user-list"),
+        {"username": "newreviewer", "email": "nr@example.com", "role": "reviewer"},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["roles"] == ["reviewer"]
     user = get_user_model().objects.get(username="newreviewer")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from marlin.settings.envparse import env_bool, env_db, env_int, env_list, env_secret
@@ -38,10 +40,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Before marlin: marlin/admin.py replaces knox's token admin.
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "marlin.apps.MarlinConfig",
     "repos.apps.ReposConfig",
     "tasks.apps.TasksConfig",
@@ -51,13 +56,19 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise (static files need neither) and above the rest, so even an answer made
+    # by a middleware (a CSRF failure, a redirect) carries the policy and the cache rule.
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "marlin.middleware.PrivateCacheMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "marlin.urls"
@@ -97,6 +108,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out user/address before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -145,6 +161,21 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Only our own files run: no inline script (an inline one needs {{ request.csp_nonce }}),
+# no inline style, nothing from another origin. The API docs relax style-src in marlin/urls.py.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Celery: Redis in production; kombu's filesystem transport when no server is configured.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -228,6 +259,18 @@ MARLIN_CLONE_MAX_MB = env_int("MARLIN_CLONE_MAX_MB", 2048, minimum=1)
 # Files larger than this are neither fetched at clone time nor shown when browsing.
 MARLIN_BROWSE_MAX_FILE_BYTES = env_int("MARLIN_BROWSE_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
 
+# --- The sandbox (marlin/sandbox.py) for coding agents and repository checks: bubblewrap.
+MARLIN_SANDBOX_BWRAP = os.environ.get("MARLIN_SANDBOX_BWRAP", "bwrap")
+# Read-only in the sandbox besides /usr, /bin, /lib*, /etc (e.g. where an agent CLI lives).
+MARLIN_SANDBOX_READ_ONLY_PATHS = env_list("MARLIN_SANDBOX_READ_ONLY_PATHS", [])
+# A worker running as root drops to this uid/gid in the sandbox (root ignores process limits).
+MARLIN_SANDBOX_UID = env_int("MARLIN_SANDBOX_UID", 65534, minimum=1)
+MARLIN_SANDBOX_MEMORY_MB = env_int("MARLIN_SANDBOX_MEMORY_MB", 8192, minimum=0)  # 0: no limit
+MARLIN_SANDBOX_MAX_PROCESSES = env_int("MARLIN_SANDBOX_MAX_PROCESSES", 256, minimum=8)
+MARLIN_SANDBOX_MAX_OUTPUT_BYTES = env_int(
+    "MARLIN_SANDBOX_MAX_OUTPUT_BYTES", 1_000_000, minimum=1024
+)
+
 # --- Work limits.
 # Notifications: always in the app; also by e-mail when on (through EMAIL_BACKEND).
 MARLIN_NOTIFY_BY_EMAIL = env_bool("MARLIN_NOTIFY_BY_EMAIL", False)
@@ -241,6 +284,18 @@ EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "marlin@localhost")
 MARLIN_PROMPT_MAX_CHARS = env_int("MARLIN_PROMPT_MAX_CHARS", 20000, minimum=100)
+# Environment variables an endpoint may name as its key (api_key_env) or hand to a coding
+# agent (pass_env): these, and any name starting with MARLIN_MODEL_KEY_. Marlin's own
+# settings can never be named, so no admin can send a server secret to a URL of their choice.
+MARLIN_MODEL_KEY_NAMES = env_list("MARLIN_MODEL_KEY_NAMES", ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"])
+MARLIN_MODEL_KEY_PREFIX = "MARLIN_MODEL_KEY_"
+_SERVER_SETTING = re.compile(r"(DJANGO_|CELERY_|MARLIN_|DATABASE_URL$|REDIS_URL$|PG[A-Z]*$)")
+for _name in MARLIN_MODEL_KEY_NAMES:
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,99}", _name) or _SERVER_SETTING.match(_name):
+        raise ImproperlyConfigured(
+            f"MARLIN_MODEL_KEY_NAMES may not list {_name!r}: name model keys only, never one "
+            "of Marlin's own settings."
+        )
 # Bytes of instructions, conversation and repository context sent to a model.
 MARLIN_PROMPT_CONTEXT_BYTES = env_int("MARLIN_PROMPT_CONTEXT_BYTES", 120_000, minimum=1000)
 # A model answer (or diff) longer than this is cut and marked as cut.
@@ -255,8 +310,9 @@ MARLIN_GENERATION_BACKOFF_MAX_SECONDS = env_int(
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes DRF answer a missing or bad credential
     # with 401 (sign in) rather than 403 (not allowed). Sessions still work as before.
+    # Tokens are knox's (hashed at rest, expiring), behind a brake on repeated bad keys.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "marlin.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -271,6 +327,40 @@ if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", MARLIN_API_
     raise ImproperlyConfigured(
         f"MARLIN_API_MODEL_CALLS_RATE={MARLIN_API_MODEL_CALLS_RATE!r} is not like 60/hour."
     )
+# --- API tokens (knox, marlin/tokens.py): made by `manage.py create_api_token USER`, shown once.
+MARLIN_API_TOKEN_TTL_HOURS = env_int("MARLIN_API_TOKEN_TTL_HOURS", 720, minimum=1)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=MARLIN_API_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",  # the header clients already send
+    "AUTO_REFRESH": False,  # a token dies at its expiry however much it is used
+}
+# Bad token keys allowed per client address before every token from it gets 429 until the
+# window ends (DRF rate syntax). Counted in the cache; if the cache is down, nothing is refused.
+MARLIN_API_AUTH_FAILURES_RATE = os.environ.get("MARLIN_API_AUTH_FAILURES_RATE", "20/min")
+_RATE = r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)"
+if not re.fullmatch(_RATE, MARLIN_API_AUTH_FAILURES_RATE):
+    raise ImproperlyConfigured(
+        f"MARLIN_API_AUTH_FAILURES_RATE={MARLIN_API_AUTH_FAILURES_RATE!r} is not like 20/min."
+    )
+# Proxies in front of the app whose X-Forwarded-For entry is believed (marlin/addresses.py).
+# Production sits behind one TLS proxy; with none, a client could forge its address.
+MARLIN_TRUSTED_PROXY_COUNT = env_int("MARLIN_TRUSTED_PROXY_COUNT", 0 if DEBUG else 1)
+
+# --- Login lockout (django-axes) on /login/ and /admin/login/: a username with this many
+# failures, or an address with this many, is refused (even the right password) for the
+# cool-off. Attempts are kept in the database; an admin lifts a lock by deleting them.
+MARLIN_LOGIN_FAILURE_LIMIT = env_int("MARLIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+MARLIN_LOGIN_LOCKOUT_MINUTES = env_int("MARLIN_LOGIN_LOCKOUT_MINUTES", 30, minimum=1)
+AXES_FAILURE_LIMIT = MARLIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=MARLIN_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The lock lasts the cool-off from the last failure that counted, not from every retry.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "marlin.addresses.client_ip"
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Marlin API",
     "DESCRIPTION": "Every flow of the browser, with the same permissions and blinding. "
@@ -281,6 +371,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema lists every route, the admin ones too: signed-in users only (anonymous: 401).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "tasks.models.Task.Status",
         "CandidateStatusEnum": "tasks.models.Candidate.Status",

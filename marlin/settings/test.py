@@ -28,3 +28,16 @@ if STORAGES["exports"]["BACKEND"].endswith("FileSystemStorage"):  # noqa: F405
     STORAGES["exports"]["OPTIONS"]["location"] = os.environ.get("MARLIN_EXPORT_DIR") or str(  # noqa: F405
         VAR_DIR / "test-exports"  # noqa: F405
     )
+# The model key variables the test suite's fake endpoints and agents name.
+MARLIN_MODEL_KEY_NAMES = [  # noqa: F405
+    *MARLIN_MODEL_KEY_NAMES,  # noqa: F405
+    "FAKE_ANTHROPIC_KEY",
+    "FAKE_OPENAI_KEY",
+    "VLLM_KEY",
+    "AGENT_API_KEY",
+    "AGENT_CONFIG",
+    "NOT_SET_ANYWHERE",
+]
+# Many tests present bad tokens on purpose, all from 127.0.0.1 and within a minute; the
+# throttle's own tests (tests/marlin/test_tokens.py) lower this again.
+MARLIN_API_AUTH_FAILURES_RATE = "100000/min"

@@ -27,7 +27,7 @@ from tests.fakes.model_servers import (
     status,
 )
 
-KEY_ENV = "MARLIN_TEST_VENDOR_KEY"
+KEY_ENV = "MARLIN_MODEL_KEY_TEST_VENDOR"
 KEY = "sk-test-0123456789"
 MODEL_ID = "gpt-test-1"
 ENDPOINT_NAME = "Vendorbot Large"
