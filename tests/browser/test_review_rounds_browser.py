@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from reviews.models import Earning, Review, ReviewNote
 from tasks.models import Judgement, Task, Turn
 from tests.browser.conftest import ARTIFACTS_DIR
+from tests.browser.review_steps import decide, nav
 from tests.tasks.helpers import create_task, generate_all, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,13 +44,9 @@ def submitted_task(ready_repository, project, contractor) -> Task:
     return task
 
 
-def _nav(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
-
-
 def _open_from_queue(page: Page, task: Task, *, round_: int) -> None:
     """From the review queue: check the row (round, waiting time), open the task and claim it."""
-    _nav(page, "Review queue")
+    nav(page, "Review queue")
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     row = page.locator(f'#queue tr[data-task="{task.pk}"]')
     expect(row).to_be_visible()
@@ -64,18 +61,6 @@ def _open_from_queue(page: Page, task: Task, *, round_: int) -> None:
     page.get_by_role("button", name="Claim to review").click()
     expect(page.get_by_role("status")).to_contain_text(f"Task #{task.pk} is yours until")
     expect(page.locator("form#review-form")).to_be_visible()
-
-
-def _decide(page: Page, task: Task, *, decision: str, feedback: str = "") -> None:
-    form = page.locator("form#review-form")
-    form.get_by_label(decision, exact=True).check()
-    if feedback:
-        form.get_by_label("General feedback").fill(feedback)
-    form.get_by_role("button", name="Record decision").click()
-    verb = {"Accept": "accepted", "Bounce": "bounced"}[decision]
-    expect(page.get_by_role("status")).to_contain_text(f"Task #{task.pk} {verb}.")
-    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
-    expect(page.locator(f'#queue tr[data-task="{task.pk}"]')).to_have_count(0)
 
 
 def test_a_bounce_with_notes_is_revised_shown_as_changes_accepted_and_paid(
@@ -94,7 +79,7 @@ def test_a_bounce_with_notes_is_revised_shown_as_changes_accepted_and_paid(
     expect(security_a).to_have_attribute("aria-label", "Note on Security of A")
     rita.get_by_label("Note on Security of A", exact=True).fill(SECURITY_NOTE)
     rita.locator(f'textarea[name="note-{turn.pk}"]').fill(TURN_NOTE)
-    _decide(rita, task, decision="Bounce", feedback=FEEDBACK)
+    decide(rita, task, decision="Bounce", feedback=FEEDBACK)
 
     task.refresh_from_db()
     assert task.status == Task.Status.BOUNCED
@@ -110,7 +95,7 @@ def test_a_bounce_with_notes_is_revised_shown_as_changes_accepted_and_paid(
     badge = carol.locator("#unread-count")
     expect(badge).to_have_text("1")
     expect(badge).to_have_attribute("aria-label", "1 unread")
-    _nav(carol, "My tasks")
+    nav(carol, "My tasks")
     carol.get_by_role("link", name=f"#{task.pk} {task.title}").click()
     expect(carol).to_have_url(re.compile(rf"/tasks/{task.pk}/$"))
     task_status = carol.locator("#task-status")
@@ -197,7 +182,7 @@ def test_a_bounce_with_notes_is_revised_shown_as_changes_accepted_and_paid(
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert SCREENSHOT.stat().st_size > 20_000, SCREENSHOT.stat().st_size
 
-    _decide(rita, task, decision="Accept")
+    decide(rita, task, decision="Accept")
 
     task.refresh_from_db()
     assert task.status == Task.Status.ACCEPTED
@@ -207,7 +192,7 @@ def test_a_bounce_with_notes_is_revised_shown_as_changes_accepted_and_paid(
     assert earning.contractor_id == contractor.pk
 
     # 4. The contractor's earnings page shows the accepted pay.
-    _nav(carol, "Earnings")
+    nav(carol, "Earnings")
     expect(carol.get_by_role("heading", name="My tasks and earnings")).to_be_visible()
     expect(carol.locator("#earnings-accepted")).to_have_text(pay)
     expect(carol.locator("#earnings-pending")).to_have_text("$0.00")

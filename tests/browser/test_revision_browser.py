@@ -21,6 +21,7 @@ from reviews.models import Review, ReviewNote
 from tasks import services
 from tasks.models import Judgement, JudgementDraft, Task, Turn
 from tests.browser.conftest import ARTIFACTS_DIR
+from tests.browser.review_steps import decide, nav
 from tests.tasks.helpers import create_task, generate_all, submit, valid_scores
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -61,12 +62,8 @@ def two_turn_task(ready_repository, project, contractor) -> Task:
     return task
 
 
-def _nav(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
-
-
 def _claim_from_queue(page: Page, task: Task, *, round_: int) -> None:
-    _nav(page, "Review queue")
+    nav(page, "Review queue")
     row = page.locator(f'#queue tr[data-task="{task.pk}"]')
     expect(row.locator("td").nth(4)).to_have_text(str(round_))  # Round
     row.get_by_role("link", name=f"#{task.pk} {task.title}").click()
@@ -75,17 +72,6 @@ def _claim_from_queue(page: Page, task: Task, *, round_: int) -> None:
     page.get_by_role("button", name="Claim to review").click()
     expect(page.get_by_role("status")).to_contain_text(f"Task #{task.pk} is yours until")
     expect(page.locator("form#review-form")).to_be_visible()
-
-
-def _decide(page: Page, task: Task, *, decision: str, feedback: str = "") -> None:
-    form = page.locator("form#review-form")
-    form.get_by_label(decision, exact=True).check()
-    if feedback:
-        form.get_by_label("General feedback").fill(feedback)
-    form.get_by_role("button", name="Record decision").click()
-    verb = {"Accept": "accepted", "Bounce": "bounced"}[decision]
-    expect(page.get_by_role("status")).to_contain_text(f"Task #{task.pk} {verb}.")
-    expect(page.locator(f'#queue tr[data-task="{task.pk}"]')).to_have_count(0)
 
 
 def _export(fmt: str, tmp_path) -> list[dict]:
@@ -108,7 +94,7 @@ def test_a_revised_earlier_turn_is_noted_kept_on_reload_highlighted_and_exported
     )
     expect(note_input).to_have_attribute("name", f"note-{turn_1.pk}-preference")
     note_input.fill(PREFERENCE_NOTE)
-    _decide(rita, task, decision="Bounce", feedback=FEEDBACK)
+    decide(rita, task, decision="Bounce", feedback=FEEDBACK)
 
     task.refresh_from_db()
     assert task.status == Task.Status.BOUNCED
@@ -190,7 +176,7 @@ def test_a_revised_earlier_turn_is_noted_kept_on_reload_highlighted_and_exported
 
     # Leave the workspace, whose heartbeat would otherwise post while the test database is
     # being flushed at teardown (a deadlock): "My tasks" shows the task back under review.
-    _nav(carol, "My tasks")
+    nav(carol, "My tasks")
     row = carol.locator("table.list tbody tr").filter(has_text=f"#{task.pk} {task.title}")
     expect(row.locator("td").nth(3)).to_have_text("Submitted for review")
     expect(row.locator("td").nth(4)).to_have_text("2")
@@ -216,7 +202,7 @@ def test_a_revised_earlier_turn_is_noted_kept_on_reload_highlighted_and_exported
     expect(rita.locator("#earlier-rounds")).to_contain_text(PREFERENCE_NOTE)
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     rita.screenshot(path=str(SCREENSHOT), full_page=True)
-    _decide(rita, task, decision="Accept")
+    decide(rita, task, decision="Accept")
 
     task.refresh_from_db()
     assert task.status == Task.Status.ACCEPTED
