@@ -13,22 +13,34 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import QuerySet
 
+from marlin import health
 from repos import git_client
 
 
 def resend_stale_queued(queued: QuerySet, *, now: datetime, send: Callable[[int], object]) -> int:
-    """Send again the job of every row of `queued` untouched for MARLIN_QUEUED_STALE_SECONDS.
+    """Send again the job of every row of `queued` that lost its message; returns how many.
 
-    Such a row lost its message (a broker outage after commit). Its updated_at moves on
-    first, so the next sweep does not send it again a minute later.
+    A row QUEUED past MARLIN_QUEUED_STALE_SECONDS lost its message (a broker outage after
+    commit). When the broker's queue is empty, a row QUEUED past the shorter
+    MARLIN_QUEUED_LOST_SECONDS cannot be waiting its turn either: the broker lost it (a
+    Redis restarted without its data), so it is sent without waiting minutes. A message
+    sent twice is harmless: the job's claim lets only one run. The row's updated_at moves
+    on once sent, so the next sweep does not send it again a minute later.
     """
-    stale = queued.filter(
-        updated_at__lt=now - timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS)
-    ).values_list("pk", flat=True)
+    waiting = health.queued_job_count(settings.CELERY_TASK_DEFAULT_QUEUE)
+    grace = (
+        settings.MARLIN_QUEUED_LOST_SECONDS
+        if waiting == 0
+        else settings.MARLIN_QUEUED_STALE_SECONDS
+    )
+    stale = queued.filter(updated_at__lt=now - timedelta(seconds=grace)).values_list(
+        "pk", flat=True
+    )
     count = 0
     for pk in stale:
-        queued.model.objects.filter(pk=pk).update(updated_at=now)
-        send(pk)
+        if not health.job_send(lambda pk=pk: send(pk)):
+            break  # the broker is down: the next sweep tries again
+        queued.filter(pk=pk).update(updated_at=now)
         count += 1
     return count
 

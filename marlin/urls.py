@@ -18,7 +18,9 @@ _api_docs_csp = csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("health/", views.health, name="health"),
+    path("health/", views.healthz, name="health"),  # the older name of /healthz
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("repos/", include("repos.urls")),

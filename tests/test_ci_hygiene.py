@@ -100,3 +100,23 @@ def test_coverage_floor_is_held_at_todays_level():
         "reviews",
         "repos",
     }
+
+
+def test_clearing_the_cache_keeps_the_brokers_queued_jobs():
+    """A test's cache.clear() ran FLUSHDB on the Redis database that is also the broker."""
+    from django.core.cache import cache
+
+    from marlin.celery import app as celery_app
+
+    queue_name = f"hygiene-{uuid.uuid4().hex[:10]}"
+    with celery_app.connection_for_write() as connection:
+        queue = connection.SimpleQueue(queue_name)
+        try:
+            queue.put({"job": "still here"})
+            cache.set("hygiene-key", "cached")
+            cache.clear()
+            assert cache.get("hygiene-key") is None
+            assert queue.get(timeout=5).payload == {"job": "still here"}
+        finally:
+            queue.clear()
+            queue.close()
