@@ -3,20 +3,28 @@
 Jobs (tasks/jobs.py) call these with ids. Model calls run outside transactions; only the
 claim and the result touch the database. Transient provider errors are retried by the job
 with backoff; the candidate stays RUNNING under the same job id meanwhile.
+
+A running job proves it is alive by renewing the candidate's lease from a heartbeat thread.
+A lease that runs out means the job's worker died (SIGKILL, OOM, a lost machine): the reaper
+puts the candidate back in the queue for a new job, and only the job holding the row may
+write its result, so the dead job's message, redelivered by the broker, changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
+from marlin import health
+from marlin.db_retry import close_broken_connection, retry_on_disconnect
 from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import remove_stale_worktrees, resend_stale_queued
 from repos import git_client
@@ -28,6 +36,19 @@ from tasks.models import Candidate, Judgement, ModelEndpoint, Task, Turn
 logger = logging.getLogger(__name__)
 
 TRUNCATION_NOTE = "\n\n[The answer was longer than Marlin keeps and was cut here.]"
+# Shown on a candidate sent again because the worker running it died.
+RESTARTED_NOTE = "The worker generating this candidate stopped; Marlin is running it again."
+
+
+def waiting_reason(message: str) -> str:
+    """What a candidate shows while its job waits to try a transient failure again."""
+    return f"{message} Marlin will try again shortly."
+
+
+def final_reason(message: str, attempts: int) -> str:
+    """What a failed candidate shows once its attempts are used up: no promise of a retry."""
+    tries = "once" if attempts == 1 else f"{attempts} times"
+    return f"{message} Marlin tried {tries} and stopped; you can retry this candidate."
 
 
 @dataclass(frozen=True)
@@ -40,10 +61,20 @@ class RetryLater(Exception):
 def enqueue(candidate_id: int) -> None:
     """Send the candidate's job once the surrounding transaction commits.
 
-    robust: a broker outage must not turn a committed request into a 500; the reaper
-    re-sends candidates left QUEUED.
+    A broker outage must not turn a committed request into a 500: the row stays QUEUED,
+    the page says jobs are delayed (marlin.health), and the reaper re-sends it.
     """
-    transaction.on_commit(lambda: jobs.candidate_generate_run.delay(candidate_id), robust=True)
+
+    def send() -> None:
+        if not health.job_send(lambda: jobs.candidate_generate_run.delay(candidate_id)):
+            # Its message is lost for sure: date the row back so the reaper's first sweep
+            # after the broker returns sends it, not MARLIN_QUEUED_STALE_SECONDS later.
+            waited = timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS + 1)
+            Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.QUEUED).update(
+                updated_at=timezone.now() - waited
+            )
+
+    transaction.on_commit(send, robust=True)
 
 
 def _claim(candidate: Candidate, job_id: str) -> None:
@@ -59,7 +90,9 @@ def _claim(candidate: Candidate, job_id: str) -> None:
         endpoint = ModelEndpoint.objects.select_for_update().get(pk=candidate.endpoint_id)
         is_redelivery = candidate.status == Candidate.Status.RUNNING and candidate.job_id == job_id
         if is_redelivery and candidate.attempts >= settings.MARLIN_GENERATION_MAX_ATTEMPTS:
-            give_up = "Generation kept stopping before it finished; retry it."
+            give_up = final_reason(
+                "Generation kept stopping before it finished.", candidate.attempts
+            )
         elif not is_redelivery and candidate.status == Candidate.Status.QUEUED:
             if not endpoint.is_enabled:
                 give_up = "The model is not available right now."
@@ -78,6 +111,52 @@ def _claim(candidate: Candidate, job_id: str) -> None:
         # Outside the claim's transaction, which an exception would roll back.
         candidate.fail(reason=give_up)
         raise _GaveUp
+
+
+class _Heartbeat:
+    """Renews the candidate's lease from a thread while the job works on it.
+
+    A job killed with its worker stops renewing, so the reaper can tell it from a slow one
+    within MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS. The thread stops by itself once the row
+    is no longer this job's (finished, or handed to another job).
+    """
+
+    def __init__(self, candidate: Candidate, job_id: str) -> None:
+        self._candidate = candidate
+        self._job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"candidate-{candidate.pk}-heartbeat", daemon=True
+        )
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.MARLIN_GENERATION_HEARTBEAT_SECONDS):
+                try:
+                    held = self._candidate.renew_lease(
+                        job_id=self._job_id,
+                        seconds=settings.MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS,
+                    )
+                except DatabaseError:
+                    # The next beat may get through (on a new connection: this one may be
+                    # dead); the lease leaves room for missed ones.
+                    logger.warning("candidate %s: lease not renewed", self._candidate.pk,
+                                   exc_info=True)  # fmt: skip
+                    close_broken_connection()
+                    continue
+                if not held:
+                    return
+        finally:
+            # This thread's own connection; the job's connection is untouched.
+            connections.close_all()
 
 
 class _GaveUp(Exception):
@@ -130,6 +209,7 @@ def _read_answer(candidate: Candidate, answer: llm_client.ProviderAnswer) -> dic
             task.commit_sha,
             parsed.diff,
             allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+            max_bytes=settings.MARLIN_CLONE_MAX_MB * 1024 * 1024,
         )
     return {
         "raw_answer": answer.text[: limit * 2],
@@ -179,59 +259,159 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
     )
     try:
         try:
-            request = prompting.build_request(candidate)
-            sent_prompt = prompting.sent_prompt_keep(request)
-            answer = llm_client.generate(endpoint=config, request=request)
-            result = _read_answer(candidate, answer)
+            with _Heartbeat(candidate, job_id):
+                request = prompting.build_request(candidate)
+                sent_prompt = prompting.sent_prompt_keep(request)
+                answer = llm_client.generate(endpoint=config, request=request)
+                result = _read_answer(candidate, answer)
         except llm_client.ProviderError as exc:
+            interrupted = _time_limit_cause(exc)
+            if interrupted is not None:
+                # An SDK turned the job's soft time limit into a connection error; it is
+                # the job's limit, not a fault worth retrying.
+                raise interrupted from exc
             if exc.transient and candidate.attempts < settings.MARLIN_GENERATION_MAX_ATTEMPTS:
-                # Shown while waiting; the row stays RUNNING under this job id.
-                Candidate.objects.filter(pk=candidate.pk).update(error=exc.message)
-                raise RetryLater(
-                    countdown=backoff_seconds(candidate.attempts, exc.retry_after)
-                ) from exc
-            candidate.fail(reason=exc.message)
+                countdown = backoff_seconds(candidate.attempts, exc.retry_after)
+                # Shown while waiting; the row stays RUNNING under this job id, its lease
+                # long enough for the retry to come back and renew it.
+                lease = countdown + settings.MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS
+                Candidate.objects.filter(
+                    pk=candidate.pk, status=Candidate.Status.RUNNING, job_id=job_id
+                ).update(
+                    error=waiting_reason(exc.message),
+                    lease_expires_at=timezone.now() + timedelta(seconds=lease),
+                )
+                raise RetryLater(countdown=countdown) from exc
+            reason = exc.message
+            if exc.transient:
+                reason = final_reason(exc.message, candidate.attempts)
+            _store(candidate, lambda: candidate.fail(reason=reason, job_id=job_id))
         except answers.AnswerError as exc:
             # The model answered, but with no usable change: asking again spends tokens on
             # what is not a transient fault; the contractor can retry it.
-            candidate.fail(reason=str(exc))
+            unusable = str(exc)
+            _store(candidate, lambda: candidate.fail(reason=unusable, job_id=job_id))
         except git_client.GitError as exc:
-            candidate.fail(reason=exc.message)
+            refused = exc.message
+            _store(candidate, lambda: candidate.fail(reason=refused, job_id=job_id))
         else:
-            candidate.succeed(**result, sent_prompt=sent_prompt)
+            _store(
+                candidate,
+                lambda: candidate.succeed(**result, sent_prompt=sent_prompt, job_id=job_id),
+            )
     except InvalidTransition:
         # Another run of this candidate finished first (or the reaper failed it): keep theirs.
+        # Settling again is harmless, and needed when it was this run's own write whose
+        # commit went through just as the connection died.
         logger.info("candidate %s was finished by another run", candidate.pk)
+        _settle(candidate)
         return None
-    turn_settle(turn_id=candidate.turn_id)
+    _settle(candidate)
     return candidate
 
 
-def candidate_fail(*, candidate_id: int, reason: str) -> None:
-    """Fail a candidate whose job gave up (crash, time limit), then settle its turn."""
+def _store(candidate: Candidate, write) -> None:
+    """Write a job's outcome, riding out a database restart (the answer is paid for)."""
+
+    def fresh_write() -> None:
+        # A try that failed may have moved the object in memory, or even committed.
+        candidate.refresh_from_db(fields=["status", "job_id", "lease_expires_at"])
+        write()
+
+    retry_on_disconnect(fresh_write, what=f"storing candidate {candidate.pk}")
+
+
+def _settle(candidate: Candidate) -> None:
+    retry_on_disconnect(
+        lambda: turn_settle(turn_id=candidate.turn_id), what=f"settling turn {candidate.turn_id}"
+    )
+
+
+def _time_limit_cause(exc: BaseException) -> BaseException | None:
+    """The job's soft time limit, if it is what caused `exc` (directly or further down)."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, jobs.SoftTimeLimitExceeded):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def candidate_fail(*, candidate_id: int, reason: str, job_id: str | None = None) -> None:
+    """Fail a candidate whose job gave up (crash, time limit), then settle its turn.
+
+    With `job_id`, only while that job holds the row: a job that was presumed dead and
+    replaced must not fail its successor's run.
+    """
     candidate = Candidate.objects.get(pk=candidate_id)
     if candidate.is_terminal:
         return
     try:
-        candidate.fail(reason=reason)
+        candidate.fail(reason=reason, job_id=job_id)
     except InvalidTransition:
         return
     turn_settle(turn_id=candidate.turn_id)
 
 
-def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
-    """Fail candidates RUNNING past every time limit; re-enqueue those left QUEUED.
+def _candidate_rescue(*, candidate_id: int, now: datetime) -> str:
+    """Send a candidate whose job's lease ran out to a new job, or fail it if it has no
+    attempts left. Returns "requeued", "failed" or "" (renewed or finished meanwhile).
 
-    A RUNNING row older than the job's hard limit plus its retries' backoff has no live job
-    behind it. A QUEUED row whose message was lost (broker outage after commit) is sent
-    again; its updated_at moves on so it is not re-sent every minute.
+    The row lock orders this against the job's own writes: a job that was only slow either
+    wrote first (nothing to do here) or finds the row handed on and writes nothing.
+    """
+    with transaction.atomic():
+        candidate = Candidate.objects.select_for_update().get(pk=candidate_id)
+        lease = candidate.lease_expires_at
+        if candidate.status != Candidate.Status.RUNNING or lease is None or lease >= now:
+            return ""
+        if candidate.attempts >= settings.MARLIN_GENERATION_MAX_ATTEMPTS:
+            candidate.fail(
+                reason=final_reason("Generation kept stopping before it finished.",
+                                    candidate.attempts),
+                job_id=candidate.job_id,
+            )  # fmt: skip
+            outcome = "failed"
+        else:
+            logger.warning("candidate %s: job %s stopped renewing its lease; sending it again",
+                           candidate.pk, candidate.job_id)  # fmt: skip
+            candidate.release(job_id=candidate.job_id, note=RESTARTED_NOTE)
+            # Sent once this transaction commits; if the broker is down the row waits
+            # QUEUED and is sent again by resend_stale_queued.
+            enqueue(candidate.pk)
+            outcome = "requeued"
+    if outcome == "failed":
+        turn_settle(turn_id=candidate.turn_id)
+    return outcome
+
+
+def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-run candidates whose job died; fail those past every limit; re-send lost QUEUED ones.
+
+    A RUNNING row whose lease ran out has no live job behind it (the heartbeat stopped): it
+    goes back to the queue for a new job while attempts remain ("restarted"). A RUNNING row
+    without a lease (claimed before leases existed) is failed once older than the job's hard
+    limit. A QUEUED row whose message was lost (broker outage after commit) is sent again;
+    its updated_at moves on so it is not re-sent every minute.
     """
     now = now or timezone.now()
+    restarted: list[int] = []
+    failed = 0
+    expired = Candidate.objects.filter(
+        status=Candidate.Status.RUNNING, lease_expires_at__lt=now
+    ).values_list("pk", flat=True)
+    for candidate_id in list(expired):
+        outcome = _candidate_rescue(candidate_id=candidate_id, now=now)
+        if outcome == "requeued":
+            restarted.append(candidate_id)
+        failed += outcome == "failed"
     stale_running = Candidate.objects.filter(
         status=Candidate.Status.RUNNING,
+        lease_expires_at__isnull=True,
         started_at__lt=now - timedelta(seconds=settings.MARLIN_GENERATION_STALE_SECONDS),
     )
-    failed = 0
     for candidate in stale_running:
         try:
             candidate.fail(reason="Generation took too long and was stopped; retry it.")
@@ -241,11 +421,12 @@ def generation_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
         turn_settle(turn_id=candidate.turn_id)
     remove_stale_worktrees()
     requeued = resend_stale_queued(
-        Candidate.objects.filter(status=Candidate.Status.QUEUED),
+        # Just sent by the loop above: not a second time.
+        Candidate.objects.filter(status=Candidate.Status.QUEUED).exclude(pk__in=restarted),
         now=now,
         send=jobs.candidate_generate_run.delay,
     )
-    return {"failed": failed, "requeued": requeued}
+    return {"failed": failed, "requeued": requeued, "restarted": len(restarted)}
 
 
 @transaction.atomic

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -472,6 +473,9 @@ class Candidate(BaseModel):
     # The broker's id of the job that claimed the row: a redelivery of that same job
     # (its worker died) may take the row over; any other job may not.
     job_id = models.CharField(max_length=64, blank=True)
+    # While RUNNING: renewed by the job's heartbeat. Once past, the job's worker is presumed
+    # dead and the reaper sends the candidate again (None: claimed before leases existed).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -500,12 +504,16 @@ class Candidate(BaseModel):
 
         The same job redelivered after its worker died takes over its own RUNNING row (the
         answer was never written); a duplicate of any other job raises InvalidTransition.
+        Either way the row gets a fresh lease, which the job's heartbeat then renews.
         """
         now = timezone.now()
+        lease = now + timedelta(seconds=settings.MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS)
         if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
             matched = Candidate.objects.filter(
                 pk=self.pk, status=self.Status.RUNNING, job_id=job_id
-            ).update(started_at=now, attempts=F("attempts") + 1, updated_at=now)
+            ).update(
+                started_at=now, attempts=F("attempts") + 1, lease_expires_at=lease, updated_at=now
+            )
             if matched == 1:
                 self.refresh_from_db()
                 return
@@ -516,6 +524,17 @@ class Candidate(BaseModel):
             started_at=now,
             attempts=self.attempts + 1,
             job_id=job_id,
+            lease_expires_at=lease,
+        )
+
+    def renew_lease(self, *, job_id: str, seconds: float) -> bool:
+        """Extend the lease of the job holding the row; False once another job (or none) holds it."""
+        now = timezone.now()
+        return (
+            Candidate.objects.filter(pk=self.pk, status=self.Status.RUNNING, job_id=job_id).update(
+                lease_expires_at=now + timedelta(seconds=seconds)
+            )
+            == 1
         )
 
     def succeed(
@@ -530,13 +549,17 @@ class Candidate(BaseModel):
         input_tokens: int | None = None,
         output_tokens: int | None = None,
         sent_prompt: SentPrompt | None = None,
+        job_id: str | None = None,
     ) -> None:
         """RUNNING → SUCCEEDED with the answer and what the model was sent; written once, a
-        second write raises."""
-        move(
-            self,
+        second write raises.
+
+        With `job_id`, only while that job holds the row: a job presumed dead and replaced
+        (a zombie, or its message redelivered) raises instead of overwriting its successor.
+        """
+        self._finish(
             to=self.Status.SUCCEEDED,
-            transitions=CANDIDATE_TRANSITIONS,
+            holder=job_id,
             raw_answer=raw_answer,
             explanation=explanation,
             diff=diff,
@@ -550,15 +573,42 @@ class Candidate(BaseModel):
             finished_at=timezone.now(),
         )
 
-    def fail(self, *, reason: str) -> None:
-        """RUNNING or QUEUED → FAILED with a reason a person can read."""
-        move(
-            self,
-            to=self.Status.FAILED,
-            transitions=CANDIDATE_TRANSITIONS,
-            error=reason,
-            finished_at=timezone.now(),
-        )
+    def fail(self, *, reason: str, job_id: str | None = None) -> None:
+        """RUNNING or QUEUED → FAILED with a reason a person can read (with `job_id`, only
+        while that job holds the row, as for succeed)."""
+        self._finish(to=self.Status.FAILED, holder=job_id, error=reason, finished_at=timezone.now())
+
+    def _finish(self, *, to: str, holder: str | None, **changes) -> None:
+        """Move the row to `to` and drop its lease; with `holder`, only if that job holds it."""
+        with transaction.atomic():
+            if holder is not None:
+                # The lock keeps another process from handing the row to another job
+                # between this check and the write (compare-and-set on the job id).
+                held_by = (
+                    Candidate.objects.select_for_update()
+                    .values_list("job_id", flat=True)
+                    .get(pk=self.pk)
+                )
+                if held_by != holder:
+                    self.refresh_from_db(fields=["status", "job_id"])
+                    raise InvalidTransition(obj=self, current=self.status, to=to)
+            move(
+                self,
+                to=to,
+                transitions=CANDIDATE_TRANSITIONS,
+                lease_expires_at=None,
+                **changes,
+            )
+
+    def release(self, *, job_id: str, note: str) -> None:
+        """RUNNING → QUEUED: the job `job_id` is presumed dead (its lease ran out).
+
+        The attempt it spent still counts; the next job to claim the row gets a new job id,
+        so the dead job's message, if the broker delivers it again, can no longer write.
+        """
+        if self.status != self.Status.RUNNING:
+            raise InvalidTransition(obj=self, current=self.status, to=self.Status.QUEUED)
+        self._finish(to=self.Status.QUEUED, holder=job_id, job_id="", started_at=None, error=note)
 
     def requeue(self) -> None:
         """FAILED → QUEUED, for a retry of this candidate only, with a fresh set of attempts."""
@@ -586,6 +636,7 @@ class Candidate(BaseModel):
             finished_at=None,
             attempts=0,
             job_id="",
+            lease_expires_at=None,
             **cleared,
         )
 
@@ -593,7 +644,8 @@ class Candidate(BaseModel):
 _G = Candidate.Status
 CANDIDATE_TRANSITIONS: dict[str, set[str]] = {
     _G.QUEUED: {_G.RUNNING, _G.FAILED},
-    _G.RUNNING: {_G.SUCCEEDED, _G.FAILED},
+    # Back to QUEUED only when the job holding it is presumed dead (its lease ran out).
+    _G.RUNNING: {_G.SUCCEEDED, _G.FAILED, _G.QUEUED},
     # Only to regenerate one of two identical answers (the service checks that they are).
     _G.SUCCEEDED: {_G.QUEUED},
     _G.FAILED: {_G.QUEUED},

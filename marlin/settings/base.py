@@ -94,6 +94,9 @@ DATABASES = {"default": env_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'marlin.sq
 # Every request is one transaction; jobs are enqueued with transaction.on_commit.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60)
+# A kept connection is checked before reuse: after a PostgreSQL restart the first request
+# of each process would otherwise fail on the dead connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The web server and the worker share the file. IMMEDIATE transactions take the write
     # lock up front, so concurrent writers queue (up to the timeout) instead of deadlocking
@@ -143,6 +146,11 @@ if _export_backend.endswith("FileSystemStorage"):
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {"BACKEND": _export_backend, "OPTIONS": _export_options},
+    # Uploaded catalogue files wait here for the import job; the worker must see this folder.
+    "catalogue_imports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": os.environ.get("MARLIN_IMPORT_DIR") or str(VAR_DIR / "imports")},
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
@@ -152,6 +160,8 @@ STORAGES = {
 
 # --- Security: secure unless explicitly relaxed (local.py does, for plain-http development).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# An orchestrator probes the container over plain http: a redirect would hide a 503.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^health/$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
@@ -201,6 +211,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Must exceed the longest job's hard time limit, or Redis redelivers a job still running.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A Redis that accepts connections but never answers would hold a request's job send
+    # (and so the request) forever; the read timeout stays above kombu's 1 s BRPOP wait.
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "marlin")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -212,27 +225,70 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running generation job renews its candidate's lease every HEARTBEAT seconds; a lease
+# not renewed for HEARTBEAT_STALE seconds means the job's worker died, and the reaper (every
+# REAP seconds) sends the candidate again: recovery within HEARTBEAT_STALE + REAP seconds.
+MARLIN_GENERATION_HEARTBEAT_SECONDS = env_int("MARLIN_GENERATION_HEARTBEAT_SECONDS", 15, minimum=1)
+MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS = env_int(
+    "MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS", 60, minimum=2
+)
+MARLIN_GENERATION_REAP_SECONDS = env_int("MARLIN_GENERATION_REAP_SECONDS", 30, minimum=1)
+if MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS < 2 * MARLIN_GENERATION_HEARTBEAT_SECONDS:
+    # One late or failed renewal (a slow database) must not pass for a dead worker.
+    raise ImproperlyConfigured(
+        "MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS must be at least twice "
+        "MARLIN_GENERATION_HEARTBEAT_SECONDS."
+    )
+# The generation job's own limits: the soft one fails the candidate as too slow.
+MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS = env_int(
+    "MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS", 600, minimum=1
+)
+MARLIN_GENERATION_TIME_LIMIT_SECONDS = env_int(
+    "MARLIN_GENERATION_TIME_LIMIT_SECONDS", 660, minimum=2
+)
+if not (MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS < MARLIN_GENERATION_TIME_LIMIT_SECONDS < 3600):
+    # Past the broker's visibility timeout (3600 s) a job still running is delivered again.
+    raise ImproperlyConfigured(
+        "MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS must be below "
+        "MARLIN_GENERATION_TIME_LIMIT_SECONDS, and that below 3600."
+    )
 # Periodic repair of rows whose job died or whose message was lost; run by `celery beat`.
 CELERY_BEAT_SCHEDULE = {
-    "generation-reap-stale": {"task": "tasks.jobs.generation_reap_stale_run", "schedule": 60.0},
+    "generation-reap-stale": {
+        "task": "tasks.jobs.generation_reap_stale_run",
+        "schedule": float(MARLIN_GENERATION_REAP_SECONDS),
+    },
     "repository-reap-stale": {"task": "repos.jobs.repository_reap_stale_run", "schedule": 60.0},
+    "catalogue-import-reap-stale": {
+        "task": "repos.jobs.catalogue_import_reap_stale_run",
+        "schedule": 60.0,
+    },
     "review-claims-release-expired": {
         "task": "reviews.jobs.review_claims_release_expired_run",
         "schedule": 60.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# A RUNNING candidate older than this has outlived its job's hard limit (660 s).
+# A RUNNING candidate without a lease (claimed before leases existed) older than this has
+# outlived its job's hard limit.
 MARLIN_GENERATION_STALE_SECONDS = env_int("MARLIN_GENERATION_STALE_SECONDS", 780, minimum=60)
+if MARLIN_GENERATION_STALE_SECONDS <= MARLIN_GENERATION_TIME_LIMIT_SECONDS:
+    raise ImproperlyConfigured(
+        "MARLIN_GENERATION_STALE_SECONDS must exceed MARLIN_GENERATION_TIME_LIMIT_SECONDS."
+    )
 # A QUEUED row untouched for this long lost its message; it is sent again.
 MARLIN_QUEUED_STALE_SECONDS = env_int("MARLIN_QUEUED_STALE_SECONDS", 300, minimum=30)
+# ... or for this long while the broker's queue is empty: the broker lost the message.
+MARLIN_QUEUED_LOST_SECONDS = env_int("MARLIN_QUEUED_LOST_SECONDS", 30, minimum=5)
 
 # --- Cache (highlighted files, catalogue facets): Redis where there is one, else files
-# under var/ so the web server and the worker share it.
+# under var/ so the web server and the worker share it. While Redis is unreachable the
+# cache falls back to each process's memory and retries Redis every few seconds
+# (marlin/resilient_cache.py): pages stay up, throttles count per process.
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "marlin.resilient_cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "marlin",
         }
@@ -258,6 +314,10 @@ MARLIN_CLONE_TIMEOUT_SECONDS = env_int("MARLIN_CLONE_TIMEOUT_SECONDS", 300, mini
 MARLIN_CLONE_MAX_MB = env_int("MARLIN_CLONE_MAX_MB", 2048, minimum=1)
 # Files larger than this are neither fetched at clone time nor shown when browsing.
 MARLIN_BROWSE_MAX_FILE_BYTES = env_int("MARLIN_BROWSE_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
+# Catalogue files (admin, API, command): larger ones are refused with 413.
+MARLIN_IMPORT_MAX_MB = env_int("MARLIN_IMPORT_MAX_MB", 200, minimum=1)
+# A RUNNING import with no batch committed for this long lost its worker; it is resumed.
+MARLIN_IMPORT_STALE_SECONDS = env_int("MARLIN_IMPORT_STALE_SECONDS", 120, minimum=10)
 
 # --- The sandbox (marlin/sandbox.py) for coding agents and repository checks: bubblewrap.
 MARLIN_SANDBOX_BWRAP = os.environ.get("MARLIN_SANDBOX_BWRAP", "bwrap")
@@ -298,6 +358,9 @@ for _name in MARLIN_MODEL_KEY_NAMES:
         )
 # Bytes of instructions, conversation and repository context sent to a model.
 MARLIN_PROMPT_CONTEXT_BYTES = env_int("MARLIN_PROMPT_CONTEXT_BYTES", 120_000, minimum=1000)
+# Seconds the repository context of one prompt may take to read (file list and files); past
+# it, context stops with what was read and says so, rather than the job timing out.
+MARLIN_REPO_CONTEXT_SECONDS = env_int("MARLIN_REPO_CONTEXT_SECONDS", 60, minimum=1)
 # A model answer (or diff) longer than this is cut and marked as cut.
 MARLIN_ANSWER_MAX_CHARS = env_int("MARLIN_ANSWER_MAX_CHARS", 400_000, minimum=1000)
 # Attempts per candidate for transient model errors, and the backoff between them.

@@ -28,6 +28,10 @@ if STORAGES["exports"]["BACKEND"].endswith("FileSystemStorage"):  # noqa: F405
     STORAGES["exports"]["OPTIONS"]["location"] = os.environ.get("MARLIN_EXPORT_DIR") or str(  # noqa: F405
         VAR_DIR / "test-exports"  # noqa: F405
     )
+# Uploaded catalogue files of test runs too.
+STORAGES["catalogue_imports"]["OPTIONS"]["location"] = os.environ.get(  # noqa: F405
+    "MARLIN_IMPORT_DIR"
+) or str(VAR_DIR / "test-imports")  # noqa: F405
 # The model key variables the test suite's fake endpoints and agents name.
 MARLIN_MODEL_KEY_NAMES = [  # noqa: F405
     *MARLIN_MODEL_KEY_NAMES,  # noqa: F405

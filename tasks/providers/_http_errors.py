@@ -1,4 +1,8 @@
-"""Turning an SDK's HTTP failure into a ProviderError with the right retry advice."""
+"""Turning an SDK's HTTP failure into a ProviderError with the right retry advice.
+
+Messages say what happened, never what happens next: whether Marlin tries again depends on
+the attempts left, which only the generation service knows (tasks/generation.py adds it).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from django.utils import timezone
 
 from tasks.llm_client import ProviderError
 
-BUSY = "The model is busy; Marlin will try again shortly."
-DOWN = "The model service had an error; Marlin will try again shortly."
+BUSY = "The model is busy."
+DOWN = "The model service had an error."
 REFUSED = "The model refused the request."
 
 
@@ -46,15 +50,15 @@ def status_error(status: int, headers, detail: str) -> ProviderError:
 
 
 def timeout_error(detail: str) -> ProviderError:
-    return ProviderError("The model took too long to answer; Marlin will try again shortly.",
+    return ProviderError("The model took too long to answer.",
                          transient=True, detail=detail)  # fmt: skip
 
 
 def connection_error(detail: str) -> ProviderError:
-    return ProviderError("The model service could not be reached; Marlin will try again shortly.",
+    return ProviderError("The model service could not be reached.",
                          transient=True, detail=detail)  # fmt: skip
 
 
 def malformed_error(detail: str) -> ProviderError:
-    return ProviderError("The model's answer could not be read; Marlin will try again shortly.",
+    return ProviderError("The model's answer could not be read.",
                          transient=True, detail=detail)  # fmt: skip

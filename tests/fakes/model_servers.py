@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ class RecordedRequest:
     headers: dict[str, str]  # names lower-cased
     raw_body: bytes
     body: Any  # the parsed JSON body, or None if it was not JSON
+    # time.monotonic() on arrival, to measure the gaps a client leaves between requests
+    received_at: float = field(default_factory=time.monotonic)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

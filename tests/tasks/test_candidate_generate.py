@@ -101,7 +101,7 @@ def test_a_crashed_job_leaves_a_failed_candidate_not_a_running_one(
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     candidate = Candidate.objects.filter(turn__task=task).first()
     candidate.claim(job_id="job-1")  # the job got as far as claiming, then crashed
-    candidate_generate_run.on_failure(RuntimeError("boom"), "job-id", (candidate.pk,), {}, None)
+    candidate_generate_run.on_failure(RuntimeError("boom"), "job-1", (candidate.pk,), {}, None)
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED
     assert "internal error" in candidate.error and "boom" not in candidate.error
