@@ -4,13 +4,12 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 
 from marlin.exceptions import ApplicationError
-from repos import services
+from repos import catalogue_imports, services
 from repos.forms import RepositoryImportForm
-from repos.models import Repository
-
-_REJECTIONS_SHOWN = 50
+from repos.models import CatalogueImport, Repository
 
 
 @admin.register(Repository)
@@ -55,32 +54,112 @@ class RepositoryAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
-        if not (
-            self.has_change_permission(request) and request.user.has_perm("repos.add_repository")
-        ):
+        if not can_import(request):
             return redirect("admin:index")
         form = RepositoryImportForm(request.POST or None, request.FILES or None)
-        report = None
+        rejections: list[dict] = []
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                report = services.repository_import(content=upload.read(), filename=upload.name)
+                job = catalogue_imports.catalogue_import_start(
+                    by=request.user, upload=upload, filename=upload.name
+                )
             except ApplicationError as exc:
                 form.add_error("file", exc.message)
+                rejections = exc.extra.get("rejected", [])
             else:
-                level = messages.WARNING if report.rejected else messages.SUCCESS
                 self.message_user(
-                    request,
-                    f"Imported {report.imported} repositories ({report.created} new, "
-                    f"{report.updated} updated); rejected {len(report.rejected)} rows.",
-                    level,
+                    request, f"{job.filename} is being imported in the background.", messages.INFO
                 )
+                return redirect("admin:repos_catalogueimport_change", job.pk)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Import repositories",
             "form": form,
-            "report": report,
-            "rejections": report.rejected[:_REJECTIONS_SHOWN] if report else [],
+            "rejections": rejections,
+            "recent": CatalogueImport.objects.all()[:5],
         }
-        return render(request, "admin/repos/repository/import.html", context)
+        status = 400 if form.errors else 200
+        return render(request, "admin/repos/repository/import.html", context, status=status)
+
+
+def can_import(request: HttpRequest) -> bool:
+    """Importing adds and overwrites rows: both permissions, as the API asks."""
+    return request.user.has_perms(["repos.add_repository", "repos.change_repository"])
+
+
+@admin.register(CatalogueImport)
+class CatalogueImportAdmin(admin.ModelAdmin):
+    """Uploaded catalogue files and their imports' progress (the page refreshes itself)."""
+
+    list_display = [
+        "id", "filename", "status", "progress", "rows_read", "rows_imported", "rows_rejected",
+        "requested_by", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status"]
+    fields = [
+        "filename", "status", "progress", "size_bytes", "bytes_read", "rows_read",
+        "rows_created", "rows_updated", "rows_rejected", "error", "rejected_rows",
+        "requested_by", "attempts", "created_at", "started_at", "finished_at", "updated_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+    actions = ["resume", "rerun"]
+    change_form_template = "admin/repos/catalogueimport/change_form.html"
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_import(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return can_import(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Nothing is edited here; the actions resume imports.
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest):
+        # The actions need no model permission of their own, only the import permissions.
+        return super().get_actions(request) if can_import(request) else {}
+
+    @admin.display(description="Progress")
+    def progress(self, job: CatalogueImport) -> str:
+        return f"{job.percent}% ({job.bytes_read:,} of {job.size_bytes:,} bytes)"
+
+    @admin.display(description="Imported")
+    def rows_imported(self, job: CatalogueImport) -> int:
+        return job.rows_imported
+
+    @admin.display(description="Rejected rows (first ones)")
+    def rejected_rows(self, job: CatalogueImport) -> str:
+        if not job.rejections:
+            return "–"
+        # Reasons quote the file's own text: escaped by format_html_join.
+        return format_html(
+            "<table><thead><tr><th>Line</th><th>Reason</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", job.rejections),
+        )
+
+    @admin.action(description="Resume (go on from the last imported batch)")
+    def resume(self, request: HttpRequest, queryset) -> None:
+        self._requeue(request, queryset, from_start=False)
+
+    @admin.action(description="Import again from the start")
+    def rerun(self, request: HttpRequest, queryset) -> None:
+        self._requeue(request, queryset, from_start=True)
+
+    def _requeue(self, request: HttpRequest, queryset, *, from_start: bool) -> None:
+        for job in queryset:
+            try:
+                catalogue_imports.catalogue_import_resume(
+                    catalogue_import=job, from_start=from_start
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"{job}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{job} is queued again.", messages.INFO)

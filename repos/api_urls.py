@@ -4,6 +4,11 @@ from repos import api
 
 urlpatterns = [
     path("repos/import/", api.RepositoryImportApi.as_view(), name="api-repos-import"),
+    path(
+        "repos/imports/<int:pk>/",
+        api.RepositoryImportDetailApi.as_view(),
+        name="api-repos-import-job",
+    ),
     path("repositories/", api.RepositoryListApi.as_view(), name="api-repositories"),
     path("repositories/<int:pk>/", api.RepositoryDetailApi.as_view(), name="api-repository"),
     path(

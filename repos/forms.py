@@ -2,23 +2,22 @@ from __future__ import annotations
 
 from django import forms
 
+from repos.catalogue_imports import SUFFIXES, max_import_bytes, too_large_message
 from repos.selectors import SORTS, CatalogueFilter
-
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
 class RepositoryImportForm(forms.Form):
     file = forms.FileField(
         help_text="GitHub API repository objects as a JSON array or JSONL, or a CSV with a "
-        "full_name column."
+        "full_name column. It is imported in the background; this page then shows its progress."
     )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.")
-        if not upload.name.lower().endswith((".json", ".jsonl", ".ndjson", ".csv")):
-            raise forms.ValidationError("Upload a .json, .jsonl or .csv file.")
+        if upload.size > max_import_bytes():
+            raise forms.ValidationError(too_large_message(upload.name, upload.size))
+        if not upload.name.lower().endswith(SUFFIXES):
+            raise forms.ValidationError("Upload a .json, .jsonl, .ndjson or .csv file.")
         return upload
 
 

@@ -1,11 +1,13 @@
 """Reading a catalogue file: GitHub API repository objects (JSON array or JSONL) or CSV.
 
+The file is read incrementally, one row at a time, so memory does not grow with its size.
 Every row is checked on its own; a bad row is reported with its line and reason and the
-good rows still import. Nothing here writes: repos.services.repository_import does.
+good rows still import. Nothing here writes: repos.catalogue_imports does.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -13,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from django.utils.dateparse import parse_datetime
 
@@ -52,6 +55,8 @@ class ParsedLine:
     line: int
     row: RepositoryRow | None
     error: str | None
+    # The byte offset just past this row in the file: where a resumed import starts.
+    end: int = 0
 
 
 def _text(obj: dict, key: str, *, limit: int) -> str:
@@ -156,53 +161,245 @@ def normalise(obj: object, *, allowed_bases: list[str]) -> RepositoryRow:
     )
 
 
-def _json_objects(text: str) -> Iterator[tuple[int, object]]:
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+# A JSONL line or a JSON array item longer than this is refused (and skipped) without ever
+# being held whole: one 200 MB line must not cost 200 MB.
+MAX_ROW_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row as read from the file, before it is checked: `obj` is the decoded object or
+    the RowError that explains why it could not be decoded. `end` is the byte offset just
+    past the row, so an import can resume there."""
+
+    line: int
+    obj: object
+    end: int
+
+
+def file_format(filename: str, head: bytes) -> str:
+    """The kind of file (csv, json for an array, jsonl) from its name and first bytes."""
+    if filename.lower().endswith(".csv"):
+        return "csv"
+    return "json" if head.removeprefix(_BOM).lstrip().startswith(b"[") else "jsonl"
+
+
+def _lines(stream: BinaryIO, offset: int) -> Iterator[tuple[bytes | None, int]]:
+    """Each line of the file as bytes with the offset just past it; None for a line longer
+    than MAX_ROW_BYTES, which is skipped in chunks rather than read whole."""
+    while True:
+        line = stream.readline(MAX_ROW_BYTES + 1)
+        if not line:
+            return
+        offset += len(line)
+        if len(line) > MAX_ROW_BYTES and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(_CHUNK)
+                offset += len(line)
+            yield None, offset
+            continue
+        yield line, offset
+
+
+def _jsonl_records(stream: BinaryIO, *, offset: int, line: int) -> Iterator[Record]:
+    for raw, end in _lines(stream, offset):
+        line += 1
+        if raw is None:
+            yield Record(line, RowError(f"the line is longer than {MAX_ROW_BYTES} bytes"), end)
+            continue
+        if line == 1:
+            raw = raw.removeprefix(_BOM)
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RowError(f"the file is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-        # A JSON array has no per-object lines; report the item's position instead.
-        yield from enumerate(data, start=1)
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield Record(line, RowError("the line is not UTF-8 text"), end)
+            continue
+        if not text.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield Record(line, json.loads(text), end)
         except json.JSONDecodeError as exc:
-            yield number, RowError(f"not valid JSON: {exc.msg}")
+            yield Record(line, RowError(f"not valid JSON: {exc.msg}"), end)
+        except RecursionError:
+            yield Record(line, RowError("not valid JSON: nested too deeply"), end)
 
 
-def _csv_objects(text: str) -> Iterator[tuple[int, object]]:
-    reader = csv.DictReader(io.StringIO(text))
+def _csv_records(stream: BinaryIO, *, offset: int, line: int) -> Iterator[Record]:
+    # The header is read again on a resume; the rows then continue from `offset`.
+    stream.seek(0)
+    header_raw = stream.readline(MAX_ROW_BYTES + 1)
     try:
-        if not reader.fieldnames or "full_name" not in reader.fieldnames:
-            raise RowError("the CSV needs a header row with at least a full_name column")
+        header_text = header_raw.removeprefix(_BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RowError("the file is not UTF-8 text") from exc
+    fieldnames = next(csv.reader([header_text]), [])
+    if "full_name" not in fieldnames:
+        raise RowError("the CSV needs a header row with at least a full_name column")
+    if offset == 0:
+        offset, line = len(header_raw), 1
+    stream.seek(offset)
+    consumed = [offset]
+
+    def texts() -> Iterator[str]:
+        # csv pulls exactly the lines one record needs (more for a quoted newline), so the
+        # bytes consumed when a record comes out end exactly at that record.
+        for raw, end in _lines(stream, offset):
+            consumed[0] = end
+            if raw is None:
+                raise RowError(f"the CSV has a line longer than {MAX_ROW_BYTES} bytes")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RowError("the file is not UTF-8 text") from exc
+
+    reader = csv.DictReader(texts(), fieldnames=fieldnames)
+    try:
         for record in reader:
+            number = line + reader.line_num
             if None in record:
-                yield reader.line_num, RowError("the row has more cells than the header")
+                yield Record(
+                    number, RowError("the row has more cells than the header"), consumed[0]
+                )
                 continue
-            yield reader.line_num, {k: v for k, v in record.items() if v not in (None, "")}
+            values = {k: v for k, v in record.items() if v not in (None, "")}
+            yield Record(number, values, consumed[0])
     except csv.Error as exc:
         # The csv module cannot resume after a broken row (e.g. an over-long field).
-        raise RowError(f"the CSV cannot be read past line {reader.line_num}: {exc}") from exc
+        raise RowError(f"the CSV cannot be read past line {line + reader.line_num}: {exc}") from exc
+    except RowError as exc:
+        raise RowError(f"{exc} (line {line + reader.line_num + 1})") from exc
+
+
+class _TextWindow:
+    """A sliding window of decoded text over a binary stream that knows, for any character
+    position, how many bytes came before it (so a JSON array can resume mid-file)."""
+
+    def __init__(self, stream: BinaryIO, offset: int) -> None:
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.text = ""
+        self.start = offset  # byte offset of text[0]
+        self.eof = False
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.stream.read(_CHUNK)
+        try:
+            self.text += self.decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise RowError(f"the file is not UTF-8 text (near byte {self.start})") from exc
+        self.eof = not chunk
+        return True
+
+    def skip_space(self) -> str:
+        """The next non-blank character ("" at the end), with the blanks before it dropped."""
+        while True:
+            stripped = self.text.lstrip()
+            self.drop(len(self.text) - len(stripped))
+            if self.text or not self.fill():
+                return self.text[:1]
+
+    def drop(self, chars: int) -> None:
+        if chars:
+            self.start += len(self.text[:chars].encode("utf-8"))
+            self.text = self.text[chars:]
+
+
+def _json_array_records(stream: BinaryIO, *, offset: int, line: int) -> Iterator[Record]:
+    decoder = json.JSONDecoder()
+    window = _TextWindow(stream, offset)
+    if offset == 0:
+        window.fill()
+        if window.text.startswith("\ufeff"):
+            window.drop(1)
+        if window.skip_space() != "[":
+            raise RowError("the file is not valid JSON: it does not start with [")
+        window.drop(1)
+        expect_item = True  # the first item, or "]"
+    else:
+        expect_item = False  # resuming just after an item: "," or "]"
+    while True:
+        char = window.skip_space()
+        if not char:
+            raise RowError(f"the file is not valid JSON: it ends after item {line} without ]")
+        if char == "]":
+            window.drop(1)
+            if window.skip_space():
+                raise RowError(
+                    f"the file is not valid JSON: text after the closing ] of item {line}"
+                )
+            return
+        if not expect_item:
+            if char != ",":
+                raise RowError(f"the file is not valid JSON after item {line}: expected , or ]")
+            window.drop(1)
+            window.skip_space()
+        while True:
+            try:
+                obj, end = decoder.raw_decode(window.text)
+            except json.JSONDecodeError as exc:
+                if window.eof or len(window.text) > MAX_ROW_BYTES:
+                    raise RowError(
+                        f"the file is not valid JSON (item {line + 1}: {exc.msg})"
+                    ) from exc
+                window.fill()
+                continue
+            except RecursionError as exc:
+                raise RowError(
+                    f"the file is not valid JSON (item {line + 1}: nested too deeply)"
+                ) from exc
+            # A value that reaches the end of the window may go on in the next chunk (a number).
+            if end == len(window.text) and not window.eof:
+                window.fill()
+                continue
+            break
+        window.drop(end)
+        line += 1
+        expect_item = False
+        # A JSON array has no per-object lines; report the item's position instead.
+        yield Record(line, obj, window.start)
+
+
+def records(stream: BinaryIO, *, filename: str, offset: int = 0, line: int = 0) -> Iterator[Record]:
+    """Read the file's rows one at a time, from `offset` (just past row number `line`, as a
+    Record's `end` and `line` said), holding at most one row in memory.
+
+    Raises RowError, after the rows before it, when the file cannot be read past a point.
+    """
+    stream.seek(0)
+    head = stream.read(4096)
+    stream.seek(offset)
+    kind = file_format(filename, head)
+    if kind == "csv":
+        return _csv_records(stream, offset=offset, line=line)
+    if kind == "json":
+        return _json_array_records(stream, offset=offset, line=line)
+    return _jsonl_records(stream, offset=offset, line=line)
+
+
+def check(record: Record, *, allowed_bases: list[str]) -> ParsedLine:
+    """The record checked: a row to import, or the reason it cannot be."""
+    if isinstance(record.obj, RowError):
+        return ParsedLine(line=record.line, row=None, error=str(record.obj), end=record.end)
+    try:
+        row = normalise(record.obj, allowed_bases=allowed_bases)
+    except RowError as exc:
+        return ParsedLine(line=record.line, row=None, error=str(exc), end=record.end)
+    return ParsedLine(line=record.line, row=row, error=None, end=record.end)
+
+
+def parse_stream(
+    stream: BinaryIO, *, filename: str, allowed_bases: list[str], offset: int = 0, line: int = 0
+) -> Iterator[ParsedLine]:
+    """Yield each row of the file, checked, reading it incrementally; raises RowError when
+    the file cannot be read past a point (the rows before it have been yielded)."""
+    for record in records(stream, filename=filename, offset=offset, line=line):
+        yield check(record, allowed_bases=allowed_bases)
 
 
 def parse(content: bytes, *, filename: str, allowed_bases: list[str]) -> Iterator[ParsedLine]:
-    """Yield each row of the file, checked; raises RowError when the file as a whole is unusable."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RowError("the file is not UTF-8 text") from exc
-    is_csv = filename.lower().endswith(".csv")
-    source = _csv_objects(text) if is_csv else _json_objects(text)
-    for line, obj in source:
-        if isinstance(obj, RowError):
-            yield ParsedLine(line=line, row=None, error=str(obj))
-            continue
-        try:
-            yield ParsedLine(line=line, row=normalise(obj, allowed_bases=allowed_bases), error=None)
-        except RowError as exc:
-            yield ParsedLine(line=line, row=None, error=str(exc))
+    """parse_stream over bytes already in memory."""
+    return parse_stream(io.BytesIO(content), filename=filename, allowed_bases=allowed_bases)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F
+from django.utils import timezone
 
 from marlin.models import BaseModel
 from marlin.state_machine import move
@@ -150,4 +153,144 @@ CLONE_TRANSITIONS: dict[str, set[str]] = {
     _C.CLONING: {_C.READY, _C.FAILED},
     _C.READY: {_C.QUEUED},
     _C.FAILED: {_C.QUEUED},
+}
+
+
+def _import_storage():
+    from django.core.files.storage import storages
+
+    return storages["catalogue_imports"]
+
+
+class CatalogueImport(BaseModel):
+    """An uploaded catalogue file imported by a worker, with its progress.
+
+    Each batch of rows commits together with the counts and the byte offset just past its
+    last row (`bytes_read`), so an import whose worker died resumes there; upserts by
+    full_name make re-reading a batch harmless.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Importing"
+        SUCCEEDED = "SUCCEEDED", "Imported"
+        FAILED = "FAILED", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="catalogue_imports",
+    )
+    filename = models.CharField(max_length=255)
+    # Deleted once the import has succeeded; kept after a failure so it can be resumed.
+    file = models.FileField(storage=_import_storage, max_length=300, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    # Committed progress: everything up to bytes_read / line is in the catalogue.
+    bytes_read = models.PositiveBigIntegerField(default=0)
+    line = models.PositiveIntegerField(default=0)
+    rows_read = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    # The first rejected rows as [line, reason]; rows_rejected counts them all.
+    rejections = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    # The broker's id of the job that claimed the row: only its redelivery may take it over.
+    job_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Catalogue import {self.pk} ({self.filename})"
+
+    @property
+    def rows_imported(self) -> int:
+        return self.rows_created + self.rows_updated
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if not self.size_bytes:
+            return 0
+        return min(100, int(100 * self.bytes_read / self.size_bytes))
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    def claim(self, *, job_id: str) -> None:
+        """QUEUED → RUNNING for one job; the same job redelivered (its worker died) takes
+        over its own RUNNING row and goes on from the committed offset."""
+        now = timezone.now()
+        if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
+            matched = CatalogueImport.objects.filter(
+                pk=self.pk, status=self.Status.RUNNING, job_id=job_id
+            ).update(attempts=F("attempts") + 1, updated_at=now)
+            if matched == 1:
+                self.refresh_from_db()
+                return
+        move(
+            self,
+            to=self.Status.RUNNING,
+            transitions=CATALOGUE_IMPORT_TRANSITIONS,
+            job_id=job_id,
+            attempts=self.attempts + 1,
+            started_at=self.started_at or now,
+            error="",
+        )
+
+    def succeed(self) -> None:
+        """RUNNING → SUCCEEDED; the counts were written batch by batch."""
+        move(
+            self,
+            to=self.Status.SUCCEEDED,
+            transitions=CATALOGUE_IMPORT_TRANSITIONS,
+            finished_at=timezone.now(),
+        )
+
+    def fail(self, *, reason: str) -> None:
+        """QUEUED or RUNNING → FAILED with a reason a person can act on."""
+        move(
+            self,
+            to=self.Status.FAILED,
+            transitions=CATALOGUE_IMPORT_TRANSITIONS,
+            error=reason,
+            finished_at=timezone.now(),
+        )
+
+    def requeue(self, *, from_start: bool) -> None:
+        """FAILED, or RUNNING with its worker gone → QUEUED: resume at the committed offset,
+        or (from_start) read the whole file again, counts reset."""
+        restart = (
+            {"bytes_read": 0, "line": 0, "rows_read": 0, "rows_created": 0,
+             "rows_updated": 0, "rows_rejected": 0, "rejections": []}
+            if from_start else {}
+        )  # fmt: skip
+        move(
+            self,
+            to=self.Status.QUEUED,
+            transitions=CATALOGUE_IMPORT_TRANSITIONS,
+            job_id="",
+            error="",
+            finished_at=None,
+            **restart,
+        )
+
+
+_I = CatalogueImport.Status
+CATALOGUE_IMPORT_TRANSITIONS: dict[str, set[str]] = {
+    _I.QUEUED: {_I.RUNNING, _I.FAILED},
+    _I.RUNNING: {_I.SUCCEEDED, _I.FAILED, _I.QUEUED},
+    _I.SUCCEEDED: set(),
+    _I.FAILED: {_I.QUEUED},
 }

@@ -26,7 +26,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from marlin import roles
-from repos.models import Repository
+from repos.models import CatalogueImport, Repository
 from reviews import export_jobs
 from reviews.claims import review_claim
 from reviews.forms import ExportForm
@@ -158,6 +158,13 @@ class World:
         self.export_files.append((job.file.storage, job.file.name))
         return job
 
+    @cached_property
+    def catalogue_import(self) -> CatalogueImport:
+        """A catalogue import queued by the admin and not yet run."""
+        return CatalogueImport.objects.create(
+            requested_by=self.users["admin"], filename="r.json", size_bytes=10
+        )
+
 
 @pytest.fixture
 def world(request, project, contractor, other_contractor, reviewer, admin_user, outsider):
@@ -221,6 +228,9 @@ def snapshot() -> dict[str, set]:
         "earnings": set(Earning.objects.values_list("pk", "task_id", "amount")),
         "notifications": set(Notification.objects.values_list("pk", "user_id", "read_at")),
         "exports": set(ExportJob.objects.values_list("pk", "status", "requested_by_id")),
+        "catalogue_imports": set(
+            CatalogueImport.objects.values_list("pk", "status", "requested_by_id")
+        ),
         "repositories": set(
             Repository.objects.values_list(
                 "pk", "full_name", "clone_status", "task_count", "is_enabled", "max_open_tasks"
@@ -299,9 +309,13 @@ def _file_shown(w, user, response):
     assert "def div(a, b):" in response.json()["content"]
 
 
-def _imported(w, user, response):
-    assert response.json()["created"] == 1
-    assert Repository.objects.filter(full_name="pallets/flask").exists()
+def _import_queued(w, user, response):
+    job = CatalogueImport.objects.get(pk=response.json()["id"])
+    assert job.requested_by == user and job.status == CatalogueImport.Status.QUEUED
+
+
+def _import_shown(w, user, response):
+    assert response.json()["id"] == w.catalogue_import.pk
 
 
 def _projects_listed(w, user, response):
@@ -465,7 +479,9 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
     "import": (Call("api-repos-import", "post", fmt="multipart",
                     data=lambda w: {"file": SimpleUploadedFile(
                         "r.json", json.dumps([gh("pallets/flask")]).encode())},
-                    changes=("repositories",), effect=_imported),             (401, 403, 403, 403, 200, 403)),
+                    changes=("catalogue_imports",), effect=_import_queued),   (401, 403, 403, 403, 202, 403)),
+    "import_job": (Call("api-repos-import-job", target="catalogue_import",
+                        effect=_import_shown),                              (401, 403, 403, 403, 200, 403)),
     "projects": (Call("api-projects", effect=_projects_listed),             (401, 200, 200, 403, 403, 403)),
     "tasks": (Call("api-tasks", needs=("awaiting",),
                    effect=_own_tasks_listed),                               (401, 200, 200, 403, 403, 403)),

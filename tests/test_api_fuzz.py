@@ -53,6 +53,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 from schemathesis.pytest.lazy import get_all_tests
 
+from repos.models import CatalogueImport
 from reviews.claims import review_claim
 from reviews.export_filters import ExportFilters
 from reviews.export_jobs import export_job_execute, export_job_start
@@ -178,6 +179,7 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
         export_job_start(by=admin_user, fmt="native", filters=ExportFilters()).pk
     )
     tasks = [awaiting, submitted, claimed, bounced, accepted, failed]
+    catalogue_import = CatalogueImport.objects.create(requested_by=admin_user, filename="r.json")
     return {
         "users": {"admin": admin_user, "contractor": contractor, "reviewer": reviewer},
         # The task each role's coverage phase works on: one it can still act on.
@@ -191,6 +193,7 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
                 Candidate.objects.filter(turn__task=accepted).values_list("pk", flat=True)[0],
             ],
             "exports": [export.pk],
+            "catalogue_imports": [catalogue_import.pk],
             "projects": [project.pk],
             "endpoints": [project.endpoint_a_id, project.endpoint_b_id],
             "users": [contractor.pk, reviewer.pk],
@@ -248,6 +251,7 @@ def _config(
                 operation(r"^/api/(reviews/)?tasks/\{id\}/", "tasks"),
                 operation(r"^/api/candidates/\{id\}/", "candidates"),
                 operation(r"^/api/exports/\{id\}/", "exports"),
+                operation(r"^/api/repos/imports/\{id\}/", "catalogue_imports"),
                 operation(
                     r"^/api/exports/$",
                     "",

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from repos.models import Repository
+from repos.models import CatalogueImport, Repository
 from repos.services import repository_import
 from tests.factories import RepositoryFactory
 from tests.repos.test_repository_import import gh
@@ -67,13 +67,13 @@ def test_the_import_api_reports_the_row(client, admin_user):
     response = client.post(
         reverse("api-repos-import"), {"file": SimpleUploadedFile("r.json", upload)}
     )
-    assert response.status_code == 200
+    # Its only row is bad: refused while the uploader waits, nothing stored or queued.
+    assert response.status_code == 400
     assert response.json() == {
-        "created": 0,
-        "updated": 0,
+        "detail": f"No row of r.json can be imported: all 1 rows were rejected (line 1: {REASON}).",
         "rejected": [{"line": 1, "reason": REASON}],
     }
-    assert not Repository.objects.exists()
+    assert not Repository.objects.exists() and not CatalogueImport.objects.exists()
 
 
 def test_the_admin_upload_lists_the_row(client, admin_user):
@@ -82,10 +82,10 @@ def test_the_admin_upload_lists_the_row(client, admin_user):
         "r.jsonl", (json.dumps(gh("a/b", html_url="javascript:alert(1)")) + "\n").encode()
     )
     response = client.post(reverse("admin:repos_repository_import"), {"file": upload})
-    assert response.status_code == 200
+    assert response.status_code == 400
     page = response.content.decode()
-    assert "0 new, 0 updated, 1 rejected" in page and REASON in page
-    assert not Repository.objects.exists()
+    assert "all 1 rows were rejected" in page and REASON in page
+    assert not Repository.objects.exists() and not CatalogueImport.objects.exists()
 
 
 def test_a_reimport_cannot_turn_a_good_link_bad(db):

@@ -3,12 +3,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from marlin.exceptions import ApplicationError
-from repos.models import Repository
+from repos.catalogue_imports import catalogue_import_execute, catalogue_import_start
+from repos.models import CatalogueImport, Repository
 from repos.services import repository_import
 
 
@@ -105,6 +107,22 @@ def test_reimport_updates_catalogue_data_and_keeps_admin_choices(db):
         (b"[{broken", "x.json", "not valid JSON"),
         (b"\xff\xfe\x00", "x.json", "not UTF-8"),
         (b"name,stars\nx,1\n", "x.csv", "full_name column"),
+        (b"\n\n", "x.jsonl", "holds no repositories"),
+    ],
+)
+def test_an_unreadable_upload_is_refused_whole(db, content, filename, message):
+    with pytest.raises(ApplicationError, match=message):
+        catalogue_import_start(
+            by=None, upload=ContentFile(content, name=filename), filename=filename
+        )
+    assert not Repository.objects.exists() and not CatalogueImport.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "message"),
+    [
+        (b"[{broken", "x.json", "not valid JSON"),
+        (b"name,stars\nx,1\n", "x.csv", "full_name column"),
     ],
 )
 def test_an_unreadable_file_is_refused_whole(db, content, filename, message):
@@ -124,35 +142,48 @@ def test_the_command_reports_rejections_and_counts(db, tmp_path, capsys):
         call_command("import_repositories", str(tmp_path / "missing.json"))
 
 
-def test_the_api_imports_for_admins_only(client, admin_user, contractor):
+def test_the_api_queues_an_import_for_admins_only(client, admin_user, contractor):
     upload = json.dumps([gh("pallets/flask"), {"full_name": "x"}]).encode()
     client.force_login(contractor)
     response = client.post(
         reverse("api-repos-import"), {"file": SimpleUploadedFile("r.json", upload)}
     )
-    assert response.status_code == 403
+    assert response.status_code == 403 and not CatalogueImport.objects.exists()
     client.force_login(admin_user)
     response = client.post(
         reverse("api-repos-import"), {"file": SimpleUploadedFile("r.json", upload)}
     )
-    assert response.status_code == 200
-    assert response.json() == {
-        "created": 1,
-        "updated": 0,
-        "rejected": [{"line": 2, "reason": "full_name 'x' is not OWNER/NAME"}],
-    }
+    assert response.status_code == 202
+    job = CatalogueImport.objects.get()
+    assert response.json()["url"] == reverse("api-repos-import-job", args=[job.pk])
+    assert (job.status, job.requested_by, job.size_bytes) == ("QUEUED", admin_user, len(upload))
+    # The worker's part, run here: see test_catalogue_import_job.py for a real worker.
+    catalogue_import_execute(import_id=job.pk)
+    data = client.get(response.json()["url"]).json()
+    assert (data["status"], data["rows_created"], data["rows_updated"]) == ("SUCCEEDED", 1, 0)
+    assert data["rejections"] == [{"line": 2, "reason": "full_name 'x' is not OWNER/NAME"}]
+    client.force_login(contractor)
+    assert client.get(response.json()["url"]).status_code == 403
+    client.force_login(admin_user)
     bad = client.post(reverse("api-repos-import"), {"file": SimpleUploadedFile("r.json", b"[")})
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["detail"]
     assert client.post(reverse("api-repos-import"), {}).status_code == 400
+    assert CatalogueImport.objects.count() == 1
 
 
-def test_the_admin_upload_imports_and_lists_rejections(client, admin_user):
+def test_the_admin_upload_queues_an_import_and_shows_its_rejections(client, admin_user):
     client.force_login(admin_user)
     upload = SimpleUploadedFile("r.jsonl", (json.dumps(gh("a/b")) + "\n{}\n").encode())
     response = client.post(reverse("admin:repos_repository_import"), {"file": upload})
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert "1 new, 0 updated, 1 rejected" in page and "full_name is missing" in page
+    job = CatalogueImport.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("admin:repos_catalogueimport_change", args=[job.pk])
+    running = client.get(response.url).content.decode()
+    assert 'http-equiv="refresh"' in running  # the page follows the import by itself
+    catalogue_import_execute(import_id=job.pk)
+    page = client.get(response.url).content.decode()
+    assert "1 imported (1 new, 0 updated), 1 rejected" in page and "full_name is missing" in page
+    assert 'http-equiv="refresh"' not in page  # finished: no more reloads
     assert Repository.objects.filter(full_name="a/b").exists()
 
 
