@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -13,15 +14,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marlin.api import ModelPermissions, validated
-from marlin.exceptions import ApplicationError
 from marlin.permissions import can_clone_repositories
 from repos import selectors
-from repos.forms import MAX_UPLOAD_BYTES, CatalogueFilterForm
+from repos.catalogue_imports import (
+    ImportTooLarge,
+    catalogue_import_start,
+    max_import_bytes,
+    too_large_message,
+)
+from repos.forms import CatalogueFilterForm
 from repos.git_client import GitError
-from repos.models import Repository
+from repos.models import CatalogueImport, Repository
 from repos.services import (
     repository_browse,
-    repository_import,
     repository_queue_clone,
     repository_read_text,
     repository_refs,
@@ -38,8 +43,35 @@ class CanImportRepositories(BasePermission):
         )
 
 
+class CatalogueImportSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="Poll this for the import's progress.")
+    rows_imported = serializers.IntegerField(read_only=True)
+    percent = serializers.IntegerField(read_only=True, help_text="Of the file's bytes read.")
+    rejections = serializers.SerializerMethodField(
+        help_text="The first rejected rows with their line and reason (rows_rejected counts all)."
+    )
+
+    class Meta:
+        model = CatalogueImport
+        fields = [
+            "id", "url", "filename", "status", "size_bytes", "bytes_read", "percent", "rows_read",
+            "rows_imported", "rows_created", "rows_updated", "rows_rejected", "rejections",
+            "error", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_url(self, job: CatalogueImport) -> str:
+        return reverse("api-repos-import-job", args=[job.pk])
+
+    def get_rejections(self, job: CatalogueImport) -> list[dict]:
+        return [{"line": line, "reason": reason} for line, reason in job.rejections]
+
+
 class RepositoryImportApi(APIView):
-    """Upsert the catalogue from an uploaded file (admins)."""
+    """Upload a catalogue file (admins): 202 with the import to poll; a worker imports it.
+
+    400 (nothing stored) when the file's head cannot be read or every row checked is bad;
+    413 above MARLIN_IMPORT_MAX_MB.
+    """
 
     parser_classes = [MultiPartParser]
     permission_classes = [CanImportRepositories]
@@ -49,36 +81,36 @@ class RepositoryImportApi(APIView):
             help_text="GitHub API repository objects (JSON array or JSONL) or a CSV."
         )
 
-        def validate_file(self, upload):
-            if upload.size > MAX_UPLOAD_BYTES:
-                raise serializers.ValidationError("The file is too large.")
-            return upload
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # Refuse an oversized body by its declared length, before a byte of it is parsed.
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if request.method == "POST" and length > max_import_bytes() + 64 * 1024:
+            raise ImportTooLarge(too_large_message("The upload", length))
+        super().initial(request, *args, **kwargs)
 
-    class RejectionSerializer(serializers.Serializer):
-        line = serializers.IntegerField(help_text="Line (or array position) of the row.")
-        reason = serializers.CharField()
-
-    class OutputSerializer(serializers.Serializer):
-        created = serializers.IntegerField()
-        updated = serializers.IntegerField()
-        rejected = serializers.ListField(child=serializers.DictField())
-
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={202: CatalogueImportSerializer})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
-        try:
-            report = repository_import(content=upload.read(), filename=upload.name)
-        except ApplicationError as exc:
-            return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(
-            {
-                "created": report.created,
-                "updated": report.updated,
-                "rejected": [{"line": line, "reason": reason} for line, reason in report.rejected],
-            }
-        )
+        job = catalogue_import_start(by=request.user, upload=upload, filename=upload.name)
+        return Response(CatalogueImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RepositoryImportDetailApi(APIView):
+    """One catalogue import's status and progress (admins)."""
+
+    permission_classes = [CanImportRepositories]
+
+    @extend_schema(responses={200: CatalogueImportSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        job = CatalogueImport.objects.filter(pk=pk).first()
+        if job is None:
+            raise NotFound("No such import.")
+        return Response(CatalogueImportSerializer(job).data)
 
 
 class CatalogueQuerySerializer(serializers.Serializer):
@@ -177,6 +209,7 @@ class RepositoryRefsApi(APIView):
 class TreeQuerySerializer(serializers.Serializer):
     ref = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
     path = serializers.CharField(required=False, default="", allow_blank=True, max_length=4096)
+    page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=999_999)
 
 
 class TreeEntrySerializer(serializers.Serializer):
@@ -192,10 +225,16 @@ class TreeSerializer(serializers.Serializer):
     entries = TreeEntrySerializer(many=True, allow_null=True)
     content = serializers.CharField(allow_null=True)
     notice = serializers.CharField(allow_blank=True)
+    page = serializers.IntegerField(help_text="For a folder: this page of its entries.")
+    page_count = serializers.IntegerField()
+    total_entries = serializers.IntegerField(help_text="Entries in the whole folder.")
+    next = serializers.CharField(allow_null=True, help_text="The folder's next page, if any.")
+    previous = serializers.CharField(allow_null=True)
 
 
 class RepositoryTreeApi(APIView):
-    """A folder's entries or a file's text at a ref (pinned to its commit): `?ref=&path=`."""
+    """A folder's entries (`page` by page, 500 each) or a file's text at a ref (pinned to its
+    commit): `?ref=&path=&page=`."""
 
     @extend_schema(parameters=[TreeQuerySerializer], responses={200: TreeSerializer})
     def get(self, request: Request, pk: int) -> Response:
@@ -210,6 +249,7 @@ class RepositoryTreeApi(APIView):
                 sha=sha,
                 path=path,
                 max_bytes=settings.MARLIN_BROWSE_MAX_FILE_BYTES,
+                page=query.validated_data["page"],
             )
             content = None
             if view.entries is None and not view.notice and not view.symlink_target:
@@ -221,12 +261,25 @@ class RepositoryTreeApi(APIView):
                 )
         except GitError as exc:
             raise NotFound(exc.message) from exc
+
+        def page_url(number: int | None) -> str | None:
+            if number is None:
+                return None
+            params = request.query_params.copy()
+            params["page"] = str(number)
+            return request.build_absolute_uri(f"?{params.urlencode()}")
+
         data = {
             "commit_sha": sha,
             "path": path,
             "entries": view.entries,
             "content": content if content is not None else view.symlink_target or None,
             "notice": view.notice,
+            "page": view.page,
+            "page_count": view.page_count,
+            "total_entries": view.total_entries,
+            "next": page_url(view.next_page),
+            "previous": page_url(view.previous_page),
         }
         return Response(TreeSerializer(data).data)
 

@@ -10,12 +10,14 @@ import fcntl
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import git
@@ -29,6 +31,14 @@ class GitError(ApplicationError):
 
 class UnsafeRepositoryUrl(GitError):
     pass
+
+
+class GitTimeout(GitError):
+    """Reading the repository ran past its time limit: the clone is fine, but too big to read."""
+
+
+class GitTooLarge(GitError):
+    """A transfer would make the clone larger than its size limit."""
 
 
 # GitHub's own rules: owner is alphanumeric with single hyphens; a name is [A-Za-z0-9._-].
@@ -62,6 +72,24 @@ class Blob:
     size: int
     is_symlink: bool
     data: bytes  # for a symlink: the link's target, never the target's content
+
+
+@dataclass(frozen=True)
+class DirPage:
+    """One page of a folder: `entries` from `offset` on, out of `total` in the whole folder."""
+
+    entries: list[DirEntry]
+    total: int
+    offset: int
+
+
+@dataclass
+class FilesRead:
+    """What read_files read; `timed_out` when its deadline stopped it, with `unread` paths left."""
+
+    files: dict[str, bytes]
+    timed_out: bool = False
+    unread: int = 0
 
 
 def validate_clone_url(url: str, *, allowed_bases: list[str]) -> str:
@@ -100,6 +128,8 @@ def _git_env(allowed_bases: list[str]) -> dict[str, str]:
     schemes = sorted({urlsplit(b).scheme for b in allowed_bases} & {"https", "http"})
     config = {
         "core.hooksPath": "/dev/null",
+        # A command named in the clone's own config would run whenever git reads the index.
+        "core.fsmonitor": "false",
         "protocol.allow": "never",
         "http.followRedirects": "false",
         "submodule.recurse": "false",
@@ -184,25 +214,40 @@ def _fsck_refusal(stderr: str | bytes) -> str:
 
 
 def _run_limited(
-    args: list[str], *, cwd: Path, env: dict[str, str], timeout: int, watch: Path, max_bytes: int
+    args: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: int,
+    watch: Path,
+    max_bytes: int,
+    stdin: bytes | None = None,
 ) -> None:
     """Run git, killing it when it outlives `timeout` or `watch` grows past `max_bytes`.
 
     GitPython's own timeout does not apply to long transfers we stream, so we poll.
     """
     baseline = _disk_usage(watch) if watch.exists() else 0
-    proc = git.Git(str(cwd)).execute(["git", *args], env=env, as_process=True)
+    proc = git.Git(str(cwd)).execute(
+        ["git", *args], env=env, as_process=True,
+        istream=subprocess.PIPE if stdin is not None else None,
+    )  # fmt: skip
     popen = proc.proc
+    if stdin is not None and popen.stdin:
+        popen.stdin.write(stdin)
+        popen.stdin.close()
     deadline = time.monotonic() + timeout
-    reason = ""
     try:
         while popen.poll() is None:
             if time.monotonic() > deadline:
-                reason = f"took longer than {timeout} s"
-            elif watch.exists() and _disk_usage(watch) - baseline > max_bytes:
-                reason = f"is larger than {max_bytes // (1024 * 1024)} MiB"
-            if reason:
-                raise GitError(f"git {args[0]} stopped: the repository {reason}.")
+                raise GitError(
+                    f"git {args[0]} stopped: the repository took longer than {timeout} s."
+                )
+            if watch.exists() and _disk_usage(watch) - baseline > max_bytes:
+                raise GitTooLarge(
+                    f"git {args[0]} stopped: the repository is larger than "
+                    f"{max_bytes // (1024 * 1024)} MiB."
+                )
             time.sleep(0.2)
     finally:
         # Also on the job's soft time limit: git must not outlive us.
@@ -214,7 +259,7 @@ def _run_limited(
         raise GitError(_fsck_refusal(stderr) or _describe(args[0], stderr, popen.returncode))
     # A fast transfer can finish between two polls: the limit holds for the result too.
     if watch.exists() and _disk_usage(watch) - baseline > max_bytes:
-        raise GitError(
+        raise GitTooLarge(
             f"git {args[0]} stopped: the repository is larger than {max_bytes // (1024 * 1024)} MiB."
         )
 
@@ -303,46 +348,224 @@ def list_refs(dest: Path, *, allowed_bases: list[str]) -> dict[str, list[str]]:
     return refs
 
 
-def _missing_objects(repo: git.Repo, sha: str) -> set[str]:
-    # Lists the blobs the partial clone left out, without fetching them ("?oid" lines).
-    # --no-walk: only this commit's tree, not the whole history.
-    output = repo.git.rev_list("--objects", "--missing=print", "--no-walk", "--end-of-options", sha)
-    return {line[1:41] for line in output.splitlines() if line.startswith("?")}
+# Reads without a caller's deadline still end: a web request must not hang on git.
+READ_TIMEOUT_SECONDS = 60.0
+# A fetch of blobs a partial clone left out, bounded like a clone.
+FETCH_TIMEOUT_SECONDS = 300
+# How many paths the first round of plumbing (present check, sizes, contents) handles:
+# enough to fill a prompt in one round, few enough that a deadline is checked often.
+_READ_CHUNK = 256
 
 
-def list_directory(dest: Path, sha: str, path: str, *, allowed_bases: list[str]) -> list[DirEntry]:
-    """The entries of one directory at the commit: folders first, then by name.
+def _plumbing(
+    dest: Path, args: list[str], *, allowed_bases: list[str], stdin: bytes = b"", timeout: float
+) -> bytes:
+    """One git plumbing process on the shared clone; its stdout.
 
+    GIT_DIR is explicit, so git never searches parent folders for another repository, and
+    pathspecs are literal, so a path is never read as a glob or a `:(magic)` pathspec.
+    """
+    if not (dest / "HEAD").exists():
+        raise GitError("The repository's copy on this server is missing; clone it again.")
+    env = {**os.environ, **_git_env(allowed_bases), "GIT_DIR": str(dest)}
+    env["GIT_LITERAL_PATHSPECS"] = "1"
+    if timeout <= 0:
+        raise GitTimeout(
+            f"Reading the repository took too long: no time was left for git {args[0]}."
+        )
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=dest, env=env, input=stdin, capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitTimeout(
+            f"Reading the repository took too long: git {args[0]} ran past {timeout:g} s."
+        ) from exc
+    if done.returncode != 0:
+        raise GitError(_describe(args[0], done.stderr, done.returncode))
+    return done.stdout
+
+
+def _remaining(deadline: float | None) -> float:
+    if deadline is None:
+        return READ_TIMEOUT_SECONDS
+    return deadline - time.monotonic()
+
+
+class _Record(NamedTuple):
+    mode: str
+    kind: str  # git's object type: "blob", "tree" or "commit"
+    oid: str
+    path: str
+
+
+def _records(output: bytes, *, prefix: str = "") -> list[_Record]:
+    """Parse `ls-tree -z` output; `prefix` is the folder that was listed.
+
+    Tuples and one decode: a folder of 100k entries is parsed in a fraction of a second.
+    """
+    lead = f"{prefix}/" if prefix else ""
+    records = []
+    for raw in output.decode("utf-8", errors="replace").split("\x00"):
+        if raw:
+            meta, _, name = raw.partition("\t")
+            mode, kind, oid = meta.split(" ")
+            records.append(_Record(mode, kind, oid, lead + name))
+    return records
+
+
+def _present(
+    dest: Path, oids: list[str], *, allowed_bases: list[str], deadline: float | None
+) -> set[str]:
+    """Which of these blobs the partial clone holds, without fetching any that it does not.
+
+    `--missing=print` turns git's lazy fetch off; `--ignore-missing` skips absent blobs.
+    """
+    if not oids:
+        return set()
+    output = _plumbing(
+        dest,
+        ["rev-list", "--objects", "--no-walk", "--missing=print", "--ignore-missing", "--stdin"],
+        allowed_bases=allowed_bases,
+        stdin="".join(f"{oid}\n" for oid in oids).encode(),
+        timeout=_remaining(deadline),
+    )
+    return {line[:40] for line in output.decode().splitlines() if _SHA_RE.match(line[:40])}
+
+
+def _sizes(
+    dest: Path, oids: list[str], *, allowed_bases: list[str], deadline: float | None
+) -> dict[str, int]:
+    """Sizes of blobs the clone holds (check `_present` first: a missing one would be fetched)."""
+    if not oids:
+        return {}
+    output = _plumbing(
+        dest,
+        ["cat-file", "--batch-check=%(objectname) %(objectsize)"],
+        allowed_bases=allowed_bases,
+        stdin="".join(f"{oid}\n" for oid in oids).encode(),
+        timeout=_remaining(deadline),
+    )
+    sizes = {}
+    for line in output.decode().splitlines():
+        oid, _, size = line.partition(" ")
+        if size.isdigit():
+            sizes[oid] = int(size)
+    return sizes
+
+
+def _contents(
+    dest: Path, oids: list[str], *, allowed_bases: list[str], deadline: float | None
+) -> dict[str, bytes]:
+    """The bytes of blobs the clone holds, in one `cat-file --batch`."""
+    if not oids:
+        return {}
+    output = _plumbing(
+        dest,
+        ["cat-file", "--batch"],
+        allowed_bases=allowed_bases,
+        stdin="".join(f"{oid}\n" for oid in oids).encode(),
+        timeout=_remaining(deadline),
+    )
+    found: dict[str, bytes] = {}
+    offset = 0
+    while offset < len(output):
+        end = output.index(b"\n", offset)
+        header = output[offset:end].decode().split(" ")
+        offset = end + 1
+        if len(header) != 3:  # "<oid> missing"
+            continue
+        size = int(header[2])
+        found[header[0]] = output[offset : offset + size]
+        offset += size + 1
+    return found
+
+
+def _entry(
+    dest: Path, sha: str, path: str, *, allowed_bases: list[str], deadline: float | None = None
+) -> _Record | None:
+    """The tree entry at `path` (one `ls-tree`), or None when the commit has no such path."""
+    safe = _safe_path(path)
+    output = _plumbing(
+        dest,
+        ["ls-tree", "-z", "--full-tree", "--end-of-options", sha, "--", safe],
+        allowed_bases=allowed_bases,
+        timeout=_remaining(deadline),
+    )
+    for record in _records(output):
+        if record.path == safe:
+            return record
+    return None
+
+
+def path_kind(dest: Path, sha: str, path: str, *, allowed_bases: list[str]) -> str:
+    """The kind of the entry at `path` ("dir", "file", "symlink" or "submodule"), from one
+    `ls-tree`; GitError when the commit has no such path."""
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    record = _entry(dest, sha, path, allowed_bases=allowed_bases)
+    if record is None:
+        raise GitError(f"No file or folder {path!r} at this commit.")
+    return _kind(record)
+
+
+def _kind(record: _Record) -> str:
+    if record.mode == "120000":
+        return "symlink"
+    return {"tree": "dir", "commit": "submodule"}.get(record.kind, "file")
+
+
+def list_directory(
+    dest: Path,
+    sha: str,
+    path: str,
+    *,
+    allowed_bases: list[str],
+    offset: int = 0,
+    limit: int | None = None,
+) -> DirPage:
+    """One page of a directory's entries at the commit: folders first, then by name.
+
+    One `ls-tree` lists the folder; only the page's blobs are then looked at (which the
+    clone holds, and their sizes), so a page costs the same in a folder of 100k entries.
     Never fetches a blob: sizes of blobs the partial clone left out are None.
     """
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
-    repo = _open(dest, allowed_bases)
     treeish = f"{sha}:{_safe_path(path)}" if path else sha
     try:
-        output = repo.git.ls_tree("-z", "--end-of-options", treeish)
-    except git.GitCommandError as exc:
+        output = _plumbing(
+            dest, ["ls-tree", "-z", "--end-of-options", treeish],
+            allowed_bases=allowed_bases, timeout=READ_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    except GitTimeout:
+        raise
+    except GitError as exc:
         raise GitError(f"No folder {path!r} at this commit.") from exc
-    records = []
-    for record in filter(None, output.split("\x00")):
-        meta, name = record.split("\t", 1)
-        mode, kind, oid = meta.split(" ")
-        records.append((mode, kind, oid, name))
-    missing = _missing_objects(repo, sha) if any(k == "blob" for _, k, _, _ in records) else set()
-    wanted = [oid for _, kind, oid, _ in records if kind == "blob" and oid not in missing]
-    # The object database's persistent `cat-file --batch-check` answers sizes of local blobs.
-    sizes = {oid: repo.odb.info(bytes.fromhex(oid)).size for oid in wanted}
-    entries = []
-    for mode, kind, oid, name in records:
-        entry_kind = {"tree": "dir", "commit": "submodule"}.get(kind, "file")
-        if mode == "120000":
-            entry_kind = "symlink"
-        full = f"{path}/{name}" if path else name
-        entries.append(
-            DirEntry(name=name, path=full, kind=entry_kind, oid=oid, size=sizes.get(oid))
-        )
-    entries.sort(key=lambda e: (e.kind != "dir", e.name.lower()))
-    return entries
+    # Sort cheap tuples and parse only the page: "<mode:6> <kind> <oid>\t<name>" records.
+    rows = [
+        (raw[7:11] != "tree", raw.partition("\t")[2].lower(), raw)
+        for raw in output.decode("utf-8", errors="replace").split("\x00")
+        if raw
+    ]
+    rows.sort()
+    chosen = rows[offset : offset + limit] if limit is not None else rows[offset:]
+    page = _records("\x00".join(raw for _, _, raw in chosen).encode(), prefix=path)
+    blobs = [r.oid for r in page if r.kind == "blob"]
+    present = _present(dest, blobs, allowed_bases=allowed_bases, deadline=None)
+    sizes = _sizes(dest, [o for o in blobs if o in present], allowed_bases=allowed_bases,
+                   deadline=None)  # fmt: skip
+    entries = [
+        DirEntry(
+            name=r.path.rpartition("/")[2],
+            path=r.path,
+            kind=_kind(r),
+            oid=r.oid,
+            size=sizes.get(r.oid) if r.kind == "blob" else None,
+        )  # fmt: skip
+        for r in page
+    ]
+    return DirPage(entries=entries, total=len(rows), offset=offset)
 
 
 def read_blob(dest: Path, sha: str, path: str, *, allowed_bases: list[str], max_bytes: int) -> Blob:
@@ -352,38 +575,71 @@ def read_blob(dest: Path, sha: str, path: str, *, allowed_bases: list[str], max_
     """
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
-    repo = _open(dest, allowed_bases)
-    safe = _safe_path(path)
-    try:
-        line = repo.git.ls_tree("-z", "--end-of-options", sha, "--", safe)
-    except git.GitCommandError as exc:
-        raise GitError(f"No file {path!r} at this commit.") from exc
-    if not line:
+    record = _entry(dest, sha, path, allowed_bases=allowed_bases)
+    if record is None:
         raise GitError(f"No file {path!r} at this commit.")
-    meta, name = line.rstrip("\x00").split("\t", 1)
-    mode, kind, oid = meta.split(" ")
-    if kind != "blob" or name != safe:
+    if record.kind != "blob":
         raise GitError(f"{path!r} is not a file.")
-    if oid in _missing_objects(repo, sha):
-        return Blob(path=safe, oid=oid, size=max_bytes + 1, is_symlink=False, data=b"")
-    size = repo.odb.info(bytes.fromhex(oid)).size
+    is_symlink = record.mode == "120000"
+    if not _present(dest, [record.oid], allowed_bases=allowed_bases, deadline=None):
+        return Blob(path=record.path, oid=record.oid, size=max_bytes + 1, is_symlink=False,
+                    data=b"")  # fmt: skip
+    size = _sizes(dest, [record.oid], allowed_bases=allowed_bases, deadline=None)[record.oid]
     if size > max_bytes:
-        return Blob(path=safe, oid=oid, size=size, is_symlink=mode == "120000", data=b"")
-    data = repo.odb.stream(bytes.fromhex(oid)).read()
-    return Blob(path=safe, oid=oid, size=size, is_symlink=mode == "120000", data=data)
+        return Blob(path=record.path, oid=record.oid, size=size, is_symlink=is_symlink, data=b"")
+    data = _contents(dest, [record.oid], allowed_bases=allowed_bases, deadline=None)[record.oid]
+    return Blob(path=record.path, oid=record.oid, size=size, is_symlink=is_symlink, data=data)
 
 
-def list_tree(dest: Path, sha: str, *, allowed_bases: list[str]) -> list[TreeEntry]:
-    """Every file of the commit, recursively, without fetching any blob."""
-    repo = _open(dest, allowed_bases)
-    output = repo.git.ls_tree("-r", "-z", "--full-tree", "--end-of-options", sha)
-    entries = []
-    for record in filter(None, output.split("\x00")):
-        meta, path = record.split("\t", 1)
-        mode, kind, _ = meta.split(" ")
-        if kind == "blob" and mode != "120000":
-            entries.append(TreeEntry(path=path, is_dir=False, size=None))
-    return entries
+def list_tree(
+    dest: Path, sha: str, *, allowed_bases: list[str], timeout: float = READ_TIMEOUT_SECONDS
+) -> list[TreeEntry]:
+    """Every file of the commit, recursively, without fetching any blob (one `ls-tree -r`).
+
+    Raises GitTimeout when listing takes longer than `timeout` seconds.
+    """
+    return [
+        TreeEntry(path=path, is_dir=False, size=None)
+        for path in _blob_index(dest, sha, allowed_bases=allowed_bases, timeout=timeout)
+    ]
+
+
+def list_paths(
+    dest: Path, sha: str, *, allowed_bases: list[str], timeout: float = READ_TIMEOUT_SECONDS
+) -> list[str]:
+    """The paths list_tree lists, as plain strings (no object per file: trees can be huge)."""
+    return list(_blob_index(dest, sha, allowed_bases=allowed_bases, timeout=timeout))
+
+
+# The last few commits' full listings (path -> blob id of every regular file). A commit's
+# tree never changes, so building a prompt lists a 100k-file tree once, not twice.
+_BLOB_INDEXES: dict[tuple[str, str], dict[str, str]] = {}
+_BLOB_INDEXES_KEPT = 2
+
+
+def _blob_index(
+    dest: Path, sha: str, *, allowed_bases: list[str], timeout: float
+) -> dict[str, str]:
+    """path -> blob id of every regular file of the commit, in tree order (one `ls-tree -r`)."""
+    key = (str(dest), sha)
+    index = _BLOB_INDEXES.get(key)
+    if index is not None:
+        return index
+    output = _plumbing(
+        dest, ["ls-tree", "-r", "-z", "--full-tree", "--end-of-options", sha],
+        allowed_bases=allowed_bases, timeout=timeout,
+    )  # fmt: skip
+    index = {}
+    for raw in output.decode("utf-8", errors="replace").split("\x00"):
+        # "<mode:6> blob <oid:40>\t<path>"; symlinks (120000) and submodules are left out.
+        if raw[7:11] == "blob" and not raw.startswith("120000"):
+            index[raw[53:]] = raw[12:52]
+    if not _SHA_RE.match(sha):
+        return index  # a ref, not a commit id: what it names can move, so it is not kept
+    while len(_BLOB_INDEXES) >= _BLOB_INDEXES_KEPT:
+        _BLOB_INDEXES.pop(next(iter(_BLOB_INDEXES)), None)
+    _BLOB_INDEXES[key] = index
+    return index
 
 
 def read_file(
@@ -393,41 +649,104 @@ def read_file(
 
     A blob the partial clone left out is larger than any file we read: refused unfetched.
     """
-    files = read_files(dest, sha, [path], allowed_bases=allowed_bases, budget_bytes=max_bytes)
-    if path not in files:
+    safe = _safe_path(path)
+    files = read_files(dest, sha, [safe], allowed_bases=allowed_bases, budget_bytes=max_bytes).files
+    if safe not in files:
         raise GitError(f"{path!r} is not a regular file of at most {max_bytes} bytes here.")
-    return files[path]
+    return files[safe]
+
+
+# Up to this many paths are looked up with pathspecs; more, and one `ls-tree -r` is cheaper
+# (git matches every entry of a folder against every pathspec).
+_PATHSPEC_LOOKUPS = 64
+
+
+def _regular_blobs(
+    dest: Path, sha: str, paths: list[str], *, allowed_bases: list[str], deadline: float | None
+) -> dict[str, str]:
+    """path -> blob id for those of `paths` that are regular files; invalid paths are skipped.
+
+    A few paths are looked up with (literal) pathspecs, which pass _safe_path first; many are
+    matched against the whole listing, where only paths git itself lists can match.
+    """
+    if len(paths) <= _PATHSPEC_LOOKUPS:
+        safe = []
+        for path in paths:
+            try:
+                safe.append(_safe_path(path))
+            except GitError:
+                continue
+        if not safe:
+            return {}
+        args = ["ls-tree", "-z", "--full-tree", "--end-of-options", sha, "--", *safe]
+        output = _plumbing(dest, args, allowed_bases=allowed_bases, timeout=_remaining(deadline))
+        wanted = set(safe)
+        return {
+            r.path: r.oid
+            for r in _records(output)
+            if r.kind == "blob" and r.mode != "120000" and r.path in wanted
+        }
+    index = _blob_index(dest, sha, allowed_bases=allowed_bases, timeout=_remaining(deadline))
+    return {path: index[path] for path in paths if path in index}
 
 
 def read_files(
-    dest: Path, sha: str, paths: list[str], *, allowed_bases: list[str], budget_bytes: int
-) -> dict[str, bytes]:
-    """As many of `paths` (in order) as fit in `budget_bytes`, opening the repository once.
+    dest: Path,
+    sha: str,
+    paths: list[str],
+    *,
+    allowed_bases: list[str],
+    budget_bytes: int,
+    deadline: float | None = None,
+) -> FilesRead:
+    """As many of `paths` (in order) as fit in `budget_bytes`, and in time when a `deadline`
+    (a `time.monotonic()` value) is given: then reading stops there and says so.
 
-    Skips what is not a regular file, a missing path, and any blob the partial clone left
-    out (never fetched here); stops once the budget is spent.
+    Skips what is not a regular file, an invalid or missing path, and any blob the partial
+    clone left out (never fetched here); stops once the budget is spent. The cost grows
+    with the paths read, not with the tree: one `ls-tree`, then three plumbing processes
+    for each round of paths (256, then twice as many each round).
     """
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
-    repo = _open(dest, allowed_bases)
-    missing = _missing_objects(repo, sha)
-    tree = repo.commit(sha).tree
-    found: dict[str, bytes] = {}
+    result = FilesRead(files={})
+    safe = list(dict.fromkeys(paths))
+    try:
+        regular = _regular_blobs(dest, sha, safe, allowed_bases=allowed_bases, deadline=deadline)
+    except GitTimeout:
+        if deadline is None:
+            raise
+        return FilesRead(files={}, timed_out=True, unread=len(safe))
+    wanted = [(path, regular[path]) for path in safe if path in regular]
     remaining = budget_bytes
-    for path in paths:
-        if remaining <= 0:
-            break
+    start, size = 0, _READ_CHUNK
+    while start < len(wanted) and remaining > 0:
+        chunk = wanted[start : start + size]
         try:
-            item = tree / _safe_path(path)
-        except (KeyError, ValueError, GitError):
-            continue
-        if item.type != "blob" or item.mode == 0o120000 or item.hexsha in missing:
-            continue
-        if item.size > remaining:
-            continue
-        found[path] = item.data_stream.read()
-        remaining -= item.size
-    return found
+            oids = list(dict.fromkeys(oid for _, oid in chunk))
+            present = _present(dest, oids, allowed_bases=allowed_bases, deadline=deadline)
+            sizes = _sizes(dest, [o for o in oids if o in present], allowed_bases=allowed_bases,
+                           deadline=deadline)  # fmt: skip
+            chosen = []
+            for path, oid in chunk:
+                if remaining <= 0:
+                    break
+                if oid in sizes and sizes[oid] <= remaining:
+                    chosen.append((path, oid))
+                    remaining -= sizes[oid]
+            data = _contents(dest, list(dict.fromkeys(o for _, o in chosen)),
+                             allowed_bases=allowed_bases, deadline=deadline)  # fmt: skip
+        except GitTimeout:
+            if deadline is None:
+                raise
+            result.timed_out = True
+            result.unread = len(wanted) - start
+            break
+        for path, oid in chosen:
+            result.files[path] = data[oid]
+        # Many small files: each round twice as large, so rounds stay few.
+        start, size = start + size, min(size * 2, 16 * _READ_CHUNK)
+    return result
 
 
 def create_bare_repository(
@@ -463,8 +782,18 @@ def create_bare_repository(
 
 
 @contextmanager
-def temporary_worktree(dest: Path, sha: str, *, allowed_bases: list[str]) -> Iterator[Path]:
+def temporary_worktree(
+    dest: Path,
+    sha: str,
+    *,
+    allowed_bases: list[str],
+    max_bytes: int | None = None,
+    timeout: int = FETCH_TIMEOUT_SECONDS,
+) -> Iterator[Path]:
     """A private checkout of `sha`, always removed afterwards.
+
+    Blobs the partial clone left out are fetched first, in one transfer that counts toward
+    the clone's `max_bytes` (GitTooLarge past it, before anything is checked out).
 
     git itself writes the files (`read-tree` into a private index, then `checkout-index`),
     so symlinks stay symlinks whatever they point to, and git never writes through one.
@@ -475,6 +804,15 @@ def temporary_worktree(dest: Path, sha: str, *, allowed_bases: list[str]) -> Ite
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
     repo = _open(dest, allowed_bases)
+    missing = _plumbing(
+        dest, ["rev-list", "--objects", "--quiet", "--missing=print", "--no-walk",
+               "--end-of-options", sha],
+        allowed_bases=allowed_bases, timeout=READ_TIMEOUT_SECONDS,
+    )  # fmt: skip
+    _fetch_missing(
+        dest, [line[1:41] for line in missing.decode().splitlines() if line.startswith("?")],
+        allowed_bases=allowed_bases, max_bytes=max_bytes, timeout=timeout,
+    )  # fmt: skip
     parent = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX))
     worktree = parent / "checkout"
     try:
@@ -562,10 +900,19 @@ def worktree_diff(worktree: Path, sha: str) -> str:
         raise GitError(_describe("diff", exc.stderr, exc.status)) from exc
 
 
-def check_patch(dest: Path, sha: str, diff: str, *, allowed_bases: list[str]) -> str:
+def check_patch(
+    dest: Path,
+    sha: str,
+    diff: str,
+    *,
+    allowed_bases: list[str],
+    max_bytes: int | None = None,
+    timeout: int = FETCH_TIMEOUT_SECONDS,
+) -> str:
     """Whether `diff` applies cleanly to `sha`: "" if it does, else git's reason.
 
-    Uses a private index file, so the shared clone's state is never touched.
+    Uses a private index file, so the shared clone's state is never touched. Blobs of the
+    files it changes that the partial clone left out are fetched first, within `max_bytes`.
     """
     if not _SHA_RE.match(sha):
         raise GitError("That is not a commit id.")
@@ -576,8 +923,76 @@ def check_patch(dest: Path, sha: str, diff: str, *, allowed_bases: list[str]) ->
         patch.write_text(diff)
         env = {"GIT_INDEX_FILE": str(index)}
         try:
+            touched = repo.git.execute(
+                ["git", "apply", "--numstat", "-z", str(patch)], strip_newline_in_stdout=False
+            )
+        except git.GitCommandError as exc:
+            return _describe("apply", exc.stderr, exc.status).removeprefix("git apply failed: ")
+        # "added<TAB>deleted<TAB>path" records; a rename's two paths follow an empty one.
+        paths = []
+        for record in touched.split("\x00"):
+            try:
+                paths.append(_safe_path(record.rpartition("\t")[2]))
+            except GitError:
+                continue  # a new file's /dev/null, or a path git apply refuses below
+        blobs = _regular_blobs(dest, sha, paths, allowed_bases=allowed_bases, deadline=None)
+        oids = list(dict.fromkeys(blobs.values()))
+        present = _present(dest, oids, allowed_bases=allowed_bases, deadline=None)
+        _fetch_missing(
+            dest, [o for o in oids if o not in present],
+            allowed_bases=allowed_bases, max_bytes=max_bytes, timeout=timeout,
+        )  # fmt: skip
+        try:
             repo.git.execute(["git", "read-tree", sha], env=env)
             repo.git.execute(["git", "apply", "--cached", "--check", str(patch)], env=env)
         except git.GitCommandError as exc:
             return _describe("apply", exc.stderr, exc.status).removeprefix("git apply failed: ")
     return ""
+
+
+def _fetch_missing(
+    dest: Path, oids: list[str], *, allowed_bases: list[str], max_bytes: int | None, timeout: int
+) -> None:
+    """Fetch blobs the partial clone left out in one transfer, which counts toward the
+    clone's size limit: the clone with them may not grow past `max_bytes` (None: no limit).
+
+    git would otherwise fetch them lazily, one by one, with no limit on what they add.
+    Holds the clone's lock, so a refresh never runs alongside; a transfer past the limit
+    leaves nothing behind, whole or partial.
+    """
+    if not oids:
+        return
+    env = _git_env(allowed_bases)
+    # As git's own lazy fetch: name the objects, negotiate nothing.
+    count = int(env["GIT_CONFIG_COUNT"])
+    env |= {
+        f"GIT_CONFIG_KEY_{count}": "fetch.negotiationAlgorithm",
+        f"GIT_CONFIG_VALUE_{count}": "noop",
+        "GIT_CONFIG_COUNT": str(count + 1),
+        "GIT_DIR": str(dest),
+    }
+    packs = dest / "objects" / "pack"
+    with _exclusive_lock(dest):
+        used = _disk_usage(dest)
+        limit = max_bytes if max_bytes is not None else 2**62
+        before = set(packs.iterdir()) if packs.is_dir() else set()
+        try:
+            if used >= limit:
+                raise GitTooLarge("The clone is already at its size limit.")
+            _run_limited(
+                ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                 "--recurse-submodules=no", "--filter=blob:none", "--stdin", "origin"],
+                cwd=dest, env=env, timeout=timeout, watch=dest, max_bytes=limit - used,
+                stdin="".join(f"{oid}\n" for oid in oids).encode(),
+            )  # fmt: skip
+        except GitTooLarge as exc:
+            # A fetch from the promisor remote always keeps its pack: removing what it added
+            # (or left half-written) returns the clone to its size before. Only fetches
+            # holding this lock write packs, so nothing else is removed.
+            for leftover in set(packs.iterdir()) - before:
+                leftover.unlink(missing_ok=True)
+            raise GitTooLarge(
+                f"The repository's large files were not fetched: with them, its copy on this "
+                f"server would be larger than the {limit // (1024 * 1024)} MiB clone limit "
+                f"(MARLIN_CLONE_MAX_MB)."
+            ) from exc

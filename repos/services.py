@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +17,8 @@ from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import resend_stale_queued
-from repos import git_client, highlighting, importing, jobs, selectors
+from repos import git_client, highlighting, jobs, selectors
+from repos.catalogue_imports import ImportReport, repository_import_stream
 from repos.models import Repository
 
 logger = logging.getLogger(__name__)
@@ -27,10 +31,15 @@ _TEXT_SUFFIXES = {
 
 @dataclass
 class RepoContext:
-    """What a model is told about the repository: its file list and some files' contents."""
+    """What a model is told about the repository: its file list and some files' contents.
+
+    `note` says why fewer files were read than the byte budget allows (the time budget ran
+    out); it is "" when reading finished.
+    """
 
     paths: list[str]
     files: dict[str, str] = field(default_factory=dict)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,94 +54,34 @@ class BrowseView:
 
     path: str
     crumbs: list[Crumb]
-    entries: list[git_client.DirEntry] | None = None
+    entries: list[git_client.DirEntry] | None = None  # for a folder: this page's entries
+    page: int = 1
+    page_count: int = 1
+    total_entries: int = 0
     file_html: str = ""
     file_size: int = 0
     notice: str = ""
     symlink_target: str = ""
 
-
-@dataclass
-class ImportReport:
-    """What an import did: counts, and every rejected row with its line and reason."""
-
-    created: int = 0
-    updated: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
+    @property
+    def next_page(self) -> int | None:
+        return self.page + 1 if self.page < self.page_count else None
 
     @property
-    def imported(self) -> int:
-        return self.created + self.updated
-
-
-_IMPORT_BATCH = 1000
-_IMPORT_FIELDS = [
-    "clone_url", "html_url", "default_branch", "language", "stars", "description", "license",
-    "topics", "is_archived", "size_kb", "pushed_at", "search_text", "topics_text", "updated_at",
-]  # fmt: skip
+    def previous_page(self) -> int | None:
+        return self.page - 1 if self.page > 1 else None
 
 
 def repository_import(*, content: bytes, filename: str) -> ImportReport:
-    """Upsert the catalogue from a file of GitHub repository objects (JSON, JSONL) or a CSV.
+    """Upsert the catalogue from a file of GitHub repository objects (JSON, JSONL) or a CSV
+    held in memory, while the caller waits.
 
-    Rows are upserted by full_name in batches inside one transaction: every good row is
-    written whole, every bad row is reported and written not at all. Enabled flags, quotas,
-    clone state and task counts of existing rows are kept. Raises ApplicationError when the
-    file as a whole cannot be read.
+    Every good row is written whole, every bad row is reported and written not at all, all
+    in one transaction. Enabled flags, quotas, clone state and task counts of existing rows
+    are kept. Raises ApplicationError when the file as a whole cannot be read. Uploads go
+    through repos.catalogue_imports instead (stored, then imported by a worker).
     """
-    report = ImportReport()
-    rows: dict[str, importing.RepositoryRow] = {}
-    try:
-        for parsed in importing.parse(
-            content, filename=filename, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
-        ):
-            if parsed.row is None:
-                report.rejected.append((parsed.line, parsed.error or "invalid row"))
-            else:
-                # A name repeated in one file: the last occurrence wins, as in an upsert.
-                rows[parsed.row.full_name] = parsed.row
-    except importing.RowError as exc:
-        raise ApplicationError(f"Cannot import {filename}: {exc}") from exc
-    now = timezone.now()
-    names = list(rows)
-    with transaction.atomic():
-        for start in range(0, len(names), _IMPORT_BATCH):
-            batch = names[start : start + _IMPORT_BATCH]
-            existing = set(
-                Repository.objects.filter(full_name__in=batch).values_list("full_name", flat=True)
-            )
-            objects = [_repository_from_row(rows[name], now) for name in batch]
-            Repository.objects.bulk_create(
-                objects,
-                update_conflicts=True,
-                unique_fields=["full_name"],
-                update_fields=_IMPORT_FIELDS,
-            )
-            report.updated += len(existing)
-            report.created += len(batch) - len(existing)
-    transaction.on_commit(selectors.repository_languages_forget)
-    return report
-
-
-def _repository_from_row(row: importing.RepositoryRow, now) -> Repository:
-    return Repository(
-        full_name=row.full_name,
-        clone_url=row.clone_url,
-        html_url=row.html_url,
-        default_branch=row.default_branch,
-        language=row.language,
-        stars=row.stars,
-        description=row.description,
-        license=row.license,
-        topics=row.topics,
-        is_archived=row.is_archived,
-        size_kb=row.size_kb,
-        pushed_at=row.pushed_at,
-        search_text=Repository.search_text_for(row.full_name, row.description, row.topics),
-        topics_text=Repository.topics_text_for(row.topics),
-        created_at=now,
-        updated_at=now,
-    )
+    return repository_import_stream(stream=io.BytesIO(content), filename=filename)
 
 
 def repository_cache_path(repository: Repository) -> Path:
@@ -246,11 +195,19 @@ def repository_refs(*, repository: Repository) -> dict[str, list[str]]:
         return {"branches": [], "tags": []}
 
 
-def repository_browse(*, repository: Repository, sha: str, path: str, max_bytes: int) -> BrowseView:
-    """A folder listing or one file of the repository at `sha`, read from git's object store.
+# Entries per page of a folder: a folder of 100k files must not become a 17 MB page.
+BROWSE_PAGE_SIZE = 500
+
+
+def repository_browse(
+    *, repository: Repository, sha: str, path: str, max_bytes: int, page: int = 1
+) -> BrowseView:
+    """A folder listing (one page of BROWSE_PAGE_SIZE entries) or one file of the repository
+    at `sha`, read from git's object store.
 
     Symlinks are shown as links, never followed; binary and oversized files get a notice;
-    highlighted files are cached by blob id, so a file is highlighted once.
+    highlighted files are cached by blob id, so a file is highlighted once. A page past the
+    folder's last raises ApplicationError.
     """
     if not repository.is_ready:
         raise ApplicationError(f"{repository} is not cloned yet.")
@@ -258,9 +215,20 @@ def repository_browse(*, repository: Repository, sha: str, path: str, max_bytes:
     bases = settings.MARLIN_GIT_ALLOWED_BASES
     parts = [p for p in path.split("/") if p] if path else []
     crumbs = [Crumb(name=name, path="/".join(parts[: i + 1])) for i, name in enumerate(parts)]
-    if not path or _is_directory(dest, sha, path, bases):
-        entries = git_client.list_directory(dest, sha, path, allowed_bases=bases)
-        return BrowseView(path=path, crumbs=crumbs, entries=entries)
+    if not path or git_client.path_kind(dest, sha, path, allowed_bases=bases) == "dir":
+        listing = git_client.list_directory(
+            dest, sha, path, allowed_bases=bases,
+            offset=(page - 1) * BROWSE_PAGE_SIZE, limit=BROWSE_PAGE_SIZE,
+        )  # fmt: skip
+        page_count = max(1, -(-listing.total // BROWSE_PAGE_SIZE))
+        if not 1 <= page <= page_count:
+            raise ApplicationError(
+                f"This folder has {page_count} page(s); there is no page {page}."
+            )
+        return BrowseView(
+            path=path, crumbs=crumbs, entries=listing.entries, page=page,
+            page_count=page_count, total_entries=listing.total,
+        )  # fmt: skip
     blob = git_client.read_blob(dest, sha, path, allowed_bases=bases, max_bytes=max_bytes)
     view = BrowseView(path=path, crumbs=crumbs, file_size=blob.size)
     if blob.is_symlink:
@@ -274,14 +242,6 @@ def repository_browse(*, repository: Repository, sha: str, path: str, max_bytes:
     else:
         view.file_html = highlighting.highlight_file_cached(path=path, oid=blob.oid, data=blob.data)
     return view
-
-
-def _is_directory(dest: Path, sha: str, path: str, bases: list[str]) -> bool:
-    parent, _, name = path.rpartition("/")
-    for entry in git_client.list_directory(dest, sha, parent, allowed_bases=bases):
-        if entry.name == name:
-            return entry.kind == "dir"
-    raise git_client.GitError(f"No file or folder {path!r} at this commit.")
 
 
 def repository_resolve_commit(*, repository: Repository, ref: str) -> str:
@@ -307,12 +267,19 @@ def repository_read_text(*, repository: Repository, sha: str, path: str, max_byt
     return data.decode("utf-8", errors="replace")
 
 
-def repository_paths(*, repository: Repository, sha: str) -> list[str]:
-    """Every file path at `sha` (no blob is read)."""
-    entries = git_client.list_tree(
-        repository_cache_path(repository), sha, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+def repository_paths(
+    *, repository: Repository, sha: str, timeout: float = git_client.READ_TIMEOUT_SECONDS
+) -> list[str]:
+    """Every file path at `sha` (no blob is read).
+
+    Raises GitTimeout, which says reading the repository took too long, past `timeout` s.
+    """
+    return git_client.list_paths(
+        repository_cache_path(repository),
+        sha,
+        allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+        timeout=timeout,
     )
-    return [entry.path for entry in entries]
 
 
 def repository_context(
@@ -322,25 +289,40 @@ def repository_context(
     wanted: list[str] | None = None,
     budget_bytes: int = 60_000,
     paths: list[str] | None = None,
+    budget_seconds: float | None = None,
 ) -> RepoContext:
-    """The file list at `sha` and the contents of the most relevant text files within a budget.
+    """The file list at `sha` and the contents of the most relevant text files within a budget
+    of bytes and of time (`budget_seconds`, MARLIN_REPO_CONTEXT_SECONDS by default).
 
     Files named in `wanted` come first, then READMEs, then other text files in tree order.
+    When the time runs out, reading stops with the files read so far and `note` says so.
+    Raises GitTimeout when not even the file list could be read in time.
     """
+    seconds = settings.MARLIN_REPO_CONTEXT_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + seconds
     if paths is None:
-        paths = repository_paths(repository=repository, sha=sha)
+        paths = repository_paths(repository=repository, sha=sha, timeout=seconds)
     known = set(paths)
-    readmes = [p for p in paths if Path(p).name.lower().startswith("readme")]
-    texts = [p for p in paths if Path(p).suffix.lower() in _TEXT_SUFFIXES]
+    # String operations, not Path objects: a tree can hold 100k paths.
+    readmes = [p for p in paths if p.rpartition("/")[2].lower().startswith("readme")]
+    texts = [p for p in paths if os.path.splitext(p)[1].lower() in _TEXT_SUFFIXES]
     ordered = [p for p in dict.fromkeys([*(wanted or []), *readmes, *texts]) if p in known]
     context = RepoContext(paths=paths)
-    files = git_client.read_files(
+    read = git_client.read_files(
         repository_cache_path(repository),
         sha,
         ordered,
         allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
         budget_bytes=budget_bytes,
+        deadline=deadline,
     )
-    for path, data in files.items():
+    for path, data in read.files.items():
         context.files[path] = data.decode("utf-8", errors="replace")
+    if read.timed_out:
+        context.note = (
+            f"Reading the repository's files stopped after its {seconds:g} s time budget "
+            f"(MARLIN_REPO_CONTEXT_SECONDS): {len(context.files)} files were read, "
+            f"{read.unread} more were not."
+        )
+        logger.warning("context of %s at %s: %s", repository, sha, context.note)
     return context

@@ -88,14 +88,19 @@ def repository_browse_ref(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def repository_browse(request: HttpRequest, pk: int, sha: str, path: str) -> HttpResponse:
-    """The tree of a folder, or one file, of the repository at a commit."""
+    """The tree of a folder (`?page=`, BROWSE_PAGE_SIZE entries each), or one file, of the
+    repository at a commit."""
     repository = selectors.repository_get(pk=pk)
+    page = request.GET.get("page", "1")
+    if not (page.isascii() and page.isdigit() and len(page) <= 6):
+        raise Http404("The page must be a number.")
     try:
         view = services.repository_browse(
             repository=repository,
             sha=sha,
             path=path.strip("/"),
             max_bytes=settings.MARLIN_BROWSE_MAX_FILE_BYTES,
+            page=int(page),
         )
     except ApplicationError as exc:
         raise Http404(exc.message) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 
 import orjson
 from django.conf import settings
@@ -114,7 +115,14 @@ def build_request(candidate: Candidate) -> GenerationRequest:
     remaining = settings.MARLIN_PROMPT_CONTEXT_BYTES - sum(
         len(text.encode()) for text in [*head, *(m["content"] for m in messages)]
     )
-    all_paths = repo_services.repository_paths(repository=repository, sha=task.commit_sha)
+    # Listing and reading share one time budget: a huge tree shortens the context (and the
+    # note says so) instead of holding the worker until the job's time limit; a tree that
+    # cannot even be listed in time fails with GitTimeout, which says why.
+    seconds = settings.MARLIN_REPO_CONTEXT_SECONDS
+    started = time.monotonic()
+    all_paths = repo_services.repository_paths(
+        repository=repository, sha=task.commit_sha, timeout=seconds
+    )
     listing = _file_listing(all_paths, max(remaining // 4, 0))
     remaining -= len(listing.encode())
     context = repo_services.repository_context(
@@ -123,8 +131,11 @@ def build_request(candidate: Candidate) -> GenerationRequest:
         wanted=mentioned,
         budget_bytes=max(remaining, 0),
         paths=all_paths,
+        budget_seconds=max(seconds - (time.monotonic() - started), 0),
     )
     files = dict(context.files)
+    if context.note:
+        listing = f"{listing}\n[{context.note}]"
     conversation_bytes = sum(len(m["content"].encode()) for m in messages)
 
     def system_text() -> str:

@@ -77,8 +77,9 @@ def generate(endpoint: EndpointConfig, request: GenerationRequest) -> ProviderAn
     network = endpoint.parameters.get("network", False) is True
     bases = settings.MARLIN_GIT_ALLOWED_BASES
     with git_client.temporary_worktree(
-        request.repo_path, request.commit_sha, allowed_bases=bases
-    ) as worktree:
+        request.repo_path, request.commit_sha, allowed_bases=bases,
+        max_bytes=settings.MARLIN_CLONE_MAX_MB * 1024 * 1024,
+    ) as worktree:  # fmt: skip
         git_client.apply_to_worktree(worktree, request.base_diff)
         try:
             result = sandbox.run(

@@ -70,3 +70,41 @@ def build_bare_repository(
         shutil.rmtree(dest, ignore_errors=True)
         git("clone", "-q", "--bare", str(work), str(dest), cwd=work)
     return shas
+
+
+def plumbing(args: list[str], *, cwd: Path, stdin: bytes = b"") -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=GIT_ENV, input=stdin, capture_output=True, check=True
+    )
+    return done.stdout.decode().strip()
+
+
+def build_large_folder_repository(dest: Path, files: int = 100_000) -> str:
+    """A bare repository whose `big/` holds `files` small files (plus a README); its sha.
+
+    Plumbing only: `git add` of 100k files would take minutes, this takes seconds.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    plumbing(["init", "-q", "--bare", "-b", "main"], cwd=dest)
+    blobs = b"".join(
+        b"blob\nmark :%d\ndata %d\n%s\n" % (n + 1, len(body), body)
+        for n in range(files)
+        for body in [b"line %d\n" % n]
+    )
+    marks = dest / "marks"
+    plumbing(
+        ["fast-import", "--quiet", f"--export-marks={marks}"], cwd=dest, stdin=blobs + b"done\n"
+    )
+    oids = dict(line.split(" ") for line in marks.read_text().splitlines())
+    marks.unlink()
+    listing = "".join(f"100644 blob {oids[f':{n + 1}']}\tfile_{n:06d}.txt\n" for n in range(files))
+    folder = plumbing(["mktree"], cwd=dest, stdin=listing.encode())
+    readme = plumbing(["hash-object", "-w", "--stdin"], cwd=dest, stdin=b"# One huge folder\n")
+    root = plumbing(
+        ["mktree"],
+        cwd=dest,
+        stdin=f"100644 blob {readme}\tREADME.md\n040000 tree {folder}\tbig\n".encode(),
+    )
+    sha = plumbing(["commit-tree", "-m", "100k files", root], cwd=dest)
+    plumbing(["update-ref", "refs/heads/main", sha], cwd=dest)
+    return sha
