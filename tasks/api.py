@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marlin import health
 from marlin.api import ModelCallThrottle, form_input, validated
 from marlin.permissions import is_contractor
 from reviews import selectors as review_selectors
@@ -195,6 +196,40 @@ class TaskCreateSerializer(serializers.Serializer):
     prompt = serializers.CharField()
 
 
+_JOBS_DELAYED_HELP = (
+    "True when the job queue cannot be reached right now: the candidates stay QUEUED and "
+    "start by themselves once it is back (nothing to retry)."
+)
+
+
+def _jobs_delayed(turn: Turn) -> bool:
+    return health.jobs_delayed(
+        waiting=any(c.status == Candidate.Status.QUEUED for c in turn.candidates.all())
+    )
+
+
+class TaskCreatedSerializer(TaskSerializer):
+    jobs_delayed = serializers.SerializerMethodField(help_text=_JOBS_DELAYED_HELP)
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "jobs_delayed"]
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_jobs_delayed(self, task: Task) -> bool:
+        return _jobs_delayed(task.turns.order_by("-number").first())
+
+
+class TurnCreatedSerializer(TurnSerializer):
+    jobs_delayed = serializers.SerializerMethodField(help_text=_JOBS_DELAYED_HELP)
+
+    class Meta(TurnSerializer.Meta):
+        fields = [*TurnSerializer.Meta.fields, "jobs_delayed"]
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_jobs_delayed(self, turn: Turn) -> bool:
+        return _jobs_delayed(turn)
+
+
 class TaskListCreateApi(ListCreateAPIView):
     """Your tasks (newest first, `?status=` to filter); POST starts a task and both models."""
 
@@ -213,12 +248,12 @@ class TaskListCreateApi(ListCreateAPIView):
             tasks = tasks.filter(status=wanted)
         return tasks
 
-    @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer})
+    @extend_schema(request=TaskCreateSerializer, responses={201: TaskCreatedSerializer})
     def post(self, request: Request) -> Response:
         # The page's form holds the rules (open project, cloned repository, prompt length).
         form = validated(TaskCreateForm(form_input(request.data)))
         task = services.task_create(contractor=request.user, **form.cleaned_data)
-        return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+        return Response(TaskCreatedSerializer(task).data, status=status.HTTP_201_CREATED)
 
 
 class TaskDetailApi(RetrieveAPIView):
@@ -281,7 +316,8 @@ class TaskSubmitApi(APIView):
     """Judge the latest turn and send the task to review (this round).
 
     A self-contradicting judgement is refused with 400 and `warnings` unless
-    `confirm_warnings` is true.
+    `confirm_warnings` is true. Repeating the submit with the same judgement answers 200 and
+    changes nothing; a different judgement for a task already submitted is refused with 409.
     """
 
     permission_classes = [IsContractor]
@@ -301,13 +337,13 @@ class TaskFollowUpApi(APIView):
     permission_classes = [IsContractor]
     throttle_classes = [ModelCallThrottle]
 
-    @extend_schema(request=FollowUpInputSerializer, responses={201: TurnSerializer})
+    @extend_schema(request=FollowUpInputSerializer, responses={201: TurnCreatedSerializer})
     def post(self, request: Request, pk: int) -> Response:
         task = selectors.task_get_for_contractor(user=request.user, pk=pk)
         turn = services.task_follow_up(
             task=task, by=request.user, **_judgement_args(request, FollowUpInputSerializer)
         )
-        return Response(TurnSerializer(turn).data, status=status.HTTP_201_CREATED)
+        return Response(TurnCreatedSerializer(turn).data, status=status.HTTP_201_CREATED)
 
 
 class TaskReviseApi(APIView):

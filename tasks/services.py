@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from marlin.exceptions import ApplicationError
+from marlin.exceptions import ApplicationError, ConflictError
 from marlin.text import normalise_newlines
 from repos import services as repo_services
 from repos.git_client import GitError
@@ -245,6 +245,34 @@ def _refuse_unless_awaiting(task: Task, doing: str) -> None:
         )
 
 
+def _same_verdict(*, task: Task, judgement: Judgement, verdict: dict[str, Any]) -> bool:
+    try:
+        scores = validate_scores(project=task.project, scores=verdict.get("scores"))
+    except ApplicationError:
+        return False
+    justification = normalise_newlines(verdict.get("justification") or "").strip()
+    return (
+        judgement.preference == verdict.get("preference")
+        and judgement.scores == scores
+        and judgement.justification == justification
+    )
+
+
+def _is_replay(*, task: Task, latest: dict[str, Any], earlier: dict[int, dict[str, Any]]) -> bool:
+    """Whether a submit of the submitted `task` carries exactly the judgements it was
+    submitted with, for the latest turn and for each earlier turn it names."""
+    stored = {
+        j.turn.number: j
+        for j in Judgement.objects.filter(turn__task=task, round=task.round).select_related("turn")
+    }
+    # Submitting needs every turn judged this round, so the highest stored is the latest.
+    asked = [(max(stored, default=0), latest), *earlier.items()]
+    return all(
+        number in stored and _same_verdict(task=task, judgement=stored[number], verdict=verdict)
+        for number, verdict in asked
+    )
+
+
 @transaction.atomic
 def task_submit(
     *,
@@ -260,18 +288,23 @@ def task_submit(
     in `earlier`: turn number -> preference, scores, justification) and send the task to review.
 
     Every turn must be judged in this round and the project's minimum of turns reached.
-    A repeated submit of a task already under review changes nothing (double clicks).
+    A repeated submit of a task already under review changes nothing when it carries the
+    judgement that was submitted (a double click); a different judgement raises
+    ConflictError, so the loser of two racing submits is told rather than silently dropped.
     """
     task = _lock_for_contractor(task, by, doing="submit")
+    latest = {"preference": preference, "scores": scores, "justification": justification}
     if task.status == Task.Status.SUBMITTED:
-        return task
+        # The row lock above makes a racing submit wait here until the first one commits,
+        # so the judgements read below are the winner's.
+        if _is_replay(task=task, latest=latest, earlier=earlier or {}):
+            return task
+        raise ConflictError(
+            "This task was already submitted for review with a different judgement; "
+            "this one was not saved."
+        )
     _refuse_unless_awaiting(task, "submitted")
-    _judge_turns(
-        task=task,
-        latest={"preference": preference, "scores": scores, "justification": justification},
-        earlier=earlier,
-        confirm_warnings=confirm_warnings,
-    )
+    _judge_turns(task=task, latest=latest, earlier=earlier, confirm_warnings=confirm_warnings)
     turns = task.turns.count()
     if turns < task.project.min_turns:
         raise ApplicationError(
@@ -369,16 +402,20 @@ ACTIVE_STATES = (
 )
 
 
+@transaction.atomic
 def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> JudgementDraft | None:
     """Keep what the contractor has typed: for the latest turn, and when revising also for the
     earlier turns (fields prefixed "turn<N>-"). Saving the same twice is harmless.
 
     Only the form's own fields are kept (bounded in number and size). Returns the latest
     turn's draft, or None when the task is not being judged (nothing to save), rather than
-    failing a background save.
+    failing a background save: a save sent as the page left after a submit is expected.
     """
     if task.contractor_id != by.pk:
         raise ApplicationError("Only the task's contractor can save its draft.")
+    # Locked like task_submit locks it, so a save racing the submit either lands before the
+    # submit or sees the task submitted: a submitted round's draft never changes.
+    task = Task.objects.select_for_update().get(pk=task.pk)
     if task.status != Task.Status.AWAITING_PREFERENCE:
         return None
     turns = {turn.number: turn for turn in task.turns.order_by("number")}

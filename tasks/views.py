@@ -6,12 +6,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.exceptions import ApplicationError
+from marlin import health
+from marlin.exceptions import ApplicationError, ConflictError
 from reviews import selectors as review_selectors
 from tasks import generation, selectors, services
 from tasks.diffview import attach_diff_views, candidate_diff_view
 from tasks.forms import JudgementForm, TaskCreateForm
-from tasks.models import Task
+from tasks.models import Candidate, Task
 
 contractor_required = permission_required("tasks.work_on_tasks", raise_exception=True)
 
@@ -124,6 +125,9 @@ def _detail_context(
         ),
         **_review_feedback(task),
         "timeline": review_selectors.task_timeline(task=task, viewer=viewer),
+        "jobs_delayed": health.jobs_delayed(
+            waiting=any(c.status == Candidate.Status.QUEUED for c in latest.candidates.all())
+        ),
         "form": form,
         "warnings": warnings or [],
     }
@@ -189,6 +193,14 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 task, request.user, form, warnings=exc.warnings, earlier_forms=earlier_forms
             )
             return render(request, "tasks/detail.html", context, status=400)
+        except ConflictError as exc:
+            # Another submit won the race: show the task as it now stands, with the judgement
+            # under review, and say why this one was not saved.
+            messages.error(request, exc.message)
+            task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+            return render(
+                request, "tasks/detail.html", _detail_context(task, request.user), status=409
+            )
         except ApplicationError as exc:
             form.add_error("follow_up" if wants_follow_up else None, exc.message)
         else:
@@ -248,7 +260,12 @@ def task_draft(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
     data = {key: request.POST.get(key, "") for key in request.POST if key != "csrfmiddlewaretoken"}
     draft = services.judgement_draft_save(task=task, by=request.user, data=data)
-    return HttpResponse(status=204 if draft is not None else 409)
+    if draft is None:
+        # Not an error: the page saves as it is left, also right after its own submit.
+        return HttpResponse(
+            "Draft not kept: this task is no longer being judged.", content_type="text/plain"
+        )
+    return HttpResponse(status=204)
 
 
 @login_required

@@ -6,9 +6,9 @@
   if (!ws) return;
   const form = document.getElementById("judgement");
   const csrf = () => (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value || "";
-  const post = (url, data) => {
+  const post = (url, data, options = {}) => {
     data.append("csrfmiddlewaretoken", csrf());
-    return fetch(url, { method: "POST", body: data, credentials: "same-origin" });
+    return fetch(url, { method: "POST", body: data, credentials: "same-origin", ...options });
   };
 
   // Split or unified diffs; remembered across pages.
@@ -36,24 +36,76 @@
     if (summary) summary.focus();
   };
 
-  // Autosave: the form goes to the server shortly after each change.
+  // Autosave: the form goes to the server shortly after each change, and at once when the
+  // page is hidden or left (closed tab, link), before which a pending timer would never
+  // fire; keepalive lets that request outlive the page (the CSRF token travels in the body,
+  // where Django also looks for it). A reload asks for the new page before the old one is
+  // hidden, so the tab also keeps a copy of each change until the server confirms it, and a
+  // reloaded page takes that copy back and saves it.
   const status = document.getElementById("draft-status");
+  const draftKey = ws.dataset.draftKey ? `marlin.draft:${ws.dataset.draftKey}` : "";
+  const store = (action) => {
+    try { return action(window.sessionStorage); } catch (e) { return null; /* storage off */ }
+  };
   if (form && ws.dataset.draftUrl) {
     let timer = null;
-    const save = () => {
-      const data = new FormData(form);
+    let dirty = false;
+    let submitting = false;
+    const serialise = () => {
+      const data = new URLSearchParams(new FormData(form));
       data.delete("csrfmiddlewaretoken");
-      post(ws.dataset.draftUrl, data).then((r) => {
-        if (status) status.textContent = r.ok ? "Draft saved" : "Draft not saved";
-      }).catch(() => { if (status) status.textContent = "Draft not saved (offline?)"; });
+      return data;
     };
-    const later = (ms) => { clearTimeout(timer); timer = setTimeout(save, ms); };
+    const save = (leaving) => {
+      clearTimeout(timer);
+      // The submit carries everything; a draft saved after it would be ignored.
+      if (!dirty || submitting) return;
+      dirty = false;
+      const data = serialise();
+      const sent = data.toString();
+      // Browsers refuse keepalive bodies over 64 KB; a huge draft is then sent plainly,
+      // which still completes when the page is only hidden.
+      const keepalive = leaving && sent.length < 60000;
+      post(ws.dataset.draftUrl, data, { keepalive }).then((r) => {
+        if (r.status === 204) {
+          store((s) => { if (s.getItem(draftKey) === sent) s.removeItem(draftKey); });
+          return "Draft saved";
+        }
+        return r.ok ? r.text() : "Draft not saved";
+      }).then((text) => { if (status) status.textContent = text; }).catch(() => {
+        dirty = true;
+        if (status) status.textContent = "Draft not saved (offline?)";
+      });
+    };
+    const later = (ms) => {
+      dirty = true;
+      if (draftKey) store((s) => s.setItem(draftKey, serialise().toString()));
+      clearTimeout(timer);
+      timer = setTimeout(save, ms);
+    };
     // Earlier turns' fields (while revising) sit outside the <form> and name it with form=.
     const ours = (event) => event.target && event.target.form === form;
     document.addEventListener("input", (event) => { if (ours(event)) later(600); });
     document.addEventListener("change", (event) => { if (ours(event)) later(150); });
-    // The submit carries everything; a draft saved after it would only be refused.
-    form.addEventListener("submit", () => clearTimeout(timer));
+    form.addEventListener("submit", () => { submitting = true; clearTimeout(timer); });
+    window.addEventListener("pagehide", () => save(true));
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") save(true);
+    });
+
+    const kept = draftKey ? store((s) => s.getItem(draftKey)) : null;
+    if (kept !== null && kept !== serialise().toString()) {
+      new URLSearchParams(kept).forEach((value, name) => {
+        const field = form.elements.namedItem(name);
+        // A radio group's RadioNodeList checks the radio with that value.
+        if (field && "value" in field) field.value = value;
+      });
+      later(0);
+    }
+  } else if (ws.dataset.draftKey) {
+    // No form: the task is not being judged any more, so the tab's copies are done with.
+    const prefix = `marlin.draft:${ws.dataset.draftKey.split(":")[0]}:`;
+    store((s) => Object.keys(s).filter((k) => k.startsWith(prefix)).forEach((k) => s.removeItem(k)));
   }
 
   // Active time: seconds with the page visible and touched in the last minute.

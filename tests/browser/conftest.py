@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from tasks.models import Task
+from tests.tasks.helpers import create_task, generate_all
+
 # Playwright's sync API keeps an event loop running in the main thread; without this Django
 # refuses ORM calls made by the test ("You cannot call this from an async context").
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -122,3 +125,13 @@ def log_in(new_context: Callable[[], BrowserContext]) -> Callable[..., Page]:
         return page
 
     return do_log_in
+
+
+@pytest.fixture
+def ready_task(ready_repository, project, contractor) -> Task:
+    """Both candidates generated in-process, so no Celery worker is needed."""
+    task = generate_all(
+        create_task(contractor=contractor, project=project, repository=ready_repository)
+    )
+    assert task.status == Task.Status.AWAITING_PREFERENCE
+    return task

@@ -13,8 +13,8 @@ from playwright.sync_api import Page, expect
 
 from tasks.models import Candidate, Judgement, JudgementDraft, Task, Turn
 from tests.browser.conftest import ARTIFACTS_DIR
+from tests.browser.workspace_steps import open_workspace, score
 from tests.conftest import wait_for
-from tests.tasks.helpers import create_task, generate_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,29 +23,6 @@ SCRIPT_PAYLOAD = "<script>window.__pwned=1</script>"
 IMG_PAYLOAD = '"><img src=x onerror=window.__pwned=1>'
 EXPLANATION_IMG_PAYLOAD = '<img src=x onerror="window.__pwned=1">'
 LINK_PAYLOAD = "[x](javascript:window.__pwned=1)"
-
-
-@pytest.fixture
-def ready_task(ready_repository, project, contractor) -> Task:
-    task = generate_all(
-        create_task(contractor=contractor, project=project, repository=ready_repository)
-    )
-    assert task.status == Task.Status.AWAITING_PREFERENCE
-    return task
-
-
-def _open_workspace(log_in, contractor, task: Task) -> Page:
-    page = log_in(contractor)
-    page.goto(f"/tasks/{task.pk}/")
-    expect(page.locator("#task-status")).to_have_attribute("data-status", "AWAITING_PREFERENCE")
-    expect(page.locator("article.candidate > div.diff")).to_have_count(2)
-    return page
-
-
-def _score(page: Page, slot: str, axis: str, value: int):
-    return page.locator(
-        f'form#judgement input[type="radio"][name="score_{slot}_{axis}"][value="{value}"]'
-    )
 
 
 def _diff_view(page: Page) -> str | None:
@@ -65,7 +42,7 @@ def _expect_view(page: Page, view: str) -> None:
 
 
 def test_a_contractor_judges_a_turn_with_the_keyboard_only(log_in, contractor, project, ready_task):
-    page = _open_workspace(log_in, contractor, ready_task)
+    page = open_workspace(log_in, contractor, ready_task)
     axes = project.axis_keys
     a_score, b_score = 2, 4  # B higher everywhere, and B is preferred: no warning
 
@@ -73,30 +50,30 @@ def test_a_contractor_judges_a_turn_with_the_keyboard_only(log_in, contractor, p
     page.focus(f'input[name="score_A_{axes[0]}"][value="1"]')
     for index, axis in enumerate(axes):
         # Space checks the focused radio; ArrowRight moves to the next one and checks it.
-        expect(_score(page, "A", axis, 1)).to_be_focused()
+        expect(score(page, "A", axis, 1)).to_be_focused()
         page.keyboard.press("Space")
         for _ in range(a_score - 1):
             page.keyboard.press("ArrowRight")
-        expect(_score(page, "A", axis, a_score)).to_be_checked()
-        expect(_score(page, "A", axis, a_score)).to_be_focused()
+        expect(score(page, "A", axis, a_score)).to_be_checked()
+        expect(score(page, "A", axis, a_score)).to_be_focused()
         # Tab leaves the group for candidate B's group on the same axis.
         page.keyboard.press("Tab")
-        expect(_score(page, "B", axis, 1)).to_be_focused()
+        expect(score(page, "B", axis, 1)).to_be_focused()
         if index == 0:
             # Shift+Tab goes back into A's group, onto its checked radio, and Tab returns.
             page.keyboard.press("Shift+Tab")
-            expect(_score(page, "A", axis, a_score)).to_be_focused()
+            expect(score(page, "A", axis, a_score)).to_be_focused()
             page.keyboard.press("Tab")
-            expect(_score(page, "B", axis, 1)).to_be_focused()
+            expect(score(page, "B", axis, 1)).to_be_focused()
         page.keyboard.press("Space")
         for _ in range(b_score - 1):
             page.keyboard.press("ArrowRight")
-        expect(_score(page, "B", axis, b_score)).to_be_checked()
+        expect(score(page, "B", axis, b_score)).to_be_checked()
         if index + 1 < len(axes):
             page.keyboard.press("Tab")
     for axis in axes:
         for slot, value in (("A", a_score), ("B", b_score)):
-            expect(_score(page, slot, axis, value)).to_be_checked()
+            expect(score(page, slot, axis, value)).to_be_checked()
 
     # "?" opens the help overlay, Escape closes it.
     dialog = page.locator("dialog#shortcuts")
@@ -158,11 +135,11 @@ def test_a_contractor_judges_a_turn_with_the_keyboard_only(log_in, contractor, p
 
 
 def test_a_half_written_judgement_survives_a_reload(log_in, contractor, project, ready_task):
-    page = _open_workspace(log_in, contractor, ready_task)
+    page = open_workspace(log_in, contractor, ready_task)
     axes = project.axis_keys
     half = "B guards the divisor, but"
-    _score(page, "A", axes[0], 3).check()
-    _score(page, "B", axes[-1], 5).check()
+    score(page, "A", axes[0], 3).check()
+    score(page, "B", axes[-1], 5).check()
     page.get_by_label("B better", exact=True).check()
     page.get_by_label("Justification").press_sequentially(half)
     expect(page.locator("#draft-status")).to_have_text("Draft saved")
@@ -181,8 +158,8 @@ def test_a_half_written_judgement_survives_a_reload(log_in, contractor, project,
     page.reload()
     expect(page.locator("#task-status")).to_have_attribute("data-status", "AWAITING_PREFERENCE")
     expect(page.get_by_label("Justification")).to_have_value(half)
-    expect(_score(page, "A", axes[0], 3)).to_be_checked()
-    expect(_score(page, "B", axes[-1], 5)).to_be_checked()
+    expect(score(page, "A", axes[0], 3)).to_be_checked()
+    expect(score(page, "B", axes[-1], 5)).to_be_checked()
     expect(page.get_by_label("B better", exact=True)).to_be_checked()
     expect(page.locator('form#judgement input[type="radio"]:checked')).to_have_count(3)
     expect(page.locator("#draft-status")).to_have_text("")
@@ -193,11 +170,11 @@ def test_a_half_written_judgement_survives_a_reload(log_in, contractor, project,
 def test_a_contradictory_judgement_is_submitted_only_after_confirming_the_warning(
     log_in, contractor, project, ready_task
 ):
-    page = _open_workspace(log_in, contractor, ready_task)
+    page = open_workspace(log_in, contractor, ready_task)
     form = page.locator("form#judgement")
     for axis in project.axis_keys:
-        _score(page, "A", axis, 2).check()
-        _score(page, "B", axis, 4).check()
+        score(page, "A", axis, 2).check()
+        score(page, "B", axis, 4).check()
     form.get_by_label("A much better", exact=True).check()
     form.get_by_label("Justification").fill(JUSTIFICATION)
     form.get_by_role("button", name="Submit for review").click()
@@ -308,7 +285,7 @@ def test_screenshots_of_the_workspace_in_unified_split_and_narrow_views(
     }
     for path in shots.values():
         path.unlink(missing_ok=True)
-    page = _open_workspace(log_in, contractor, ready_task)
+    page = open_workspace(log_in, contractor, ready_task)
 
     _expect_view(page, "unified")
     page.screenshot(path=str(shots["unified"]), full_page=True)
@@ -379,7 +356,7 @@ def test_a_large_file_loads_when_it_is_opened(log_in, contractor, ready_task, mo
     marker = f"m{uuid.uuid4().hex}"
     big = f"--- a/big.py\n+++ b/big.py\n@@ -1 +1,4 @@\n x = 1\n+{marker} = 1\n+b = 2\n+c = 3\n"
     Candidate.objects.filter(turn__task=ready_task).update(diff=big)
-    page = _open_workspace(log_in, contractor, ready_task)
+    page = open_workspace(log_in, contractor, ready_task)
     first = page.locator("details.diff-file").first
     expect(first).not_to_have_attribute("open", "")
     assert page.locator(f"text={marker}").count() == 0
