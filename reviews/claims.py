@@ -115,6 +115,13 @@ def claim_for_decision(*, task: Task, reviewer: Any) -> ReviewClaim:
         .first()
     )
     if claim is None:
+        # The holder may have decided while we waited on their claim's lock: say so, rather
+        # than ask for a claim on a round that is closed.
+        decided = ReviewClaim.objects.filter(
+            task=task, round=task.round, ending=ReviewClaim.Ending.DECIDED
+        )
+        if decided.exists():
+            raise ConflictError("This submission was already decided by another reviewer.")
         raise ConflictError("Claim this task before deciding it (your claim may have expired).")
     if claim.reviewer_id != reviewer.pk:
         raise ConflictError(_taken_message(task))

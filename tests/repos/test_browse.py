@@ -6,9 +6,10 @@ import os
 import shutil
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
-from repos import services
+from repos import git_client, services
 from repos.models import Repository
 from tests.factories import RepositoryFactory
 from tests.repos.helpers import build_bare_repository
@@ -118,9 +119,59 @@ def test_a_nul_byte_in_the_path_is_refused(client, contractor, hostile_repositor
     assert client.get(url).status_code in (400, 404)
 
 
-def test_nothing_from_the_repository_ran(hostile_repository):
-    # The repository carries hook scripts; clone and reads must never execute them.
-    assert not os.path.exists("/tmp/marlin-pwned")
+def _plant(folder, name: str, ran) -> str:
+    script = folder / name
+    script.write_text(f'#!/bin/sh\necho "{name}" >> {ran}\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def _use_the_clone(client, contractor, repository, sha) -> None:
+    """A re-fetch, browsing and a checkout for an agent with its diff: every git call."""
+    repository.queue_clone()
+    services.repository_clone(repository_id=repository.pk)
+    repository.refresh_from_db()
+    assert repository.is_ready, repository.clone_error
+    client.force_login(contractor)
+    assert _browse(client, repository, sha, "src/app.py").status_code == 200
+    cache = services.repository_cache_path(repository)
+    bases = settings.MARLIN_GIT_ALLOWED_BASES
+    with git_client.temporary_worktree(cache, sha, allowed_bases=bases) as worktree:
+        assert (worktree / "README.md").read_text() == "# evil\n"
+        git_client.worktree_diff(worktree, sha)
+
+
+HOOKS = ("reference-transaction", "post-index-change", "post-checkout", "pre-auto-gc")
+
+
+def test_the_clones_own_hooks_never_run(client, contractor, hostile_repository, tmp_path):
+    """Files named like hooks in the tree are only files; what could run is the shared
+    clone's own metadata: a hook in its hooks folder or in a core.hooksPath its config
+    names. Our git calls override core.hooksPath, so none of them runs."""
+    repository, shas = hostile_repository
+    cache = services.repository_cache_path(repository)
+    ran = tmp_path / "ran.log"
+    elsewhere = tmp_path / "hooks"
+    elsewhere.mkdir()
+    for folder in (elsewhere, cache / "hooks"):
+        folder.mkdir(exist_ok=True)
+        for hook in HOOKS:
+            _plant(folder, hook, ran)
+    with (cache / "config").open("a") as config:
+        config.write(f"[core]\n\thooksPath = {elsewhere}\n")
+    _use_the_clone(client, contractor, repository, shas["main"])
+    assert not ran.exists(), f"hooks ran: {ran.read_text()}"
+
+
+def test_the_clones_own_fsmonitor_never_runs(client, contractor, hostile_repository, tmp_path):
+    repository, shas = hostile_repository
+    cache = services.repository_cache_path(repository)
+    ran = tmp_path / "ran.log"
+    fsmonitor = _plant(tmp_path, "fsmonitor", ran)
+    with (cache / "config").open("a") as config:
+        config.write(f"[core]\n\tfsmonitor = {fsmonitor}\n")
+    _use_the_clone(client, contractor, repository, shas["main"])
+    assert not ran.exists(), f"ran: {ran.read_text()}"
 
 
 def test_a_ref_is_pinned_to_its_commit_before_browsing(client, contractor, hostile_repository):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import IntegrityError
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -14,7 +15,7 @@ from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedE
 from reviews.claims import claims_release_expired, open_claim_of, review_claim, review_release
 from reviews.models import ReviewClaim
 from tasks.models import Task, TaskEvent
-from tests.concurrency import run_at_once
+from tests.concurrency import run_racing
 from tests.factories import UserFactory
 from tests.tasks.helpers import create_task, generate_all, submit
 
@@ -123,6 +124,7 @@ def test_only_submitted_tasks_of_others_can_be_claimed(
     assert not ReviewClaim.objects.exists()
 
 
+@pytest.mark.postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_two_reviewers_claiming_at_once_exactly_one_wins(ready_repository, project, contractor):
     task = submit(
@@ -135,13 +137,18 @@ def test_two_reviewers_claiming_at_once_exactly_one_wins(ready_repository, proje
     def run(reviewer):
         return review_claim(task=Task.objects.get(pk=task.pk), reviewer=reviewer)
 
-    outcomes = run_at_once(run, *[(r,) for r in reviewers])
-    messages = sorted(getattr(o, "message", "won") for o in outcomes)
-    assert messages == [f"Task #{task.pk} is already claimed by another reviewer.", "won"]
+    outcomes = run_racing(run, *[(r,) for r in reviewers], hold=task)
+    [loser] = [o for o in outcomes if isinstance(o, ConflictError)]
+    assert loser.message == f"Task #{task.pk} is already claimed by another reviewer."
+    # Both read "no open claim"; the unique index refused the second insert. The check
+    # before the insert cannot have answered: it would raise no IntegrityError.
+    assert isinstance(loser.__cause__, IntegrityError)
+    assert "claim_one_open_per_task" in str(loser.__cause__)
     assert ReviewClaim.objects.filter(task=task).count() == 1
     assert TaskEvent.objects.filter(task=task, kind=TaskEvent.Kind.CLAIM).count() == 1
 
 
+@pytest.mark.postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_two_reviewers_claiming_over_the_api_get_201_and_409(ready_repository, project, contractor):
     task = submit(
@@ -155,10 +162,14 @@ def test_two_reviewers_claiming_over_the_api_get_201_and_409(ready_repository, p
     def run(reviewer):
         client = APIClient()
         client.force_authenticate(reviewer)
-        return client.post(url).status_code
+        response = client.post(url)
+        return response.status_code, response.json().get("detail", "")
 
-    statuses = run_at_once(run, *[(r,) for r in reviewers])
-    assert sorted(statuses) == [201, 409]
+    answers = run_racing(run, *[(r,) for r in reviewers], hold=task)
+    assert sorted(answers) == [
+        (201, ""),
+        (409, f"Task #{task.pk} is already claimed by another reviewer."),
+    ]
     assert ReviewClaim.objects.filter(task=task).count() == 1
     assert TaskEvent.objects.filter(task=task, kind=TaskEvent.Kind.CLAIM).count() == 1
 

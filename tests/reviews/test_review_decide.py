@@ -9,7 +9,7 @@ from reviews.models import Earning, Notification, Review, ReviewClaim, ReviewNot
 from reviews.services import NoteInput, review_decide
 from tasks import services as task_services
 from tasks.models import Task, TaskEvent
-from tests.concurrency import run_at_once
+from tests.concurrency import run_racing
 from tests.factories import UserFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
 
@@ -198,9 +198,11 @@ def test_without_a_cap_a_bounce_never_rejects(submitted_task, reviewer):
     assert task.round == 3 and task.status == Task.Status.SUBMITTED
 
 
+@pytest.mark.postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_two_reviewers_deciding_at_once_exactly_one_wins(ready_repository, project, contractor):
-    """Both reach the decision at the same moment; only the claim holder's decision is kept."""
+    """Both pass the status check while the task is still submitted; only the claim
+    holder's decision is kept, and the other is told the submission was decided."""
     task = submit(
         generate_all(
             create_task(contractor=contractor, project=project, repository=ready_repository)
@@ -213,8 +215,13 @@ def test_two_reviewers_deciding_at_once_exactly_one_wins(ready_repository, proje
         stale = Task.objects.get(pk=task.pk)
         return review_decide(task=stale, reviewer=reviewer, decision=decision, feedback="notes")
 
-    outcomes = run_at_once(run, (reviewers[0], "ACCEPT"), (reviewers[1], "BOUNCE"))
-    assert sorted(type(o).__name__ for o in outcomes) == ["ConflictError", "Review"]
+    outcomes = run_racing(run, (reviewers[0], "ACCEPT"), (reviewers[1], "BOUNCE"), hold=task)
+    [loser] = [o for o in outcomes if isinstance(o, ConflictError)]
+    # Not "the task is accepted" (the check before the transaction, which a serialised
+    # run reaches) nor "claimed by another reviewer": the holder's claim ended under the
+    # loser's lock wait.
+    assert loser.message == "This submission was already decided by another reviewer."
+    assert [o.reviewer for o in outcomes if isinstance(o, Review)] == [reviewers[0]]
     assert Review.objects.filter(task=task).count() == 1
     task.refresh_from_db()
     assert task.status == Task.Status.ACCEPTED
@@ -231,6 +238,7 @@ def test_two_reviewers_deciding_at_once_exactly_one_wins(ready_repository, proje
     )
 
 
+@pytest.mark.postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_the_same_reviewer_double_clicking_decide_records_one_decision(
     ready_repository, project, contractor
@@ -247,7 +255,10 @@ def test_the_same_reviewer_double_clicking_decide_records_one_decision(
         stale = Task.objects.get(pk=task.pk)
         return review_decide(task=stale, reviewer=reviewer, decision="ACCEPT", feedback="").pk
 
-    results = run_at_once(run, (), ())
+    # run_racing fails unless both clicks were inside the decision together, so the
+    # second is answered by the race branch (its own earlier decision found after the
+    # conflict), not by the status check that a serialised run would reach.
+    results = run_racing(run, (), (), hold=task)
     review = Review.objects.get(task=task)
     # Both clicks are answered with the one decision; neither sees an error.
     assert results == [review.pk, review.pk]
