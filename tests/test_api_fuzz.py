@@ -322,6 +322,9 @@ def _run(
     return labels
 
 
+# Every operation as every role, by design the longest test (several minutes under
+# coverage): its own bound instead of the suite's per-test one.
+@pytest.mark.timeout(1800)
 def test_no_request_is_answered_with_a_server_error(world, in_process):
     run = FuzzRun()
     tokens = {name: api_token_for(user) for name, user in world["users"].items()}
