@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -8,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from marlin.exceptions import ApplicationError
 from repos import catalogue_imports, services
-from repos.forms import RepositoryImportForm
+from repos.forms import RepositoryAddForm, RepositoryImportForm
 from repos.models import CatalogueImport, Repository
 
 
@@ -30,8 +32,34 @@ class RepositoryAdmin(admin.ModelAdmin):
     actions = ["enable", "disable"]
     change_list_template = "admin/repos/repository/change_list.html"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        """Add one repository by its clone URL (an internal git server too) and queue its
+        clone; the catalogue fields are then read-only like an imported row's."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        bases = settings.MARLIN_GIT_ALLOWED_BASES
+        form = RepositoryAddForm(request.POST or None, allowed_bases=bases)
+        if request.method == "POST" and form.is_valid():
+            try:
+                repository = services.repository_add(**form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request, f"{repository} was added; its clone is queued.", messages.SUCCESS
+                )
+                return redirect("admin:repos_repository_change", repository.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Add repository",
+            "form": form,
+            "allowed_bases": bases,
+        }
+        status = 400 if form.errors else 200
+        return render(request, "admin/repos/repository/add.html", context, status=status)
 
     @admin.action(description="Offer for new tasks", permissions=["change"])
     def enable(self, request: HttpRequest, queryset) -> None:

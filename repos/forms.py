@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from repos.catalogue_imports import SUFFIXES, max_import_bytes, too_large_message
+from repos.git_client import UnsafeRepositoryUrl, validate_clone_url
 from repos.selectors import SORTS, CatalogueFilter
 
 
@@ -19,6 +20,46 @@ class RepositoryImportForm(forms.Form):
         if not upload.name.lower().endswith(SUFFIXES):
             raise forms.ValidationError("Upload a .json, .jsonl, .ndjson or .csv file.")
         return upload
+
+
+class RepositoryAddForm(forms.Form):
+    """One repository by its clone URL, e.g. on an internal git server; the service decides."""
+
+    clone_url = forms.CharField(
+        max_length=300,
+        label="Clone URL",
+        help_text="https://HOST/OWNER/NAME.git on a host listed in MARLIN_GIT_ALLOWED_BASES, "
+        "without a user name or password.",
+    )
+    full_name = forms.CharField(
+        max_length=140, required=False, label="Name", help_text="Empty: OWNER/NAME of the URL."
+    )
+    default_branch = forms.CharField(max_length=255, required=False, help_text="Empty: main.")
+    html_url = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Web page",
+        help_text="Empty: the clone URL without .git.",
+    )
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea)
+    language = forms.CharField(max_length=64, required=False)
+    license = forms.CharField(max_length=64, required=False, help_text="An SPDX id, e.g. MIT.")
+    topics = forms.CharField(
+        max_length=1000, required=False, help_text="Separated by spaces or commas."
+    )
+
+    def __init__(self, *args, allowed_bases: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed_bases = allowed_bases
+        self.fields["clone_url"].help_text += f" Allowed now: {', '.join(allowed_bases)}."
+
+    def clean_clone_url(self) -> str:
+        url = self.cleaned_data["clone_url"].strip()
+        try:
+            validate_clone_url(url, allowed_bases=self.allowed_bases)
+        except UnsafeRepositoryUrl as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return url
 
 
 class CatalogueFilterForm(forms.Form):

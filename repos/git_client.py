@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -106,9 +108,7 @@ def validate_clone_url(url: str, *, allowed_bases: list[str]) -> str:
         raise UnsafeRepositoryUrl(f"Only repositories on {', '.join(allowed_bases)} can be cloned.")
     segments = parts.path.split("/")
     if len(segments) != 3 or segments[0] != "":
-        raise UnsafeRepositoryUrl(
-            "The repository address must look like https://github.com/OWNER/NAME."
-        )
+        raise UnsafeRepositoryUrl(f"The repository address must look like {base}/OWNER/NAME.")
     owner, name = segments[1], segments[2].removesuffix(".git")
     if not _OWNER_RE.match(owner) or not _NAME_RE.match(name) or name in {".", ".."}:
         raise UnsafeRepositoryUrl("The repository owner or name is not a valid GitHub name.")
@@ -507,6 +507,38 @@ def path_kind(dest: Path, sha: str, path: str, *, allowed_bases: list[str]) -> s
     if record is None:
         raise GitError(f"No file or folder {path!r} at this commit.")
     return _kind(record)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    subject: str  # the first line of the message
+    committed_at: datetime  # aware, in the committer's own offset
+
+
+def commit_info(
+    dest: Path, sha: str, *, allowed_bases: list[str], timeout: float = READ_TIMEOUT_SECONDS
+) -> CommitInfo:
+    """The first line of a commit's message and its committer date, from one `cat-file`."""
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    raw = _plumbing(dest, ["cat-file", "commit", sha], allowed_bases=allowed_bases, timeout=timeout)
+    # Headers end at the first empty line; a signature's continuation lines start with a space.
+    headers, _, message = raw.partition(b"\n\n")
+    for line in headers.split(b"\n"):
+        if not line.startswith(b"committer "):
+            continue
+        try:
+            # "committer Name <email> 1700000000 +0130"
+            seconds, offset = line.decode("utf-8", errors="replace").rsplit(" ", 2)[1:]
+            sign = -1 if offset.startswith("-") else 1
+            shift = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])) * sign
+            committed_at = datetime.fromtimestamp(int(seconds), tz=dt_timezone(shift))
+        except (ValueError, OverflowError, OSError) as exc:
+            raise GitError(f"The commit {sha[:12]} has an unreadable date.") from exc
+        subject = message.decode("utf-8", errors="replace").strip().split("\n", 1)[0]
+        return CommitInfo(sha=sha, subject=subject.strip(), committed_at=committed_at)
+    raise GitError(f"The commit {sha[:12]} names no committer.")
 
 
 def _kind(record: _Record) -> str:
@@ -996,3 +1028,91 @@ def _fetch_missing(
                 f"server would be larger than the {limit // (1024 * 1024)} MiB clone limit "
                 f"(MARLIN_CLONE_MAX_MB)."
             ) from exc
+
+
+# Comparing two changes (tasks.ab_diff) happens in a web request; the plumbing is local, so
+# this bound is generous.
+PATCHED_TREES_TIMEOUT_SECONDS = min(READ_TIMEOUT_SECONDS, 30.0)
+
+
+class PatchDoesNotApply(GitError):
+    def __init__(self, slot: str, reason: str) -> None:
+        super().__init__(f"Candidate {slot}'s change does not apply to the pinned commit: {reason}")
+        self.slot = slot
+
+
+def diff_of_patched_trees(dest: Path, sha: str, patch_a: str, patch_b: str) -> str:
+    """`git diff-tree -p` between `sha` with `patch_a` applied and `sha` with `patch_b` applied.
+
+    Raises PatchDoesNotApply naming the side git refused, GitError otherwise. Writes only to
+    a temporary directory: the index and the new objects are private (GIT_OBJECT_DIRECTORY),
+    the clone's objects are borrowed through GIT_ALTERNATE_OBJECT_DIRECTORIES. No network:
+    a blob the partial clone lacks is an error, not a fetch (each change was checked, and
+    its blobs fetched, when it was generated).
+    """
+    if not _SHA_RE.match(sha):
+        raise GitError("That is not a commit id.")
+    if not (dest / "HEAD").exists():
+        raise GitError("The repository's copy on this server is missing.")
+    deadline = time.monotonic() + PATCHED_TREES_TIMEOUT_SECONDS
+    with tempfile.TemporaryDirectory(prefix="marlin-ab-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        (tmp / "objects").mkdir()
+        config = {
+            "core.hooksPath": "/dev/null",
+            "core.fsmonitor": "false",
+            "protocol.allow": "never",
+            "credential.helper": "",
+        }
+        # A minimal environment, not ours: git sees no secret and no user configuration.
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp),
+            "LANG": "C",
+            "GIT_DIR": str(dest),
+            "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(dest / "objects"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_COUNT": str(len(config)),
+        }
+        for index, (name, value) in enumerate(config.items()):
+            env[f"GIT_CONFIG_KEY_{index}"] = name
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+
+        def git(args: list[str], *, index: Path | None = None) -> str:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GitTimeout("Comparing the two results took too long.")
+            run_env = {**env, **({"GIT_INDEX_FILE": str(index)} if index else {})}
+            try:
+                done = subprocess.run(
+                    ["git", *args], cwd=tmp, env=run_env, capture_output=True, timeout=remaining
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise GitTimeout("Comparing the two results took too long.") from exc
+            if done.returncode != 0:
+                lines = done.stderr.decode(errors="replace").strip().splitlines()
+                raise GitError(f"git {args[0]} failed: {lines[-1] if lines else done.returncode}")
+            return done.stdout.decode("utf-8", errors="replace")
+
+        trees = []
+        for slot, patch in (("A", patch_a), ("B", patch_b)):
+            index = tmp / f"{slot}.index"
+            git(["read-tree", "--end-of-options", sha], index=index)
+            if patch.strip():
+                (tmp / f"{slot}.diff").write_text(patch)
+                try:
+                    git(["apply", "--cached", "--whitespace=nowarn", f"{slot}.diff"], index=index)
+                except GitTimeout:
+                    raise
+                except GitError as exc:
+                    raise PatchDoesNotApply(
+                        slot, exc.message.removeprefix("git apply failed: ")
+                    ) from exc
+            trees.append(git(["write-tree"], index=index).strip())
+        return git(
+            ["diff-tree", "-p", "-r", "--no-color", "--no-ext-diff", "--no-renames",
+             "--end-of-options", trees[0], trees[1]]
+        )  # fmt: skip

@@ -28,6 +28,10 @@ def is_web_url(value: str) -> bool:
     return parts.scheme in {"http", "https"} and bool(hostname) and not has_credentials
 
 
+# The columns search_text and topics_text are made of.
+_SEARCHED_FIELDS = {"full_name", "description", "topics"}
+
+
 class Repository(BaseModel):
     """A GitHub repository of the catalogue, and the state of its shared clone."""
 
@@ -88,6 +92,17 @@ class Repository(BaseModel):
     @staticmethod
     def topics_text_for(topics: list[str]) -> str:
         return f" {' '.join(t.lower() for t in topics)} " if topics else ""
+
+    def save(self, *args, **kwargs) -> None:
+        # The search columns are an index of this row's own columns, like auto_now: deriving
+        # them here means no way of writing a row (seed, admin, API, factories) leaves them
+        # stale. Bulk writes bypass save() and set them with the same two functions.
+        self.search_text = self.search_text_for(self.full_name, self.description, self.topics or [])
+        self.topics_text = self.topics_text_for(self.topics or [])
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and _SEARCHED_FIELDS & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "search_text", "topics_text"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         super().clean()

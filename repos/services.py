@@ -6,18 +6,20 @@ import io
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import resend_stale_queued
-from repos import git_client, highlighting, jobs, selectors
+from repos import git_client, highlighting, importing, jobs, selectors
 from repos.catalogue_imports import ImportReport, repository_import_stream
 from repos.models import Repository
 
@@ -82,6 +84,69 @@ def repository_import(*, content: bytes, filename: str) -> ImportReport:
     through repos.catalogue_imports instead (stored, then imported by a worker).
     """
     return repository_import_stream(stream=io.BytesIO(content), filename=filename)
+
+
+@transaction.atomic
+def repository_add(
+    *,
+    clone_url: str,
+    full_name: str = "",
+    default_branch: str = "",
+    html_url: str = "",
+    description: str = "",
+    language: str = "",
+    license: str = "",
+    topics: str | list[str] = "",
+) -> Repository:
+    """Add one repository by its clone URL (GitHub or an allowed internal git server) and
+    queue its clone.
+
+    Checked like a catalogue row: an http(s) address without credentials on a host of
+    MARLIN_GIT_ALLOWED_BASES, shaped HOST/OWNER/NAME; `full_name` defaults to OWNER/NAME and
+    `html_url` to the address without ".git". Raises ApplicationError, storing nothing, for a
+    refused address or a repository (same name or same address) already in the catalogue.
+    """
+    bases = settings.MARLIN_GIT_ALLOWED_BASES
+    canonical = git_client.validate_clone_url(clone_url.strip(), allowed_bases=bases)
+    try:
+        row = importing.normalise(
+            {
+                "full_name": full_name.strip() or canonical.split("/", 3)[3].removesuffix(".git"),
+                "clone_url": canonical,
+                "html_url": html_url.strip() or canonical.removesuffix(".git"),
+                "default_branch": default_branch,
+                "description": description,
+                "language": language,
+                "license": license,
+                "topics": topics,
+            },
+            allowed_bases=bases,
+        )
+    except importing.RowError as exc:
+        raise ApplicationError(str(exc)) from exc
+    # GitHub names are case-insensitive, and the clone cache is one folder per name.
+    same = Repository.objects.filter(
+        Q(full_name__iexact=row.full_name) | Q(clone_url__iexact=row.clone_url)
+    ).first()
+    if same is not None:
+        raise ApplicationError(f"{same.full_name} is already in the catalogue ({same.clone_url}).")
+    repository = Repository(
+        full_name=row.full_name,
+        clone_url=row.clone_url,
+        html_url=row.html_url,
+        default_branch=row.default_branch,
+        description=row.description,
+        language=row.language,
+        license=row.license,
+        topics=row.topics,
+    )
+    try:
+        repository.full_clean()
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages)) from exc
+    repository.save()
+    transaction.on_commit(selectors.repository_languages_forget)
+    return repository_queue_clone(repository=repository)
 
 
 def repository_cache_path(repository: Repository) -> Path:
@@ -253,6 +318,93 @@ def repository_resolve_commit(*, repository: Repository, ref: str) -> str:
         ref or repository.default_branch,
         allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
     )
+
+
+@dataclass(frozen=True)
+class RefSwitch:
+    """Where switching the browser to another ref lands: the commit, the path kept when the
+    commit has it (else the root), and a note saying when it did not."""
+
+    sha: str
+    path: str
+    note: str = ""
+
+
+def repository_switch_ref(*, repository: Repository, ref: str, path: str) -> RefSwitch:
+    """Pin `ref` (the default branch when empty) and keep showing `path` if it exists there.
+
+    Raises ApplicationError when the ref names nothing; a path missing at the new commit is
+    not an error: the root is shown instead, with a note.
+    """
+    ref = ref.strip() or repository.default_branch
+    sha = repository_resolve_commit(repository=repository, ref=ref)
+    path = path.strip("/")
+    if not path:
+        return RefSwitch(sha=sha, path="")
+    try:
+        git_client.path_kind(
+            repository_cache_path(repository),
+            sha,
+            path,
+            allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+        )
+    except git_client.GitError:
+        return RefSwitch(
+            sha=sha, path="", note=f"{ref} has no {path}; showing its top folder instead."
+        )
+    return RefSwitch(sha=sha, path=path)
+
+
+def repository_ref_label(
+    *, repository: Repository, ref: str, sha: str, refs: dict[str, list[str]]
+) -> str:
+    """The branch or tag the browser shows as chosen at `sha`: `ref` (the default branch when
+    empty) if it is one of `refs` and still points at `sha`, else "" (a bare commit).
+
+    A branch that moved on since its link was made is not named, so a label never lies.
+    """
+    ref = ref or repository.default_branch
+    if ref not in refs["branches"] and ref not in refs["tags"]:
+        return ""
+    try:
+        return ref if repository_resolve_commit(repository=repository, ref=ref) == sha else ""
+    except ApplicationError:
+        return ""
+
+
+COMMIT_SUMMARY_SECONDS = 7 * 24 * 3600
+# A page waits this long at most for the pinned commit's message.
+COMMIT_READ_SECONDS = 5.0
+
+
+def commit_summary_cache_key(*, repository_id: int, sha: str) -> str:
+    return f"repos:commit:v1:{repository_id}:{sha}"
+
+
+def repository_commit_summary(*, repository: Repository, sha: str) -> git_client.CommitInfo | None:
+    """The pinned commit's subject and date, cached (a commit never changes), or None when git
+    cannot read it: a page then shows the bare sha rather than failing.
+
+    Failures are not cached, so a clone that comes back is read on the next page view.
+    """
+    key = commit_summary_cache_key(repository_id=repository.pk, sha=sha)
+    cached = cache.get(key)
+    if cached is not None:
+        return git_client.CommitInfo(**cached)
+    if not repository.is_ready:
+        return None
+    try:
+        info = git_client.commit_info(
+            repository_cache_path(repository),
+            sha,
+            allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+            timeout=COMMIT_READ_SECONDS,
+        )
+    except (git_client.GitError, OSError) as exc:
+        logger.warning("commit %s of %s unreadable: %s", sha, repository, exc)
+        return None
+    cache.set(key, asdict(info), COMMIT_SUMMARY_SECONDS)
+    return info
 
 
 def repository_read_text(*, repository: Repository, sha: str, path: str, max_bytes: int) -> str:

@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from marlin import permissions
@@ -73,23 +75,31 @@ def repository_ref_options(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def repository_browse_ref(request: HttpRequest, pk: int) -> HttpResponse:
-    """Pin a branch, tag or sha (`?ref=`, default branch if absent) and show its tree."""
+    """Pin a branch, tag or sha (`?ref=`, default branch if absent) and show its tree, at the
+    same `?path=` when the new commit has it."""
     repository = selectors.repository_get(pk=pk)
+    ref = request.GET.get("ref", "").strip()[:255]
     try:
-        sha = services.repository_resolve_commit(
-            repository=repository, ref=request.GET.get("ref", "")[:255]
+        switch = services.repository_switch_ref(
+            repository=repository, ref=ref, path=request.GET.get("path", "")[:4096]
         )
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("repos:detail", pk=pk)
-    # Links always name the commit, so what a person reads never shifts under them.
-    return redirect("repos:browse", pk=pk, sha=sha, path="")
+    if switch.note:
+        messages.info(request, switch.note)
+    # Links always name the commit, so what a person reads never shifts under them; the
+    # branch or tag chosen rides along so the page can show it as chosen.
+    url = reverse("repos:browse", args=[pk, switch.sha, switch.path])
+    if ref and ref != switch.sha and ref != repository.default_branch:
+        url += "?" + urlencode({"ref": ref})
+    return redirect(url)
 
 
 @login_required
 def repository_browse(request: HttpRequest, pk: int, sha: str, path: str) -> HttpResponse:
     """The tree of a folder (`?page=`, BROWSE_PAGE_SIZE entries each), or one file, of the
-    repository at a commit."""
+    repository at a commit; `?ref=` names the branch or tag it was reached by."""
     repository = selectors.repository_get(pk=pk)
     page = request.GET.get("page", "1")
     if not (page.isascii() and page.isdigit() and len(page) <= 6):
@@ -104,10 +114,19 @@ def repository_browse(request: HttpRequest, pk: int, sha: str, path: str) -> Htt
         )
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
+    refs = services.repository_refs(repository=repository)
+    current_ref = services.repository_ref_label(
+        repository=repository, ref=request.GET.get("ref", "")[:255], sha=sha, refs=refs
+    )
     context = {
         "repository": repository,
         "sha": sha,
         "view": view,
-        "refs": services.repository_refs(repository=repository),
+        "refs": refs,
+        "current_ref": current_ref,
+        # Carried on every link of the page, so moving between folders keeps the ref shown.
+        "ref_query": urlencode({"ref": current_ref})
+        if current_ref and current_ref != repository.default_branch
+        else "",
     }
     return render(request, "repos/browse.html", context)

@@ -149,7 +149,9 @@ def test_a_contractor_finds_a_repository_among_10000_clones_browses_it_and_start
         ["docs/", "forge/", "pyproject.toml", "README.md"]
     )
     expect(tree.locator("tbody tr.entry-dir")).to_have_count(2)
-    expect(carol.locator("#ref-options option")).to_have_count(3)  # main, release/2.0, v1.0
+    switcher = carol.locator("#browse-ref")
+    expect(switcher.locator("option")).to_have_count(3)  # main, release/2.0, v1.0
+    expect(switcher).to_have_value("main")
     tree.get_by_role("link", name="forge/", exact=True).click()
     expect(carol).to_have_url(re.compile(rf"/browse/{shas['main']}/forge$"))
     expect(carol.get_by_role("navigation", name="Path")).to_contain_text("forge")
@@ -167,15 +169,16 @@ def test_a_contractor_finds_a_repository_among_10000_clones_browses_it_and_start
     expect(source.locator("td.code span.nf")).to_have_text("strike")
     expect(source.locator("td.code")).to_contain_text("Shape the metal once.")
 
-    # 4. The ref switcher pins the branch's head by its sha.
-    carol.locator("#browse-ref").fill(RELEASE_BRANCH)
-    carol.get_by_role("button", name="Go", exact=True).click()
+    # 4. The ref switcher pins the branch's head by its sha, stays on the file the branch
+    # also has, and shows the branch as chosen.
+    switcher.select_option(RELEASE_BRANCH)
+    carol.get_by_role("button", name="Switch", exact=True).click()
     release_sha = shas[RELEASE_BRANCH]
-    expect(carol).to_have_url(re.compile(rf"/repos/{target.pk}/browse/{release_sha}/$"))
+    expect(carol).to_have_url(
+        re.compile(rf"/{target.pk}/browse/{release_sha}/forge/anvil\.py\?ref=release%2F2\.0$")
+    )
     expect(carol.locator("#browse-sha")).to_have_text(release_sha)
-    tree.get_by_role("link", name="forge/", exact=True).click()
-    tree.get_by_role("link", name="anvil.py", exact=True).click()
-    expect(carol).to_have_url(re.compile(rf"/browse/{release_sha}/forge/anvil\.py$"))
+    expect(switcher).to_have_value(RELEASE_BRANCH)
     expect(source.locator("td.code")).to_contain_text("Shape the metal again.")
     expect(source.locator("td.code")).to_contain_text("return metal * times")
     expect(source.locator("td.code")).not_to_contain_text("Shape the metal once.")

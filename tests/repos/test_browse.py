@@ -8,6 +8,7 @@ import shutil
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from repos import git_client, services
 from repos.models import Repository
@@ -180,7 +181,10 @@ def test_a_ref_is_pinned_to_its_commit_before_browsing(client, contractor, hosti
     for ref in ("feature/x", "v1.0", "main"):
         response = client.get(reverse("repos:browse_ref", args=[repository.pk]), {"ref": ref})
         assert response.status_code == 302
-        assert response["Location"] == reverse("repos:browse", args=[repository.pk, shas[ref], ""])
+        browse = reverse("repos:browse", args=[repository.pk, shas[ref], ""])
+        # The default branch is implied; another branch or tag rides along to be shown chosen.
+        chosen = browse if ref == "main" else f"{browse}?{urlencode({'ref': ref})}"
+        assert response["Location"] == chosen
     response = client.get(reverse("repos:browse_ref", args=[repository.pk]), {"ref": "--all"})
     assert response.status_code == 302
     assert response["Location"] == reverse("repos:detail", args=[repository.pk])

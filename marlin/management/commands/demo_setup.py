@@ -61,30 +61,35 @@ class Command(BaseCommand):
                     "endpoint_b": beta,
                 },
             )
-            for full_name, (description, language, files) in DEMO_REPOSITORIES.items():
-                owner, name = full_name.split("/")
-                bare = git_root / owner / f"{name}.git"
-                if not (bare / "HEAD").exists():
-                    git_client.create_bare_repository(bare, files, message="Initial commit")
-                repository, _ = Repository.objects.update_or_create(
-                    full_name=full_name,
-                    defaults={
-                        "clone_url": f"{base_url}/{full_name}.git",
-                        "html_url": f"{base_url}/{full_name}",
-                        "description": description,
-                        "language": language,
-                        "default_branch": "main",
-                    },
-                )
-                if repository.clone_status in (
-                    Repository.CloneStatus.NOT_CLONED,
-                    Repository.CloneStatus.FAILED,
-                ):
-                    repo_services.repository_queue_clone(repository=repository)
+            self._repositories(git_root, base_url=base_url)
         self._sample_task(git_root, port=int(options["git_port"]))
         self.stdout.write("Demo users (username / password):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {role:<11} {username} / {password}")
+
+    def _repositories(self, git_root: Path, *, base_url: str) -> None:
+        """DEMO_REPOSITORIES as bare repositories under git_root, in the catalogue (searchable
+        like imported rows) with their clones queued."""
+        for full_name, (description, language, files) in DEMO_REPOSITORIES.items():
+            owner, name = full_name.split("/")
+            bare = git_root / owner / f"{name}.git"
+            if not (bare / "HEAD").exists():
+                git_client.create_bare_repository(bare, files, message="Initial commit")
+            repository, _ = Repository.objects.update_or_create(
+                full_name=full_name,
+                defaults={
+                    "clone_url": f"{base_url}/{full_name}.git",
+                    "html_url": f"{base_url}/{full_name}",
+                    "description": description,
+                    "language": language,
+                    "default_branch": "main",
+                },
+            )
+            if repository.clone_status in (
+                Repository.CloneStatus.NOT_CLONED,
+                Repository.CloneStatus.FAILED,
+            ):
+                repo_services.repository_queue_clone(repository=repository)
 
     def _users(self) -> None:
         for username, password, role in DEMO_USERS:
