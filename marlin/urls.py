@@ -2,7 +2,12 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.decorators.cache import cache_control
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -16,8 +21,19 @@ from marlin import views
 # as a file too, so script-src stays strict everywhere.
 _api_docs_csp = csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})
 
+
+# Browsers ask for /favicon.ico whatever the page links, and a 404 on every page fills logs
+# and consoles. Not permanent: the static URL carries the file's hash, which changes with it.
+# Outside ATOMIC_REQUESTS, so a database outage never turns the icon into a 500.
+@transaction.non_atomic_requests
+@cache_control(max_age=86400)
+def favicon(request: HttpRequest) -> HttpResponse:
+    return redirect(static("favicon.svg"))
+
+
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("health/", views.healthz, name="health"),  # the older name of /healthz
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviews import api
+from reviews import api, comment_api
 
 urlpatterns = [
     path("reviews/queue/", api.ReviewQueueApi.as_view(), name="api-review-queue"),
@@ -12,6 +12,16 @@ urlpatterns = [
         name="api-review-release",
     ),
     path("reviews/tasks/<int:pk>/decide/", api.ReviewDecideApi.as_view(), name="api-review-decide"),
+    path(
+        "candidates/<int:pk>/line-comments/",
+        comment_api.LineCommentListCreateApi.as_view(),
+        name="api-line-comments",
+    ),
+    path(
+        "line-comments/<int:pk>/",
+        comment_api.LineCommentDeleteApi.as_view(),
+        name="api-line-comment",
+    ),
     path("earnings/", api.MyEarningsApi.as_view(), name="api-earnings"),
     path("payouts/", api.PayoutsApi.as_view(), name="api-payouts"),
     path("reviewer-metrics/", api.ReviewerMetricsApi.as_view(), name="api-reviewer-metrics"),

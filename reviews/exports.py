@@ -16,12 +16,13 @@ from django.db.models import Exists, ExpressionWrapper, F, OuterRef, TextField
 from marlin.exceptions import ApplicationError
 from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
-from reviews.models import Review
+from reviews.models import LineComment, Review
 from tasks import prompting
 from tasks.diff_identity import same_change
 from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, SentPrompt, Task, Turn
 
-# 2: model_prompt (what the models were sent), judgement_history (every round).
+# 2: model_prompt (what the models were sent), judgement_history (every round);
+# candidates' line_comments (the contractor's, with path, side and line) added since.
 NATIVE_SCHEMA_VERSION = 2
 # How pairwise formats give the prompt: "model" is what the models were sent (system
 # message, repository context, the conversation as they saw it); "bare" the contractor's
@@ -49,7 +50,7 @@ def judged_turn_count(filters: ExportFilters) -> int:
 _TASK_FIELDS = (
     "pk", "project__name", "repository__full_name", "repository__clone_url", "commit_sha",
     "base_ref", "title", "kind", "active_seconds", "contractor_id", "round", "status",
-    "created_at", "submitted_at", "accepted_at",
+    "created_at", "submitted_at", "accepted_at", "focus_files",
 )  # fmt: skip
 _TURN_FIELDS = ("pk", "task_id", "number", "prompt", "active_seconds", "has_identical_candidates")
 _CANDIDATE_FIELDS = (
@@ -74,6 +75,8 @@ class _ChunkRows:
     reviews: list[tuple]
     endpoints: dict[int, tuple[str, str, str]]  # id -> (name, provider, model id)
     prompts: dict[int, str]  # sent prompt id -> its messages as JSON text
+    # (task id, turn number, slot) -> the contractor's line comments on that candidate
+    line_comments: dict[tuple[int, int, str], list[dict]] = field(default_factory=dict)
 
 
 def _as_text(json_field: str) -> ExpressionWrapper:
@@ -137,7 +140,32 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
             ),
             endpoints=endpoints,
             prompts=prompts,
+            line_comments=_line_comments(ids),
         )
+
+
+_LINE_COMMENT_FIELDS = (
+    "candidate__turn__task_id", "candidate__turn__number", "candidate__slot",
+    "path", "side", "line", "end_line", "text",
+)  # fmt: skip
+
+
+def _line_comments(task_ids: list[int]) -> dict[tuple[int, int, str], list[dict]]:
+    """The contractor's line comments of a chunk's candidates (part of their judgement;
+    reviewers' comments are review feedback and not exported)."""
+    comments: dict[tuple[int, int, str], list[dict]] = {}
+    rows = (
+        LineComment.objects.filter(
+            candidate__turn__task_id__in=task_ids, role=LineComment.Role.CONTRACTOR
+        )
+        .order_by("candidate_id", "path", "side", "line", "pk")
+        .values_list(*_LINE_COMMENT_FIELDS)
+    )
+    for task_id, number, slot, path, side, line, end_line, text in rows:
+        comments.setdefault((task_id, number, slot), []).append(
+            {"path": path, "side": side, "line": line, "end_line": end_line, "text": text}
+        )
+    return comments
 
 
 def _endpoints() -> dict[int, tuple[str, str, str]]:
@@ -174,6 +202,9 @@ def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list
             task, turns, candidates, judgements, reviews_of, rows.endpoints, rows.prompts
         ):
             considered += 1
+            for slot, candidate in record["candidates"].items():
+                key = (record["task_id"], record["turn"], slot)
+                candidate["line_comments"] = rows.line_comments.get(key, [])
             if keeps(record["preference"]):
                 records.append(record)
     return records, considered, considered - len(records)
@@ -226,7 +257,7 @@ def _task_records(
 ) -> Iterator[dict]:
     (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind,
      task_active_seconds, contractor_id, rounds, status, created_at, submitted_at,
-     accepted_at) = task  # fmt: skip
+     accepted_at, focus_files) = task  # fmt: skip
     reviews = reviews_of.get(task_id, ())
     reviewer_ids = sorted({r[3] for r in reviews})
     review_list = [{"round": r[1], "decision": r[2], "reviewer_id": r[3]} for r in reviews]
@@ -255,6 +286,8 @@ def _task_records(
             "base_ref": base_ref,
             "task_title": title,
             "task_kind": kind,
+            # The repository paths the contractor named as the ones that matter ([] if none).
+            "focus_files": focus_files,
             "prompt": prompt,
             "conversation": list(conversation),
             # What both models were sent, system message first; None if not recorded (answers

@@ -218,3 +218,57 @@ class ExportJob(BaseModel):
     @property
     def filename(self) -> str:
         return f"marlin-{self.format.replace(':', '-')}-{self.pk}.{self.extension}"
+
+
+class LineComment(BaseModel):
+    """A note on one line (or a range of lines) of one side of a candidate's diff.
+
+    A contractor's comments belong to their judgement and are exported with it. A reviewer's
+    comment is a pending draft, seen by that reviewer only, until their decision attaches it
+    to the Review; from then on it is bounce feedback the contractor sees in place.
+    """
+
+    class Role(models.TextChoices):
+        CONTRACTOR = "contractor", "Contractor"
+        REVIEWER = "reviewer", "Reviewer"
+
+    class Side(models.TextChoices):
+        OLD = "old", "Before the change"
+        NEW = "new", "After the change"
+
+    candidate = models.ForeignKey(
+        "tasks.Candidate", on_delete=models.CASCADE, related_name="line_comments"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="line_comments"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    # The task's review round when written: a reviewer's draft belongs to the round they hold.
+    round = models.PositiveIntegerField()
+    # The file's path after the change (before it, for a removed file).
+    path = models.CharField(max_length=1000)
+    side = models.CharField(max_length=3, choices=Side.choices)
+    line = models.PositiveIntegerField()
+    end_line = models.PositiveIntegerField(null=True, blank=True)
+    text = models.TextField(max_length=5000)
+    review = models.ForeignKey(
+        Review, on_delete=models.CASCADE, null=True, blank=True, related_name="line_comments"
+    )
+
+    class Meta:
+        ordering = ["candidate", "path", "side", "line", "pk"]
+        indexes = [models.Index(fields=["candidate", "role"], name="line_comment_candidate_role")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(line__gte=1)
+                & (Q(end_line__isnull=True) | Q(end_line__gte=models.F("line"))),
+                name="line_comment_range_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(role="reviewer") | Q(review__isnull=True),
+                name="line_comment_only_reviewers_in_reviews",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Comment on {self.path}:{self.line} ({self.side}) of candidate {self.candidate_id}"

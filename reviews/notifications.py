@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -60,3 +61,26 @@ def notifications_mark_read(*, user: Any) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+
+
+@dataclass(frozen=True)
+class ShownNotification:
+    notification: Notification
+    is_new: bool
+
+
+@transaction.atomic
+def notifications_open(*, user: Any, limit: int = 100) -> list[ShownNotification]:
+    """The newest `limit` notifications of `user`, as the Notifications page shows them.
+
+    Opening the page is reading them: the ones shown are marked read (only those, so an
+    older unread one beyond the page keeps its badge), while each still says whether it was
+    new before this view, so the page can highlight it once.
+    """
+    items = list(notifications_for(user=user)[:limit])
+    unread = {item.pk for item in items if item.read_at is None}
+    if unread:
+        Notification.objects.filter(pk__in=unread, read_at__isnull=True).update(
+            read_at=timezone.now()
+        )
+    return [ShownNotification(notification=item, is_new=item.pk in unread) for item in items]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reviews import claims, selectors
+from reviews.comment_selectors import line_comments_page_context
 from reviews.round_changes import round_changes
 from tasks.diffview import attach_diff_views
 from tasks.models import Task
@@ -63,4 +64,7 @@ def review_page_context(*, task: Task, viewer: Any) -> dict:
         "reviews": reviews,
         "submission": submission,
         "timeline": selectors.task_timeline(task=task, viewer=viewer),
+        **line_comments_page_context(
+            task=task, viewer=viewer, candidates=(c for t in turns for c in t.candidates.all())
+        ),
     }

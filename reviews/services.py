@@ -15,7 +15,7 @@ from marlin.exceptions import (
 )
 from marlin.permissions import is_reviewer
 from marlin.text import normalise_newlines
-from reviews import claims, earnings, notifications
+from reviews import claims, comment_services, earnings, notifications
 from reviews.models import Review, ReviewNote
 from tasks.models import Task, Turn
 
@@ -71,7 +71,8 @@ def review_decide(
     """Accept or bounce the task's current round; exactly one decision per round wins.
 
     The reviewer must hold the task's claim. A bounce needs general feedback; notes may
-    add feedback on a turn or one field of it. A bounce of the project's last allowed round
+    add feedback on a turn or one field of it, and the reviewer's draft line comments become
+    part of the decision. A bounce of the project's last allowed round
     rejects the task for good. An accept fixes the contractor's earning. The contractor is
     notified either way.
     """
@@ -119,6 +120,7 @@ def review_decide(
             for note in clean_notes:
                 note.review = review
             ReviewNote.objects.bulk_create(clean_notes)
+            comment_services.line_comments_attach(review=review)
             if decision == Review.Decision.ACCEPT:
                 task.accept(by=reviewer)
                 earnings.earning_record(task=task)

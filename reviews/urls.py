@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviews import views
+from reviews import comment_views, views
 
 app_name = "reviews"
 urlpatterns = [
@@ -9,6 +9,16 @@ urlpatterns = [
     path("tasks/<int:pk>/claim/", views.review_claim, name="claim"),
     path("tasks/<int:pk>/release/", views.review_release, name="release"),
     path("tasks/<int:pk>/decide/", views.review_decide, name="decide"),
+    path(
+        "candidates/<int:pk>/line-comments/",
+        comment_views.line_comment_add,
+        name="line_comment_add",
+    ),
+    path(
+        "line-comments/<int:pk>/delete/",
+        comment_views.line_comment_delete,
+        name="line_comment_delete",
+    ),
     path("earnings/", views.my_earnings, name="earnings"),
     path("payouts/", views.payouts, name="payouts"),
     path("metrics/", views.reviewer_metrics, name="metrics"),

@@ -210,7 +210,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
-    items = list(notifications.notifications_for(user=request.user)[:100])
+    items = notifications.notifications_open(user=request.user)
     return render(request, "reviews/notifications.html", {"notifications": items})
 
 

@@ -1,4 +1,5 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
 from tasks.models import Candidate, Judgement, ModelEndpoint, Project, Task, TaskEvent, Turn
 
@@ -23,11 +24,47 @@ class ModelEndpointAdmin(admin.ModelAdmin):
     search_fields = ["name", "model_id"]
 
 
+PAY_HELP = (
+    "What each accepted task earns the contractor. 0 means the work on this project is unpaid: "
+    "set it on purpose."
+)
+
+
+class ProjectAdminForm(forms.ModelForm):
+    """A new project starts with no pay filled in: the model's 0 default would otherwise be
+    saved unnoticed and every accepted task would earn nothing."""
+
+    class Meta:
+        model = Project
+        fields = "__all__"  # noqa: DJ007 - the admin shows every field of a project
+        help_texts = {"pay_per_task": PAY_HELP}
+        error_messages = {
+            "pay_per_task": {"required": "Set the pay per task (0 only for unpaid work)."}
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance._state.adding:
+            self.fields["pay_per_task"].initial = None
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ["name", "endpoint_a", "endpoint_b", "pay_per_task", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.pay_per_task == 0:
+            # Allowed (a pilot, internal staff), but rarely meant: say so after every save.
+            self.message_user(
+                request,
+                f"“{obj.name}” pays $0 per task: contractors earn nothing for accepted work. "
+                "Set the pay per task unless that is intended.",
+                level=messages.WARNING,
+            )
 
 
 class TaskEventInline(admin.TabularInline):
@@ -77,7 +114,8 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = ["id", "turn", "slot", "endpoint", "status", "attempts", "finished_at"]
     list_filter = ["status", "slot", "endpoint"]
     raw_id_fields = ["turn"]
-    readonly_fields = ["status", "started_at", "finished_at", "attempts"]
+    # failure_detail: the HTTP status, exit code or stderr tail the contractor does not see.
+    readonly_fields = ["status", "error", "failure_detail", "started_at", "finished_at", "attempts"]
 
 
 @admin.register(Judgement)

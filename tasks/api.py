@@ -127,6 +127,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "repository",
             "base_ref",
             "commit_sha",
+            "focus_files",
             "active_seconds",
             "created_at",
             "submitted_at",
@@ -194,6 +195,13 @@ class TaskCreateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=Task.Kind.choices)
     prompt = serializers.CharField()
+    focus_files = serializers.ListField(
+        child=serializers.CharField(max_length=500),
+        required=False,
+        max_length=50,
+        help_text="Optional: the repository paths that matter (each must exist at the pinned "
+        "commit); the models are told about them.",
+    )
 
 
 _JOBS_DELAYED_HELP = (
@@ -209,10 +217,11 @@ def _jobs_delayed(turn: Turn) -> bool:
 
 
 class TaskCreatedSerializer(TaskSerializer):
+    focus_files = serializers.ListField(child=serializers.CharField(), read_only=True)
     jobs_delayed = serializers.SerializerMethodField(help_text=_JOBS_DELAYED_HELP)
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "jobs_delayed"]
+        fields = [*TaskSerializer.Meta.fields, "focus_files", "jobs_delayed"]
 
     @extend_schema_field(serializers.BooleanField())
     def get_jobs_delayed(self, task: Task) -> bool:

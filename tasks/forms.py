@@ -5,13 +5,44 @@ from django.conf import settings
 from django.urls import reverse_lazy
 
 from repos.models import Repository
+from tasks import selectors
 from tasks.models import Preference, Project, Task
 
 SCORE_CHOICES = [(n, str(n)) for n in range(1, 6)]
 
 
+class PathListField(forms.Field):
+    """Paths typed one per line on the page, or a JSON list of strings from the API. Only the
+    shape is checked here: the task service holds the rules (tasks/focus_files.py)."""
+
+    widget = forms.Textarea
+
+    def to_python(self, value) -> list[str]:
+        if value in (None, ""):
+            return []
+        if isinstance(value, str):
+            return value.splitlines()
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise forms.ValidationError("Give the files as a list of paths.", code="invalid")
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+
 class TaskCreateForm(forms.Form):
-    project = forms.ModelChoiceField(queryset=Project.objects.filter(is_active=True))
+    project = forms.ModelChoiceField(
+        queryset=selectors.project_list_active(),
+        # The project's guidelines are shown beside the form; they follow the choice.
+        widget=forms.Select(
+            attrs={
+                "hx-get": reverse_lazy("tasks:project_guidelines"),
+                "hx-trigger": "change",
+                "hx-target": "#project-guidelines",
+                "hx-swap": "outerHTML",
+            }
+        ),
+    )
     repository = forms.ModelChoiceField(
         queryset=Repository.objects.filter(is_enabled=True, cloned_at__isnull=False),
         help_text="Only repositories that finished cloning are listed.",
@@ -34,6 +65,13 @@ class TaskCreateForm(forms.Form):
     title = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=Task.Kind.choices)
     prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 12}))
+    focus_files = PathListField(
+        required=False,
+        label="Files that matter",
+        help_text="Optional: one repository path per line, e.g. calc/ops.py. The models are "
+        "told to look at them first.",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -41,6 +79,24 @@ class TaskCreateForm(forms.Form):
         self.fields["prompt"].validators.append(
             forms.fields.validators.MaxLengthValidator(settings.MARLIN_PROMPT_MAX_CHARS)
         )
+        if not self.is_bound and not self.initial.get("project"):
+            # One open project leaves nothing to choose: start with it chosen.
+            only = list(self.fields["project"].queryset[:2])
+            if len(only) == 1:
+                self.initial["project"] = only[0].pk
+
+    def chosen_project(self) -> Project | None:
+        """The project whose guidelines go beside the form: the one posted, else the initial."""
+        field = self.fields["project"]
+        value = self["project"].value()
+        if not value:
+            return None
+        if isinstance(value, Project):
+            return value
+        try:
+            return field.queryset.get(pk=value)
+        except (Project.DoesNotExist, ValueError, TypeError):
+            return None
 
 
 class JudgementForm(forms.Form):
@@ -138,6 +194,21 @@ class JudgementForm(forms.Form):
                 "axis": axis,
                 "points": list(enumerate(axis["points"], start=1)),
                 "fields": [self[self.score_field(slot, axis["key"])] for slot in ("A", "B")],
+                # Each score radio beside the meaning of its point, for the compact panel.
+                "slots": [
+                    {
+                        "slot": slot,
+                        "field": self[self.score_field(slot, axis["key"])],
+                        "choices": list(
+                            zip(
+                                self[self.score_field(slot, axis["key"])],
+                                axis["points"],
+                                strict=True,
+                            )
+                        ),
+                    }
+                    for slot in ("A", "B")
+                ],
             }
             for axis in self.project.rubric_axes
         ]

@@ -29,7 +29,7 @@ from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import remove_stale_worktrees, resend_stale_queued
 from repos import git_client
 from repos import services as repo_services
-from tasks import answers, jobs, llm_client, prompting
+from tasks import answers, failure_detail, jobs, llm_client, prompting
 from tasks.diff_identity import same_change
 from tasks.models import Candidate, Judgement, ModelEndpoint, Task, Turn
 
@@ -248,15 +248,7 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
     except _GaveUp:
         turn_settle(turn_id=candidate.turn_id)
         return candidate
-    endpoint = candidate.endpoint
-    config = llm_client.EndpointConfig(
-        provider=endpoint.provider,
-        name=endpoint.name,
-        model_id=endpoint.model_id,
-        parameters=endpoint.parameters,
-        base_url=endpoint.base_url,
-        api_key_env=endpoint.api_key_env,
-    )
+    config = _endpoint_config(candidate.endpoint)
     try:
         try:
             with _Heartbeat(candidate, job_id):
@@ -270,6 +262,10 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
                 # An SDK turned the job's soft time limit into a connection error; it is
                 # the job's limit, not a fault worth retrying.
                 raise interrupted from exc
+            # For admins: the status, exit code or stderr the contractor's words leave out.
+            detail = failure_detail.scrub(
+                exc.detail, secrets=failure_detail.endpoint_secrets(config)
+            )
             if exc.transient and candidate.attempts < settings.MARLIN_GENERATION_MAX_ATTEMPTS:
                 countdown = backoff_seconds(candidate.attempts, exc.retry_after)
                 # Shown while waiting; the row stays RUNNING under this job id, its lease
@@ -279,13 +275,14 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
                     pk=candidate.pk, status=Candidate.Status.RUNNING, job_id=job_id
                 ).update(
                     error=waiting_reason(exc.message),
+                    failure_detail=detail,
                     lease_expires_at=timezone.now() + timedelta(seconds=lease),
                 )
                 raise RetryLater(countdown=countdown) from exc
             reason = exc.message
             if exc.transient:
                 reason = final_reason(exc.message, candidate.attempts)
-            _store(candidate, lambda: candidate.fail(reason=reason, job_id=job_id))
+            _store(candidate, lambda: candidate.fail(reason=reason, detail=detail, job_id=job_id))
         except answers.AnswerError as exc:
             # The model answered, but with no usable change: asking again spends tokens on
             # what is not a transient fault; the contractor can retry it.
@@ -308,6 +305,17 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
         return None
     _settle(candidate)
     return candidate
+
+
+def _endpoint_config(endpoint: ModelEndpoint) -> llm_client.EndpointConfig:
+    return llm_client.EndpointConfig(
+        provider=endpoint.provider,
+        name=endpoint.name,
+        model_id=endpoint.model_id,
+        parameters=endpoint.parameters,
+        base_url=endpoint.base_url,
+        api_key_env=endpoint.api_key_env,
+    )
 
 
 def _store(candidate: Candidate, write) -> None:
@@ -339,17 +347,23 @@ def _time_limit_cause(exc: BaseException) -> BaseException | None:
     return None
 
 
-def candidate_fail(*, candidate_id: int, reason: str, job_id: str | None = None) -> None:
+def candidate_fail(
+    *, candidate_id: int, reason: str, detail: str = "", job_id: str | None = None
+) -> None:
     """Fail a candidate whose job gave up (crash, time limit), then settle its turn.
 
-    With `job_id`, only while that job holds the row: a job that was presumed dead and
-    replaced must not fail its successor's run.
+    `detail` (the exception, for admins) is scrubbed of secrets before it is kept. With
+    `job_id`, only while that job holds the row: a job that was presumed dead and replaced
+    must not fail its successor's run.
     """
-    candidate = Candidate.objects.get(pk=candidate_id)
+    candidate = Candidate.objects.select_related("endpoint").get(pk=candidate_id)
     if candidate.is_terminal:
         return
+    secrets = failure_detail.endpoint_secrets(_endpoint_config(candidate.endpoint))
     try:
-        candidate.fail(reason=reason, job_id=job_id)
+        candidate.fail(
+            reason=reason, detail=failure_detail.scrub(detail, secrets=secrets), job_id=job_id
+        )
     except InvalidTransition:
         return
     turn_settle(turn_id=candidate.turn_id)

@@ -39,6 +39,7 @@ class CandidateJob(CeleryTask):
             candidate_fail(
                 candidate_id=candidate_id,
                 reason="Generation stopped because of an internal error; you can retry it.",
+                detail=f"{type(exc).__name__}: {exc}",
                 job_id=task_id,
             )
 
@@ -70,8 +71,9 @@ def candidate_generate_run(self: CeleryTask, candidate_id: int) -> None:
         # running the job again on a new connection, rather than failing the candidate.
         close_broken_connection()
         raise self.retry(countdown=DATABASE_RETRY_SECONDS) from None
-    except SoftTimeLimitExceeded:
-        candidate_fail(candidate_id=candidate_id, reason=TOO_SLOW, job_id=job_id)
+    except SoftTimeLimitExceeded as exc:
+        detail = f"SoftTimeLimitExceeded after {settings.MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS} s: {exc}"
+        candidate_fail(candidate_id=candidate_id, reason=TOO_SLOW, detail=detail, job_id=job_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)

@@ -93,8 +93,25 @@ def _render_image_as_link(self, tokens, idx, options, env) -> str:
     return f'<a href="{escape(src)}"{title_attr}>{escape(text)}</a>'
 
 
+def _heading_tag(token, env) -> str:
+    # The page's own headings (h1 title, h2 sections, h3 candidates) must never be outranked
+    # by text a model or a contractor wrote: headings move down by the offset, to h6 at most.
+    level = int(token.tag[1:]) + int((env or {}).get("heading_offset", 0))
+    return f"h{min(max(level, 1), 6)}"
+
+
+def _render_heading_open(self, tokens, idx, options, env) -> str:
+    return f"<{_heading_tag(tokens[idx], env)}>"
+
+
+def _render_heading_close(self, tokens, idx, options, env) -> str:
+    return f"</{_heading_tag(tokens[idx], env)}>\n"
+
+
 def _build_parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    md.add_render_rule("heading_open", _render_heading_open)
+    md.add_render_rule("heading_close", _render_heading_close)
     md.add_render_rule("image", _render_image_as_link)
     # markdown-it emits <s> for ~~x~~; <del> is the tag on the allowlist.
     md.add_render_rule("s_open", lambda self, tokens, idx, options, env: "<del>")
@@ -105,12 +122,17 @@ def _build_parser() -> MarkdownIt:
 _md = _build_parser()
 
 
-def render_markdown(text: str) -> SafeString:
-    """Untrusted Markdown ``text`` as sanitised HTML, safe to embed in a page (see module doc)."""
+# Headings inside a page section: h1 in the text becomes h4 (below the page's h1-h3).
+PAGE_HEADING_OFFSET = 3
+
+
+def render_markdown(text: str, *, heading_offset: int = 0) -> SafeString:
+    """Untrusted Markdown ``text`` as sanitised HTML, safe to embed in a page (see module doc).
+    ``heading_offset`` demotes every heading by that many levels (capped at h6)."""
     if not text:
         return mark_safe("")  # noqa: S308 - constant empty string
     text = str(text)[:MAX_MARKDOWN_CHARS]
-    html = _md.render(text)
+    html = _md.render(text, {"heading_offset": heading_offset})
     cleaned = nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),

@@ -257,6 +257,9 @@ class Task(BaseModel):
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
+    # Repository-relative paths the contractor named as the ones that matter (checked to
+    # exist at the pinned commit by the service); the models are told, the export keeps them.
+    focus_files = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -462,6 +465,9 @@ class Candidate(BaseModel):
     applies_cleanly = models.BooleanField(null=True, blank=True)
     apply_error = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # The technical cause of the last failure (HTTP status, exit code, stderr tail), for
+    # admins only: `error` is what contractors read. Bounded and scrubbed of secrets.
+    failure_detail = models.TextField(blank=True)
     # Token usage of the successful call, as the model server reported it.
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -570,13 +576,21 @@ class Candidate(BaseModel):
             output_tokens=output_tokens,
             sent_prompt=sent_prompt,
             error="",
+            failure_detail="",
             finished_at=timezone.now(),
         )
 
-    def fail(self, *, reason: str, job_id: str | None = None) -> None:
-        """RUNNING or QUEUED → FAILED with a reason a person can read (with `job_id`, only
-        while that job holds the row, as for succeed)."""
-        self._finish(to=self.Status.FAILED, holder=job_id, error=reason, finished_at=timezone.now())
+    def fail(self, *, reason: str, detail: str = "", job_id: str | None = None) -> None:
+        """RUNNING or QUEUED → FAILED with a reason a person can read and, for admins, the
+        technical `detail` (already scrubbed: see tasks.failure_detail). With `job_id`, only
+        while that job holds the row, as for succeed."""
+        self._finish(
+            to=self.Status.FAILED,
+            holder=job_id,
+            error=reason,
+            failure_detail=detail,
+            finished_at=timezone.now(),
+        )
 
     def _finish(self, *, to: str, holder: str | None, **changes) -> None:
         """Move the row to `to` and drop its lease; with `holder`, only if that job holds it."""
@@ -632,6 +646,7 @@ class Candidate(BaseModel):
             to=self.Status.QUEUED,
             transitions=CANDIDATE_TRANSITIONS,
             error="",
+            failure_detail="",
             started_at=None,
             finished_at=None,
             attempts=0,

@@ -98,6 +98,11 @@ def conversation_for(turn: Turn, *, review_round: int) -> tuple[list[dict[str, s
     return messages, base_diff
 
 
+def focus_files_line(paths: list[str]) -> str:
+    """How the models are told which files the contractor named as the ones that matter."""
+    return f"Files that matter: {', '.join(paths)}"
+
+
 def build_request(candidate: Candidate) -> GenerationRequest:
     turn = candidate.turn
     task = turn.task
@@ -110,6 +115,8 @@ def build_request(candidate: Candidate) -> GenerationRequest:
         task.project.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT,
         f"Repository: {repository.full_name}, pinned commit {task.commit_sha}.",
     ]
+    if task.focus_files:
+        head.append(focus_files_line(task.focus_files))
     # The conversation and instructions are never cut; the rest of the budget goes to the
     # file list (at most a quarter) and then to file contents.
     remaining = settings.MARLIN_PROMPT_CONTEXT_BYTES - sum(
@@ -128,7 +135,8 @@ def build_request(candidate: Candidate) -> GenerationRequest:
     context = repo_services.repository_context(
         repository=repository,
         sha=task.commit_sha,
-        wanted=mentioned,
+        # The files the contractor named come before those the prompts merely mention.
+        wanted=[*task.focus_files, *mentioned],
         budget_bytes=max(remaining, 0),
         paths=all_paths,
         budget_seconds=max(seconds - (time.monotonic() - started), 0),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -14,11 +15,13 @@ from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, ConflictError
 from marlin.text import normalise_newlines
+from repos import git_client
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
 from tasks import generation
 from tasks.contradictions import axis_weights, judgement_warnings
+from tasks.focus_files import FocusFilesError, clean_focus_files
 from tasks.models import (
     CLOSED_STATES,
     Candidate,
@@ -58,13 +61,16 @@ def task_create(
     title: str,
     kind: str,
     prompt: str,
+    focus_files: list[str] | None = None,
 ) -> Task:
     """Create a task pinned to a commit, its first turn and two queued candidates.
 
-    Both generation jobs are enqueued only when the transaction commits; on any error
-    nothing is stored.
+    `focus_files`: repository paths the contractor names as the ones that matter; each must
+    exist at the pinned commit. Both generation jobs are enqueued only when the transaction
+    commits; on any error nothing is stored.
     """
     prompt = _check_prompt(prompt)
+    focus_files = clean_focus_files(focus_files)
     if not project.is_active:
         raise ApplicationError(f"Project {project} is closed.")
     _check_endpoints(project)
@@ -83,6 +89,7 @@ def task_create(
         sha = repo_services.repository_resolve_commit(repository=repository, ref=ref)
     except GitError as exc:
         raise ApplicationError(exc.message) from exc
+    _check_focus_files_exist(repository=repository, sha=sha, paths=focus_files)
     task = Task(
         project=project,
         repository=repository,
@@ -92,6 +99,7 @@ def task_create(
         # One line: titles appear in lists, notifications and e-mail subjects.
         title=" ".join(title.split()),
         kind=kind,
+        focus_files=focus_files,
     )
     task.full_clean()
     task.save()
@@ -101,6 +109,23 @@ def task_create(
     _turn_create_candidates(turn=turn, project=project)
     task.start_generation(by=contractor)
     return task
+
+
+def _check_focus_files_exist(*, repository: Repository, sha: str, paths: list[str]) -> None:
+    # One ls-tree per path on the local clone: a few milliseconds each, at most 50 of them.
+    for path in paths:
+        try:
+            git_client.path_kind(
+                repo_services.repository_cache_path(repository),
+                sha,
+                path,
+                allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+            )
+        except GitError as exc:
+            raise FocusFilesError(
+                f"The file that matters {path!r} is not in the repository at the pinned "
+                f"commit {sha[:12]}."
+            ) from exc
 
 
 def _check_endpoints(project: Project) -> None:
@@ -273,7 +298,14 @@ def _is_replay(*, task: Task, latest: dict[str, Any], earlier: dict[int, dict[st
     )
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class SubmitOutcome:
+    task: Task
+    # True when this submit only repeated the one that sent the task to review (a double
+    # click): nothing changed, so the caller must not announce a second submission.
+    replayed: bool
+
+
 def task_submit(
     *,
     task: Task,
@@ -287,10 +319,37 @@ def task_submit(
     """Record this round's judgement of the latest turn (and, revising, of the earlier turns
     in `earlier`: turn number -> preference, scores, justification) and send the task to review.
 
+    See task_submit_once; this is it for callers that need not tell a replay apart.
+    """
+    return task_submit_once(
+        task=task,
+        by=by,
+        preference=preference,
+        scores=scores,
+        justification=justification,
+        confirm_warnings=confirm_warnings,
+        earlier=earlier,
+    ).task
+
+
+@transaction.atomic
+def task_submit_once(
+    *,
+    task: Task,
+    by: Any,
+    preference: int,
+    scores: Any,
+    justification: str,
+    confirm_warnings: bool = False,
+    earlier: dict[int, dict[str, Any]] | None = None,
+) -> SubmitOutcome:
+    """Submit as task_submit does, and say whether this submit was only a replay.
+
     Every turn must be judged in this round and the project's minimum of turns reached.
     A repeated submit of a task already under review changes nothing when it carries the
-    judgement that was submitted (a double click); a different judgement raises
-    ConflictError, so the loser of two racing submits is told rather than silently dropped.
+    judgement that was submitted (a double click; `replayed` is then True); a different
+    judgement raises ConflictError, so the loser of two racing submits is told rather than
+    silently dropped.
     """
     task = _lock_for_contractor(task, by, doing="submit")
     latest = {"preference": preference, "scores": scores, "justification": justification}
@@ -298,7 +357,7 @@ def task_submit(
         # The row lock above makes a racing submit wait here until the first one commits,
         # so the judgements read below are the winner's.
         if _is_replay(task=task, latest=latest, earlier=earlier or {}):
-            return task
+            return SubmitOutcome(task=task, replayed=True)
         raise ConflictError(
             "This task was already submitted for review with a different judgement; "
             "this one was not saved."
@@ -321,7 +380,7 @@ def task_submit(
         turn_count=turns,
         submitted_by=by,
     )
-    return task
+    return SubmitOutcome(task=task, replayed=False)
 
 
 @transaction.atomic

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from tasks import views
+from tasks import diff_views, views
 
 app_name = "tasks"
 urlpatterns = [
     path("", views.task_list, name="list"),
     path("new/", views.task_create, name="create"),
+    path("new/guidelines/", views.project_guidelines, name="project_guidelines"),
     path("<int:pk>/", views.task_detail, name="detail"),
     path("<int:pk>/candidates/", views.task_candidates, name="candidates"),
     path("<int:pk>/submit/", views.task_submit, name="submit"),
@@ -23,4 +24,7 @@ urlpatterns = [
         views.candidate_diff_file,
         name="candidate_diff_file",
     ),
+    path("candidates/<int:pk>/diff/", diff_views.candidate_diff, name="candidate_diff"),
+    path("candidates/<int:pk>/context/", diff_views.candidate_context, name="candidate_context"),
+    path("turns/<int:turn_pk>/ab-diff/", diff_views.turn_ab_diff_view, name="turn_ab_diff"),
 ]

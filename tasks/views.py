@@ -9,8 +9,10 @@ from django.views.decorators.http import require_POST
 from marlin import health
 from marlin.exceptions import ApplicationError, ConflictError
 from reviews import selectors as review_selectors
+from reviews.comment_selectors import line_comments_page_context
 from tasks import generation, selectors, services
 from tasks.diffview import attach_diff_views, candidate_diff_view
+from tasks.focus_files import FocusFilesError
 from tasks.forms import JudgementForm, TaskCreateForm
 from tasks.models import Candidate, Task
 
@@ -32,6 +34,8 @@ def task_create(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 task = services.task_create(contractor=request.user, **form.cleaned_data)
+            except FocusFilesError as exc:
+                form.add_error("focus_files", exc.message)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -40,7 +44,15 @@ def task_create(request: HttpRequest) -> HttpResponse:
         form = TaskCreateForm(
             initial={"repository": request.GET.get("repository"), "ref": request.GET.get("ref")}
         )
-    return render(request, "tasks/create.html", {"form": form})
+    return render(request, "tasks/create.html", {"form": form, "project": form.chosen_project()})
+
+
+@login_required
+@contractor_required
+def project_guidelines(request: HttpRequest) -> HttpResponse:
+    """The guidelines of the project chosen in the new-task form (htmx swaps them in)."""
+    form = TaskCreateForm(initial={"project": request.GET.get("project")})
+    return render(request, "tasks/_project_guidelines.html", {"project": form.chosen_project()})
 
 
 def _judgement_of(turn, review_round: int):
@@ -124,6 +136,9 @@ def _detail_context(
             and not any(j.round < task.round for j in latest.judgements.all())
         ),
         **_review_feedback(task),
+        **line_comments_page_context(
+            task=task, viewer=viewer, candidates=(c for t in turns for c in t.candidates.all())
+        ),
         "timeline": review_selectors.task_timeline(task=task, viewer=viewer),
         "jobs_delayed": health.jobs_delayed(
             waiting=any(c.status == Candidate.Status.QUEUED for c in latest.candidates.all())
@@ -149,6 +164,20 @@ def task_candidates(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and task.status != Task.Status.GENERATING:
         response["HX-Refresh"] = "true"
     return response
+
+
+def _message_pending(request: HttpRequest, text: str) -> bool:
+    """Whether `text` already waits to be shown on the next page.
+
+    A replayed submit (the second click of a double click) changed nothing, so it must not
+    announce a second submission; but when the browser dropped the first click's answer, its
+    message never arrived and this answer is the only one the contractor sees. Reading the
+    storage marks it used; `used = False` keeps it for the next page (Django's documented way).
+    """
+    storage = messages.get_messages(request)
+    pending = any(message.message == text for message in storage)
+    storage.used = False
+    return pending
 
 
 @login_required
@@ -182,11 +211,12 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
             "confirm_warnings": form.cleaned_data["confirm_warnings"],
             "earlier": {number: f.verdict() for number, f in posted.items()},
         }
+        replayed = False
         try:
             if wants_follow_up:
                 services.task_follow_up(prompt=form.cleaned_data["follow_up"], **judged)
             else:
-                services.task_submit(**judged)
+                replayed = services.task_submit_once(**judged).replayed
         except services.JudgementNeedsConfirmation as exc:
             form.add_error(None, exc.message)
             context = _detail_context(
@@ -204,10 +234,9 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
         except ApplicationError as exc:
             form.add_error("follow_up" if wants_follow_up else None, exc.message)
         else:
-            messages.success(
-                request,
-                "Follow-up sent to both models." if wants_follow_up else "Submitted for review.",
-            )
+            done = "Follow-up sent to both models." if wants_follow_up else "Submitted for review."
+            if not replayed or not _message_pending(request, done):
+                messages.success(request, done)
             return redirect("tasks:detail", pk=pk)
     elif any(not f.is_valid() for f in posted.values()):
         form.add_error(None, "An earlier turn's judgement needs attention: see the turns above.")
@@ -261,7 +290,11 @@ def task_draft(request: HttpRequest, pk: int) -> HttpResponse:
     data = {key: request.POST.get(key, "") for key in request.POST if key != "csrfmiddlewaretoken"}
     draft = services.judgement_draft_save(task=task, by=request.user, data=data)
     if draft is None:
-        # Not an error: the page saves as it is left, also right after its own submit.
+        # Not an error: the page saves as it is left, also right after its own submit, and a
+        # save already in flight can land behind the submit. The judgement that counts is the
+        # submitted one, so there is nothing to fix and nobody to tell: a 4xx here would only
+        # show up as a failed request in the console. 200 (not 204, which the page takes as
+        # "saved" and then forgets its own copy) with a line the page shows as the status.
         return HttpResponse(
             "Draft not kept: this task is no longer being judged.", content_type="text/plain"
         )

@@ -29,9 +29,11 @@ from marlin import roles
 from repos.models import CatalogueImport, Repository
 from reviews import export_jobs
 from reviews.claims import review_claim
+from reviews.comment_services import line_comment_add
 from reviews.forms import ExportForm
-from reviews.models import Earning, ExportJob, Notification, Review, ReviewClaim
+from reviews.models import Earning, ExportJob, LineComment, Notification, Review, ReviewClaim
 from tasks import generation
+from tasks.diffview import candidate_diff_view
 from tasks.models import Candidate, Judgement, Submission, Task, TaskEvent, Turn
 from tests.api_clients import api_client_for, api_token_for
 from tests.factories import RepositoryFactory, UserFactory
@@ -127,6 +129,20 @@ class World:
         assert failing.status == Candidate.Status.FAILED
         assert task.status == Task.Status.GENERATION_FAILED
         return failing
+
+    @cached_property
+    def awaiting_candidate(self) -> Candidate:
+        return self.awaiting.turns.get().candidates.get(slot="A")
+
+    @cached_property
+    def submitted_candidate(self) -> Candidate:
+        return self.submitted.turns.get().candidates.get(slot="A")
+
+    @cached_property
+    def owner_comment(self) -> LineComment:
+        """The owner's comment on a task of its own that awaits the judgement."""
+        candidate = generate_all(self.new_task()).turns.get().candidates.get(slot="A")
+        return line_comment_add(candidate=candidate, by=self.owner, **_a_line_of(candidate))
 
     @cached_property
     def identical_candidate(self) -> Candidate:
@@ -226,6 +242,9 @@ def snapshot() -> dict[str, set]:
             ReviewClaim.objects.values_list("pk", "task_id", "reviewer_id", "ended_at", "ending")
         ),
         "earnings": set(Earning.objects.values_list("pk", "task_id", "amount")),
+        "line_comments": set(
+            LineComment.objects.values_list("pk", "candidate_id", "author_id", "text")
+        ),
         "notifications": set(Notification.objects.values_list("pk", "user_id", "read_at")),
         "exports": set(ExportJob.objects.values_list("pk", "status", "requested_by_id")),
         "catalogue_imports": set(
@@ -441,6 +460,22 @@ def _schema_served(w, user, response):
     assert b"/api/tasks/" in response.content
 
 
+def _a_line_of(candidate: Candidate) -> dict:
+    """A line the candidate's diff shows on its new side, with a comment's text."""
+    file = candidate_diff_view(candidate).files[0]
+    line = next(d.new_no for h in file.hunks for d in h.lines if d.new_no)
+    return {"path": file.result_path, "side": "new", "line": line, "text": "Why this line?"}
+
+
+def _comment_added(w, user, response):
+    comment = LineComment.objects.get(pk=response.json()["id"])
+    assert comment.author == user and comment.candidate == w.awaiting_candidate
+
+
+def _comments_listed(w, user, response):
+    assert response.json() == []  # nobody commented on the submitted task
+
+
 @dataclass(frozen=True)
 class Call:
     url_name: str
@@ -543,6 +578,14 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
                               data=lambda w: {"is_enabled": False, "max_open_tasks": 3},
                               changes=("repositories",)),                   ADMIN_ONLY),
     # The schema lists every route, the admin ones too: for signed-in users only.
+    "line_comments": (Call("api-line-comments", target="submitted_candidate",
+                           effect=_comments_listed),                        (401, 200, 404, 200, 200, 404)),
+    "line_comment_add": (Call("api-line-comments", "post", target="awaiting_candidate",
+                              data=lambda w: _a_line_of(w.awaiting_candidate),
+                              changes=("line_comments",), effect=_comment_added),
+                                                                            (401, 201, 404, 404, 404, 404)),
+    "line_comment_delete": (Call("api-line-comment", "delete", target="owner_comment",
+                                 changes=("line_comments",)),               (401, 204, 404, 404, 404, 404)),
     "schema": (Call("api-schema", effect=_schema_served),                   (401, *ALL)),
 }
 # fmt: on

@@ -55,9 +55,11 @@ from schemathesis.pytest.lazy import get_all_tests
 
 from repos.models import CatalogueImport
 from reviews.claims import review_claim
+from reviews.comment_services import line_comment_add
 from reviews.export_filters import ExportFilters
 from reviews.export_jobs import export_job_execute, export_job_start
 from tasks import generation
+from tasks.diffview import candidate_diff_view
 from tasks.models import Candidate
 from tests.api_clients import api_token_for
 from tests.factories import RepositoryFactory
@@ -66,7 +68,7 @@ from tests.tasks.helpers import create_task, decide, generate_all, submit
 # The order matters only for who runs the coverage phase of an operation several roles use.
 PERSONAS = ("contractor", "reviewer", "admin")
 # Requests per operation and role in the fuzzing phase.
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 12
 # With derandomize, a given schema and world always get the same requests: CI can repeat them.
 SEED = 20240601
 # A broken or emptied schema must not pass as "no server errors"; there are ~29 operations.
@@ -179,6 +181,13 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
         export_job_start(by=admin_user, fmt="native", filters=ExportFilters()).pk
     )
     tasks = [awaiting, submitted, claimed, bounced, accepted, failed]
+    awaiting_a = Candidate.objects.get(turn__task=awaiting, slot="A")
+    file = candidate_diff_view(awaiting_a).files[0]
+    line = next(d.new_no for h in file.hunks for d in h.lines if d.new_no)
+    comment = line_comment_add(
+        candidate=awaiting_a, by=contractor, path=file.result_path, side="new", line=line,
+        text="Seeded.",
+    )  # fmt: skip
     catalogue_import = CatalogueImport.objects.create(requested_by=admin_user, filename="r.json")
     return {
         "users": {"admin": admin_user, "contractor": contractor, "reviewer": reviewer},
@@ -191,7 +200,9 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
             "candidates": [
                 *Candidate.objects.filter(turn__task=failed).values_list("pk", flat=True),
                 Candidate.objects.filter(turn__task=accepted).values_list("pk", flat=True)[0],
+                awaiting_a.pk,  # the contractor may comment on its lines
             ],
+            "line_comments": [comment.pk],
             "exports": [export.pk],
             "catalogue_imports": [catalogue_import.pk],
             "projects": [project.pk],
@@ -250,6 +261,7 @@ def _config(
                 operation(r"^/api/admin/users/\{id\}/", "users"),
                 operation(r"^/api/(reviews/)?tasks/\{id\}/", "tasks"),
                 operation(r"^/api/candidates/\{id\}/", "candidates"),
+                operation(r"^/api/line-comments/\{id\}/", "line_comments"),
                 operation(r"^/api/exports/\{id\}/", "exports"),
                 operation(r"^/api/repos/imports/\{id\}/", "catalogue_imports"),
                 operation(

@@ -108,6 +108,30 @@
     store((s) => Object.keys(s).filter((k) => k.startsWith(prefix)).forEach((k) => s.removeItem(k)));
   }
 
+  // One submit per page: a double click would post the judgement twice. The "submit" event
+  // fires only once the browser's validation passed, so a blocked form keeps its buttons.
+  // A second submit event is cancelled at once, since a click may come before any timer
+  // runs; the buttons are disabled only on the next tick, because a disabled submitter is
+  // left out of the posted form (its action=follow_up, its formaction) and the browser builds
+  // that after the event. A submit another listener cancelled, or a page restored from the
+  // back/forward cache, gets its buttons back.
+  if (form) {
+    let sent = false;
+    const setButtons = (disabled) => Array.from(form.elements)
+      .filter((el) => el.type === "submit").forEach((b) => { b.disabled = disabled; });
+    form.addEventListener("submit", (event) => {
+      if (sent) { event.preventDefault(); return; }
+      if (event.defaultPrevented) return;
+      sent = true;
+      setTimeout(() => {
+        if (event.defaultPrevented) sent = false; else setButtons(true);
+      }, 0);
+    });
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) { sent = false; setButtons(false); }
+    });
+  }
+
   // Active time: seconds with the page visible and touched in the last minute.
   if (ws.dataset.heartbeatUrl) {
     let lastUse = Date.now();

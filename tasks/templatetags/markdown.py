@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString
 
-from tasks.markdown import render_markdown
+from tasks.markdown import PAGE_HEADING_OFFSET, render_markdown
 
 register = template.Library()
 
@@ -18,3 +18,10 @@ def markdown(text) -> SafeString:
     if text is None:
         return render_markdown("")
     return render_markdown(str(text))
+
+
+@register.filter(name="markdown_in_page")
+def markdown_in_page(text) -> SafeString:
+    """``{{ text|markdown_in_page }}``: like ``markdown``, with headings demoted below the
+    page's own (h1 in the text renders as h4), for explanations and prompts shown in a page."""
+    return render_markdown("" if text is None else str(text), heading_offset=PAGE_HEADING_OFFSET)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.core.signals import request_finished, request_started
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tasks.models import Task
@@ -34,6 +37,36 @@ PASSWORD = "correct horse battery staple"  # what tests.factories.UserFactory se
 DEFAULT_TIMEOUT_MS = 15_000
 
 expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+
+
+class _RequestsInFlight:
+    """Counts the live server's requests still being handled. A page closed at the end of a
+    test may leave one running (a heartbeat, a lazy diff); flushing the database under it
+    deadlocks, so the teardown waits for the count to reach zero first."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def started(self, **kwargs) -> None:
+        with self.changed:
+            self.count += 1
+
+    def finished(self, **kwargs) -> None:
+        with self.changed:
+            self.count = max(0, self.count - 1)
+            self.changed.notify_all()
+
+    def wait_idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with self.changed:
+            while self.count and time.monotonic() < deadline:
+                self.changed.wait(deadline - time.monotonic())
+
+
+IN_FLIGHT = _RequestsInFlight()
+request_started.connect(IN_FLIGHT.started, dispatch_uid="browser-tests-in-flight-start")
+request_finished.connect(IN_FLIGHT.finished, dispatch_uid="browser-tests-in-flight-end")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -86,6 +119,7 @@ def new_context(
         if failed:
             _save_artifacts(request.node.name, c_index, context)
         context.close()
+    IN_FLIGHT.wait_idle(seconds=20)
 
 
 def _save_artifacts(test_name: str, c_index: int, context: BrowserContext) -> None:

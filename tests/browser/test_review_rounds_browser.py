@@ -111,11 +111,11 @@ def test_a_bounce_with_notes_is_revised_shown_as_changes_accepted_and_paid(
 
     form = carol.locator("form#judgement")
     expect(form).to_be_visible()
-    security_row = form.locator("table.rubric tbody tr").filter(
-        has=carol.get_by_role("rowheader", name="Security", exact=True)
-    )
+    security_row = form.locator('.rubric-axis[data-axis="security"]')
     expect(security_row).to_have_count(1)
-    a_cell, b_cell = security_row.locator("td").nth(0), security_row.locator("td").nth(1)
+    expect(security_row.locator(".rubric-head")).to_have_text("Security")
+    slots = security_row.locator("fieldset.rubric-slot")
+    a_cell, b_cell = slots.nth(0), slots.nth(1)
     # The note sits next to candidate A's security score inputs, and only there.
     expect(a_cell.locator('input[name="score_A_security"]')).to_have_count(5)
     expect(a_cell.locator(".note")).to_have_count(1)

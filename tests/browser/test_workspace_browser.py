@@ -262,7 +262,11 @@ def test_hostile_model_output_and_prompts_are_shown_as_text_and_never_run(
     expect(page.locator("h1")).to_contain_text(f"{SCRIPT_PAYLOAD}{IMG_PAYLOAD}")
 
     # Nothing became markup, nothing ran.
-    assert page.locator(".workspace script").count() == 0
+    # The only script element is the page's own JSON data for line comments (never run).
+    scripts = page.locator(".workspace script")
+    assert scripts.evaluate_all("els => els.map((e) => [e.id, e.type])") == [
+        ["line-comments-data", "application/json"]
+    ]
     assert page.locator(".workspace img").count() == 0
     assert page.locator('.workspace [onerror], .workspace a[href^="javascript:"]').count() == 0
     page.wait_for_timeout(300)  # give any injected onerror handler time to fire
@@ -297,6 +301,9 @@ def test_screenshots_of_the_workspace_in_unified_split_and_narrow_views(
     page.set_viewport_size({"width": 420, "height": 900})
     page.get_by_role("button", name="Unified").click()
     _expect_view(page, "unified")
+    # On a phone the judgement is a folded sheet at the bottom until it is opened.
+    expect(page.locator("form#judgement")).to_be_hidden()
+    page.locator("[data-toggle-panel]").click()
     expect(page.locator("form#judgement")).to_be_visible()
     page.screenshot(path=str(shots["narrow"]), full_page=True)
 
@@ -336,6 +343,8 @@ def test_the_workspace_fits_a_narrow_screen_without_scrolling_sideways(
     page.set_viewport_size({"width": 420, "height": 900})
     page.goto(f"/tasks/{ready_task.pk}/")
     expect(page.locator("article.candidate > div.diff")).to_have_count(2)
+    # The judgement is a sheet folded at the bottom; open, it must fit the width too.
+    page.locator("[data-toggle-panel]").click()
     expect(page.locator("form#judgement")).to_be_visible()
     for view in ("unified", "split"):
         page.keyboard.press(view[0])

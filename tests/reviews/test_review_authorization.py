@@ -268,7 +268,17 @@ def _read(world, user, before, after):
     assert_only_changed(before, after, "notifications")
 
 
+def _opened(world, user, before, after):
+    # Opening the Notifications page reads what it shows: the user's own, nobody else's.
+    changed = {(pk, user_id) for pk, user_id, _ in before["notifications"] ^ after["notifications"]}
+    assert changed, "opening the page marked nothing as read"
+    assert {user_id for _, user_id in changed} == {user.pk}
+    assert Notification.objects.exclude(user=user).filter(read_at__isnull=True).exists()
+    assert_only_changed(before, after, "notifications")
+
+
 EFFECTS = {
+    "notifications": _opened,
     "claim": _claimed,
     "api_claim": _claimed,
     "release": _released,
@@ -320,6 +330,14 @@ NOT_REVIEW_OR_PAY = {
     "api-export",
     "api-export-download",
 }
+# Line comments have their own matrix (page and API, every persona and rule):
+# tests/reviews/test_line_comments_views.py and tests/test_api_authorization.py.
+LINE_COMMENTS = {
+    "reviews:line_comment_add",
+    "reviews:line_comment_delete",
+    "api-line-comments",
+    "api-line-comment",
+}
 
 
 def test_the_matrix_covers_every_review_and_pay_route():
@@ -327,9 +345,9 @@ def test_the_matrix_covers_every_review_and_pay_route():
 
     html = {f"reviews:{p.name}" for p in urls.urlpatterns}
     api = {p.name for p in api_urls.urlpatterns}
-    assert NOT_REVIEW_OR_PAY.issubset(html | api)
+    assert (NOT_REVIEW_OR_PAY | LINE_COMMENTS).issubset(html | api)
     covered = {call.url_name for call in CALLS.values()}
-    assert (html | api) - NOT_REVIEW_OR_PAY == covered
+    assert (html | api) - NOT_REVIEW_OR_PAY - LINE_COMMENTS == covered
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,7 +420,8 @@ def test_notifications_list_only_the_users_own(world, persona, api):
     if api:
         ids = {row["id"] for row in client.get(reverse("api-notifications")).json()["results"]}
     else:
-        ids = {n.pk for n in client.get(reverse("reviews:notifications")).context["notifications"]}
+        shown = client.get(reverse("reviews:notifications")).context["notifications"]
+        ids = {n.notification.pk for n in shown}
     assert ids == mine
 
 

@@ -153,7 +153,8 @@ def test_the_workspace_reopens_turn_1_with_the_note_beside_its_preference(
     client.post(reverse("tasks:revise", args=[bounced.pk]))
     page = client.get(reverse("tasks:detail", args=[bounced.pk])).content.decode()
     section = page[page.index('id="judgement-turn-1"') :]
-    section = section[: section.index("</details>")]
+    # Up to the current turn's prompt (the turn's fields hold folds of their own).
+    section = section[: section.index('id="current-turn"')]
     assert 'name="turn1-preference"' in section and 'form="judgement"' in section
     note = section.index("Reviewer's note on the preference:")
     assert section.index('class="preference"') < note < section.index("turn1-justification")
