@@ -40,28 +40,38 @@ expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
 
 
 class _RequestsInFlight:
-    """Counts the live server's requests still being handled. A page closed at the end of a
-    test may leave one running (a heartbeat, a lazy diff); flushing the database under it
-    deadlocks, so the teardown waits for the count to reach zero first."""
+    """The live server's requests still being handled, by the thread handling each. A page
+    closed at the end of a test may leave one running (a heartbeat, a lazy diff); flushing
+    the database under it deadlocks, so the teardown waits for them first. A thread that
+    ended without the finished signal (a dropped connection) no longer counts, so one such
+    request never makes every later test wait."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.threads: dict[int, threading.Thread] = {}
         self.changed = threading.Condition()
 
     def started(self, **kwargs) -> None:
+        if threading.current_thread() is threading.main_thread():
+            return  # the test's own client, not the live server
         with self.changed:
-            self.count += 1
+            self.threads[threading.get_ident()] = threading.current_thread()
 
     def finished(self, **kwargs) -> None:
         with self.changed:
-            self.count = max(0, self.count - 1)
+            self.threads.pop(threading.get_ident(), None)
             self.changed.notify_all()
+
+    def _busy(self) -> bool:
+        for ident, thread in list(self.threads.items()):
+            if not thread.is_alive():
+                del self.threads[ident]
+        return bool(self.threads)
 
     def wait_idle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         with self.changed:
-            while self.count and time.monotonic() < deadline:
-                self.changed.wait(deadline - time.monotonic())
+            while self._busy() and time.monotonic() < deadline:
+                self.changed.wait(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 IN_FLIGHT = _RequestsInFlight()
