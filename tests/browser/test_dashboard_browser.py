@@ -29,6 +29,11 @@ def test_the_dashboard_draws_its_charts(
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name="Quality dashboard")).to_be_visible()
     expect(page.locator("#strengths tbody tr[data-model]")).to_have_count(2)
+    # The table is HTML, there at once; Chart.js and dashboard.js are deferred scripts that
+    # may still be running: wait until every chart exists before looking at them.
+    page.wait_for_function(
+        "(ids) => window.Chart && ids.every((id) => Chart.getChart(id))", arg=list(CHARTS)
+    )
     # Every canvas holds a Chart.js chart with data, drawn to a real size.
     for chart_id in CHARTS:
         drawn = page.evaluate(
