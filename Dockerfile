@@ -19,7 +19,7 @@ RUN apt-get update \
 
 RUN groupadd --system marlin \
     && useradd --system --gid marlin --home-dir /app --shell /usr/sbin/nologin marlin \
-    && mkdir -p /app /var/lib/marlin/repos \
+    && mkdir -p /app /var/lib/marlin/repos /var/lib/marlin/evidence \
     && chown -R marlin:marlin /app /var/lib/marlin
 
 WORKDIR /app

@@ -32,6 +32,22 @@ SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Inside the sandbox /tmp is its own fresh tmpfs, shared with nobody.
 SANDBOX_TMP = "/tmp"  # noqa: S108
 SANDBOX_HOME = f"{SANDBOX_TMP}/home"
+# The system's public certificate authorities: what every TLS client needs, never a secret.
+PUBLIC_TRUST_STORES = (
+    "/etc/ssl/certs", "/usr/share/ca-certificates", "/etc/pki/tls/certs", "/etc/pki/ca-trust",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A place inside the sandbox besides the workdir: a host directory (read-only unless
+    `writable`, which lends it to the sandbox uid for the run) or, with no `source`, a
+    fresh tmpfs of at most `size_mb`, gone with the sandbox."""
+
+    target: str
+    source: Path | None = None
+    writable: bool = False
+    size_mb: int | None = None
 
 
 class SandboxUnavailable(ApplicationError):
@@ -54,18 +70,23 @@ def _hidden_paths() -> list[Path]:
         Path(settings.VAR_DIR),
         Path(settings.MARLIN_REPO_CACHE_DIR),
         Path(settings.MARLIN_EXPORT_DIR),
+        Path(settings.MARLIN_EVIDENCE_DIR),
     ]
-    # Secrets read from NAME_FILE (docker secrets, a mounted .env) may live under /etc.
+    # Secrets read from NAME_FILE (docker secrets, a mounted .env) may live under /etc; the
+    # public CA bundle (SSL_CERT_FILE) is no secret, and pip or git inside need it.
     paths += [Path(value) for name, value in os.environ.items() if name.endswith("_FILE") and value]
-    return [path.resolve() for path in paths if path.is_absolute()]
+    resolved = [path.resolve() for path in paths if path.is_absolute()]
+    return [path for path in resolved if not _under(path, PUBLIC_TRUST_STORES)]
 
 
 def _under(path: Path, roots: Sequence[str]) -> bool:
     return any(path == Path(root) or Path(root) in path.parents for root in roots)
 
 
-def _mount_args(workdir: Path) -> list[str]:
-    args = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", SANDBOX_TMP]
+def _mount_args(workdir: Path | None, mounts: Sequence[Mount], tmp_size_mb: int) -> list[str]:
+    # A size-capped /tmp: what a command writes there is memory, bounded, and gone after.
+    args = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
+    args += ["--size", str(tmp_size_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
     args += ["--perms", "0777", "--dir", SANDBOX_HOME]
     bound: list[str] = []
     for path in SYSTEM_PATHS:
@@ -84,7 +105,18 @@ def _mount_args(workdir: Path) -> list[str]:
             args += ["--tmpfs", str(hidden)]
         else:
             args += ["--ro-bind", "/dev/null", str(hidden)]
-    # Last, so it shows even when the temp folder lies under a covered directory.
+    # Last, so they show even when a temp folder lies under a covered directory.
+    for mount in mounts:
+        target = Path(mount.target)
+        args += _searchable_parents(target, bound)
+        if mount.source is None:
+            size = ["--size", str(mount.size_mb * 1024 * 1024)] if mount.size_mb else []
+            args += ["--perms", "0777", *size, "--tmpfs", mount.target]
+        else:
+            kind = "--bind" if mount.writable else "--ro-bind"
+            args += [kind, str(Path(mount.source).resolve()), mount.target]
+    if workdir is None:
+        return [*args, "--chdir", "/"]
     args += [*_searchable_parents(workdir, bound), "--bind", str(workdir), str(workdir)]
     return [*args, "--chdir", str(workdir)]
 
@@ -119,22 +151,28 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 
 
 @contextmanager
-def _lent_to(workdir: Path, ids: tuple[int, int] | None) -> Iterator[None]:
-    """Make `workdir` writable by the sandbox uid, and the worker's own again afterwards."""
-    if ids is None:
+def _lent_to(places: Sequence[Path], ids: tuple[int, int] | None) -> Iterator[None]:
+    """Make `places` writable by the sandbox uid, and the worker's own again afterwards."""
+    if ids is None or not places:
         yield
         return
-    owner = workdir.stat()
-    _chown_tree(workdir, *ids)
+    owners = [(place, place.stat()) for place in places]
+    for place in places:
+        _chown_tree(place, *ids)
     try:
         yield
     finally:
-        _chown_tree(workdir, owner.st_uid, owner.st_gid)
+        for place, owner in owners:
+            _chown_tree(place, owner.st_uid, owner.st_gid)
 
 
-def _limits(memory_mb: int, max_processes: int) -> None:
+def _limits(memory_mb: int, max_processes: int, max_file_mb: int) -> None:
     # Runs in the child between fork and exec: bwrap and all it starts inherit these.
     resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+    if max_file_mb:
+        # No single file on a host disk (a lent directory) can outgrow this.
+        size = max_file_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     if memory_mb:
         size = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
@@ -162,7 +200,9 @@ def _bwrap() -> str:
     return bwrap
 
 
-def _popen(argv: list[str], memory_mb: int, max_processes: int) -> subprocess.Popen:
+def _popen(
+    argv: list[str], memory_mb: int, max_processes: int, max_file_mb: int
+) -> subprocess.Popen:
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
@@ -171,14 +211,15 @@ def _popen(argv: list[str], memory_mb: int, max_processes: int) -> subprocess.Po
         env={},
         cwd="/",
         start_new_session=True,  # its own process group: one killpg stops it all
-        preexec_fn=lambda: _limits(memory_mb, max_processes),
+        preexec_fn=lambda: _limits(memory_mb, max_processes, max_file_mb),
     )
 
 
 def run(
     argv: Sequence[str],
     *,
-    workdir: Path,
+    workdir: Path | None,
+    mounts: Sequence[Mount] = (),
     stdin: bytes = b"",
     env: dict[str, str] | None = None,
     timeout: float,
@@ -186,8 +227,11 @@ def run(
     memory_mb: int | None = None,
     max_processes: int | None = None,
     max_output_bytes: int | None = None,
+    max_file_mb: int | None = None,
+    tmp_size_mb: int | None = None,
 ) -> SandboxResult:
-    """Run `argv` in a fresh sandbox whose only writable place is `workdir`.
+    """Run `argv` in a fresh sandbox whose only writable places are `workdir` (the command's
+    working directory, at its own path; None: the command starts in `/`) and `mounts`.
 
     The command and everything it starts are killed at `timeout` seconds, when stdout or
     stderr exceeds `max_output_bytes`, and when this process dies (--die-with-parent).
@@ -196,7 +240,12 @@ def run(
     memory_mb = settings.MARLIN_SANDBOX_MEMORY_MB if memory_mb is None else memory_mb
     max_processes = max_processes or settings.MARLIN_SANDBOX_MAX_PROCESSES
     max_output_bytes = max_output_bytes or settings.MARLIN_SANDBOX_MAX_OUTPUT_BYTES
-    workdir = Path(workdir).resolve()
+    max_file_mb = settings.MARLIN_SANDBOX_MAX_FILE_MB if max_file_mb is None else max_file_mb
+    tmp_size_mb = tmp_size_mb or settings.MARLIN_SANDBOX_TMP_MB
+    workdir = None if workdir is None else Path(workdir).resolve()
+    lent = [Path(m.source).resolve() for m in mounts if m.source is not None and m.writable]
+    if workdir is not None:
+        lent.append(workdir)
     ids = _sandbox_ids()
     if ids is None:
         # An unprivileged worker: bwrap makes a user namespace, in which RLIMIT_NPROC holds.
@@ -212,7 +261,13 @@ def run(
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]  # fmt: skip
     if network:
         isolation = [arg for arg in isolation if arg != "--unshare-net"] + ["--share-net"]
-    command = [_bwrap(), *isolation, "--die-with-parent", "--new-session", *_mount_args(workdir)]
+    command = [
+        _bwrap(),
+        *isolation,
+        "--die-with-parent",
+        "--new-session",
+        *_mount_args(workdir, mounts, tmp_size_mb),
+    ]
     sandbox_env = {"PATH": SANDBOX_PATH, "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_TMP, **(env or {})}
     command.append("--clearenv")
     for name, value in sandbox_env.items():
@@ -221,8 +276,8 @@ def run(
     # this marker tells them apart from the command's own exit status 1.
     command += ["--", *drop, "/bin/sh", "-c", 'echo marlin-sandbox-started >&2 && exec "$@"', "sh"]
     command += list(argv)
-    with _lent_to(workdir, ids):
-        process = _popen(command, memory_mb, max_processes)
+    with _lent_to(lent, ids):
+        process = _popen(command, memory_mb, max_processes, max_file_mb)
         result = _communicate(process, stdin, timeout, max_output_bytes)
     marker = b"marlin-sandbox-started\n"
     if not result.stderr.startswith(marker) and not (result.timed_out or result.output_exceeded):

@@ -28,6 +28,13 @@ DEMO_GIT_PORT = os.environ.get("MARLIN_DEMO_GIT_PORT", "8765")
 VAR_DIR = Path(os.environ.get("MARLIN_VAR_DIR") or ROOT / "var")
 
 
+def _queues() -> list[str]:
+    return [
+        os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "marlin"),
+        os.environ.get("MARLIN_EVIDENCE_QUEUE", "marlin-evidence"),
+    ]
+
+
 def _say(message: str) -> None:
     print(f"\033[1m[marlin]\033[0m {message}", flush=True)
 
@@ -86,8 +93,9 @@ def run(argv: list[str]) -> int:
     commands = {
         "git server": [str(PYTHON), "-m", "repos.git_http_server", "--root",
                        str(VAR_DIR / "demo-git"), "--port", DEMO_GIT_PORT],
+        # Generation and evidence (the repository checks) queues, both in one worker here.
         "worker": [str(PYTHON), "-m", "celery", "-A", "marlin", "worker", "--loglevel=INFO",
-                   "--concurrency=2", "--beat"],
+                   "--concurrency=2", "--beat", "-Q", ",".join(_queues())],
         "web": [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
     }  # fmt: skip
     processes = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}

@@ -29,7 +29,7 @@ from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import remove_stale_worktrees, resend_stale_queued
 from repos import git_client
 from repos import services as repo_services
-from tasks import answers, failure_detail, jobs, llm_client, prompting
+from tasks import answers, evidence_services, failure_detail, jobs, llm_client, prompting
 from tasks.diff_identity import same_change
 from tasks.models import Candidate, Judgement, ModelEndpoint, Task, Turn
 
@@ -461,6 +461,7 @@ def turn_settle(*, turn_id: int) -> None:
         identical = len(diffs) == 2 and same_change(*diffs)
         Turn.objects.filter(pk=turn.pk).update(has_identical_candidates=identical)
         task.finish_generation()
+        evidence_services.evidence_request(turn=turn)
     else:
         task.fail_generation(reason="A candidate could not be generated.")
 

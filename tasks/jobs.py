@@ -15,7 +15,7 @@ DATABASE_RETRY_SECONDS = 5
 TOO_SLOW = "The model took too long to answer; you can retry this candidate."
 
 
-class CandidateJob(CeleryTask):
+class WorkerLimitsJob(CeleryTask):
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Send the job without time limits in its message.
 
@@ -27,6 +27,8 @@ class CandidateJob(CeleryTask):
         options["soft_time_limit"] = None
         return super().apply_async(args, kwargs, **options)
 
+
+class CandidateJob(WorkerLimitsJob):
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """An unexpected error (a bug) must not leave the candidate RUNNING.
 
@@ -83,3 +85,55 @@ def generation_reap_stale_run() -> None:
     from tasks.generation import generation_reap_stale
 
     generation_reap_stale()
+
+
+class EvidenceJob(WorkerLimitsJob):
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """An unexpected error (a bug) must not leave the run RUNNING."""
+        from tasks.evidence_services import evidence_fail
+
+        run_id = kwargs.get("run_id", args[0] if args else None)
+        if run_id is not None:
+            evidence_fail(
+                run_id=run_id,
+                reason="The checks stopped because of an internal error.",
+                detail=f"{type(exc).__name__}: {exc}",
+                job_id=task_id,
+            )
+
+
+# Routed to MARLIN_EVIDENCE_QUEUE (CELERY_TASK_ROUTES): a worker of its own runs the checks.
+@shared_task(
+    bind=True,
+    base=EvidenceJob,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.MARLIN_EVIDENCE_TIME_LIMIT_SECONDS,
+    max_retries=None,
+)
+def evidence_collect_run(self: CeleryTask, run_id: int) -> None:
+    """Run one evidence run's checks in the sandbox (idempotent: it claims the row first)."""
+    from tasks.evidence_services import evidence_collect, evidence_fail
+
+    job_id = self.request.id or ""
+    try:
+        evidence_collect(run_id=run_id, job_id=job_id)
+    except DISCONNECTED:
+        close_broken_connection()
+        raise self.retry(countdown=DATABASE_RETRY_SECONDS) from None
+    except SoftTimeLimitExceeded:
+        evidence_fail(
+            run_id=run_id,
+            reason="The checks took longer than this server allows.",
+            detail=f"SoftTimeLimitExceeded after {settings.MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS} s",
+            job_id=job_id,
+        )
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def evidence_reap_stale_run() -> None:
+    """Periodic: send again evidence runs whose worker died or whose message was lost."""
+    from tasks.evidence_services import evidence_reap_stale
+
+    evidence_reap_stale()

@@ -14,6 +14,7 @@ from django.utils import timezone
 from marlin.exceptions import InvalidTransition
 from marlin.models import BaseModel
 from marlin.state_machine import move
+from tasks import evidence
 from tasks.contradictions import weight_error
 from tasks.llm_client import is_model_key_variable
 
@@ -260,6 +261,9 @@ class Task(BaseModel):
     # Repository-relative paths the contractor named as the ones that matter (checked to
     # exist at the pinned commit by the service); the models are told, the export keeps them.
     focus_files = models.JSONField(default=list, blank=True)
+    # The contractor's acceptance tests, [{path, content}]: never sent to the models, written
+    # into each candidate's tree (and the base commit's) before the checks run.
+    acceptance_tests = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -728,3 +732,191 @@ class JudgementDraft(BaseModel):
 
     def __str__(self) -> str:
         return f"Draft of turn {self.turn_id}, round {self.round}"
+
+
+def default_acceptance_command() -> list[str]:
+    return list(evidence.DEFAULT_ACCEPTANCE_COMMAND)
+
+
+class CheckRecipe(BaseModel):
+    """How to check a change to a repository: a setup (cached per commit, network allowed)
+    and checks (no network), all run in the sandbox. A project's own recipe for the
+    repository wins over the repository's general one."""
+
+    repository = models.ForeignKey(
+        "repos.Repository", on_delete=models.CASCADE, related_name="check_recipes"
+    )
+    project = models.ForeignKey(
+        Project,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="check_recipes",
+        help_text="Empty: for every project working on this repository.",
+    )
+    # [["program", "arg", ...], ...]: prepare {env} (a venv, installed dependencies).
+    setup_commands = models.JSONField(default=list, blank=True)
+    setup_timeout_seconds = models.PositiveIntegerField(default=600)
+    # [{"name": ..., "command": [...], "kind": "tests"|"findings"|"status", "timeout_seconds"}]
+    checks = models.JSONField(default=list)
+    # Runs the contractor's acceptance tests: {files} is where their paths go.
+    acceptance_command = models.JSONField(default=default_acceptance_command)
+    is_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["repository", "project"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository"],
+                condition=models.Q(project__isnull=True),
+                name="check_recipe_one_general_per_repository",
+            ),
+            models.UniqueConstraint(
+                fields=["repository", "project"], name="check_recipe_one_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f" for {self.project}" if self.project_id else ""
+        return f"Checks of {self.repository}{scope}"
+
+    def clean(self) -> None:
+        errors = evidence.recipe_errors(
+            setup_commands=self.setup_commands,
+            checks=self.checks,
+            acceptance_command=self.acceptance_command,
+            setup_timeout_seconds=self.setup_timeout_seconds,
+        )
+        if errors:
+            raise ValidationError(errors)
+
+    def snapshot(self) -> dict:
+        """What a run executes, with every default filled in: stored with the run and hashed."""
+        return {
+            "setup_commands": self.setup_commands,
+            "setup_timeout_seconds": self.setup_timeout_seconds,
+            "checks": [
+                {
+                    "name": check["name"],
+                    "command": check["command"],
+                    "kind": check.get("kind", "status"),
+                    "timeout_seconds": check.get("timeout_seconds", 300),
+                }
+                for check in self.checks
+            ],
+            "acceptance_command": self.acceptance_command,
+        }
+
+
+class EvidenceRun(BaseModel):
+    """One sandboxed run of a recipe on a tree: a candidate's change, or (no candidate) the
+    task's pinned commit, which every candidate of the task is compared with."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Running checks"
+        SUCCEEDED = "SUCCEEDED", "Done"
+        FAILED = "FAILED", "Failed"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="evidence_runs")
+    candidate = models.OneToOneField(
+        Candidate, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence"
+    )
+    # A candidate's run names the base run it is compared with.
+    base_run = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # What decides whether a stored result still holds: commit, recipe, tests, change.
+    key = models.CharField(max_length=64)
+    recipe = models.JSONField()
+    recipe_digest = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    # {"applied", "setup": {...}, "checks": [...], "acceptance": {...} | None}
+    results = models.JSONField(null=True, blank=True)
+    # Why the run could not be done, for people; the technical cause for admins.
+    error = models.TextField(blank=True)
+    failure_detail = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    job_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "key"],
+                condition=models.Q(candidate__isnull=True),
+                name="evidence_one_base_run_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = f"candidate {self.candidate_id}" if self.candidate_id else "the base commit"
+        return f"Evidence for {what} of task {self.task_id}"
+
+    @property
+    def is_base(self) -> bool:
+        return self.candidate_id is None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    def claim(self, *, job_id: str) -> None:
+        """QUEUED → RUNNING for one job; the same job redelivered takes its own row back."""
+        now = timezone.now()
+        if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
+            EvidenceRun.objects.filter(pk=self.pk, job_id=job_id).update(
+                started_at=now, attempts=F("attempts") + 1, updated_at=now
+            )
+            self.refresh_from_db()
+            return
+        move(self, to=self.Status.RUNNING, transitions=EVIDENCE_TRANSITIONS,
+             started_at=now, attempts=self.attempts + 1, job_id=job_id)  # fmt: skip
+
+    def succeed(self, *, results: dict, job_id: str) -> None:
+        """RUNNING → SUCCEEDED with the results, only while `job_id` holds the row."""
+        self._finish(to=self.Status.SUCCEEDED, job_id=job_id, results=results, error="",
+                     failure_detail="")  # fmt: skip
+
+    def fail(self, *, reason: str, detail: str = "", job_id: str | None = None,
+             results: dict | None = None) -> None:  # fmt: skip
+        """RUNNING (or QUEUED) → FAILED, saying why; with `job_id` only while it holds the row."""
+        self._finish(to=self.Status.FAILED, job_id=job_id, error=reason, failure_detail=detail,
+                     results=results)  # fmt: skip
+
+    def _finish(self, *, to: str, job_id: str | None, **changes) -> None:
+        with transaction.atomic():
+            held_by = (
+                EvidenceRun.objects.select_for_update().values_list("job_id", flat=True)
+            ).get(pk=self.pk)
+            if job_id is not None and held_by != job_id:
+                self.refresh_from_db(fields=["status", "job_id"])
+                raise InvalidTransition(obj=self, current=self.status, to=to)
+            move(self, to=to, transitions=EVIDENCE_TRANSITIONS, finished_at=timezone.now(),
+                 **changes)  # fmt: skip
+
+    def send_again(self) -> None:
+        """QUEUED or a presumed-dead RUNNING → QUEUED for a new job; attempts still count."""
+        move(self, to=self.Status.QUEUED, transitions=EVIDENCE_TRANSITIONS, job_id="",
+             started_at=None)  # fmt: skip
+
+    def restart(self, *, key: str, recipe: dict, recipe_digest: str, base_run=None) -> None:
+        """Any finished state or a presumed-dead RUNNING → QUEUED with nothing kept: the
+        change, the tests or the recipe it was run for is no longer the one to check."""
+        move(self, to=self.Status.QUEUED, transitions=EVIDENCE_TRANSITIONS, key=key,
+             recipe=recipe, recipe_digest=recipe_digest, base_run=base_run, results=None,
+             error="", failure_detail="", attempts=0, job_id="", started_at=None,
+             finished_at=None)  # fmt: skip
+
+
+_E = EvidenceRun.Status
+EVIDENCE_TRANSITIONS: dict[str, set[str]] = {
+    _E.QUEUED: {_E.RUNNING, _E.FAILED, _E.QUEUED},
+    _E.RUNNING: {_E.SUCCEEDED, _E.FAILED, _E.QUEUED},
+    _E.SUCCEEDED: {_E.QUEUED},
+    _E.FAILED: {_E.QUEUED},
+}

@@ -164,6 +164,8 @@ def _worker_env(git_server: GitHttpServer, repo_cache_dir: Path) -> dict[str, st
         DJANGO_SETTINGS_MODULE="marlin.settings.test",
         MARLIN_TEST_DATABASE_NAME=str(connection.settings_dict["NAME"]),
         CELERY_TASK_DEFAULT_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+        MARLIN_EVIDENCE_QUEUE=settings.MARLIN_EVIDENCE_QUEUE,
+        MARLIN_EVIDENCE_DIR=str(settings.MARLIN_EVIDENCE_DIR),
         MARLIN_TEST_GIT_ALLOWED_BASES=",".join(settings.MARLIN_GIT_ALLOWED_BASES),
         MARLIN_REPO_CACHE_DIR=str(repo_cache_dir),
     )
@@ -179,14 +181,16 @@ def celery_worker_process(
 
     # Messages an earlier test sent without a worker (reapers, captured callbacks) must
     # not be consumed by this test's worker.
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, settings.MARLIN_EVIDENCE_QUEUE]
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+        for queue in queues:
+            conn.default_channel.queue_purge(queue)
     log_path = tmp_path / "worker.log"
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "marlin", "worker", "--pool=prefork",
          "--concurrency=2", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-         "-Q", settings.CELERY_TASK_DEFAULT_QUEUE],
+         "-Q", ",".join(queues)],
         cwd=BASE_DIR, env=_worker_env(git_server, repo_cache_dir),
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

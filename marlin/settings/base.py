@@ -263,6 +263,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "repos.jobs.catalogue_import_reap_stale_run",
         "schedule": 60.0,
     },
+    "evidence-reap-stale": {"task": "tasks.jobs.evidence_reap_stale_run", "schedule": 120.0},
     "review-claims-release-expired": {
         "task": "reviews.jobs.review_claims_release_expired_run",
         "schedule": 60.0,
@@ -330,6 +331,43 @@ MARLIN_SANDBOX_MAX_PROCESSES = env_int("MARLIN_SANDBOX_MAX_PROCESSES", 256, mini
 MARLIN_SANDBOX_MAX_OUTPUT_BYTES = env_int(
     "MARLIN_SANDBOX_MAX_OUTPUT_BYTES", 1_000_000, minimum=1024
 )
+# The sandbox's own /tmp (and HOME in it) is a tmpfs of at most this size.
+MARLIN_SANDBOX_TMP_MB = env_int("MARLIN_SANDBOX_TMP_MB", 1024, minimum=16)
+# No single file a sandboxed command writes may exceed this (0: no limit).
+MARLIN_SANDBOX_MAX_FILE_MB = env_int("MARLIN_SANDBOX_MAX_FILE_MB", 1024, minimum=0)
+
+# --- Evidence (tasks/evidence*.py): a recipe's checks run on each candidate in the sandbox.
+MARLIN_EVIDENCE_ENABLED = env_bool("MARLIN_EVIDENCE_ENABLED", True)
+# Setup environments (venvs and the like), one per repository + commit + recipe.
+MARLIN_EVIDENCE_DIR = Path(os.environ.get("MARLIN_EVIDENCE_DIR") or VAR_DIR / "evidence")
+# Evidence jobs have their own queue, so long checks never hold up generation.
+MARLIN_EVIDENCE_QUEUE = os.environ.get("MARLIN_EVIDENCE_QUEUE", "marlin-evidence")
+# Each command's copy of the tree lives in a tmpfs of at most this size.
+MARLIN_EVIDENCE_TREE_MB = env_int("MARLIN_EVIDENCE_TREE_MB", 1024, minimum=16)
+MARLIN_EVIDENCE_MAX_OUTPUT_BYTES = env_int(
+    "MARLIN_EVIDENCE_MAX_OUTPUT_BYTES", 4_000_000, minimum=4096
+)
+# A setup environment larger than this is refused (and removed).
+MARLIN_EVIDENCE_ENV_MAX_MB = env_int("MARLIN_EVIDENCE_ENV_MAX_MB", 4096, minimum=16)
+# A failed setup is not tried again for this long: every job at that commit reports it.
+MARLIN_EVIDENCE_SETUP_RETRY_SECONDS = env_int(
+    "MARLIN_EVIDENCE_SETUP_RETRY_SECONDS", 600, minimum=0
+)
+# The evidence job's limits; below the broker's visibility timeout (3600 s).
+MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS = env_int(
+    "MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS", 3000, minimum=10
+)
+MARLIN_EVIDENCE_TIME_LIMIT_SECONDS = env_int(
+    "MARLIN_EVIDENCE_TIME_LIMIT_SECONDS", 3300, minimum=11
+)
+if not (MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS < MARLIN_EVIDENCE_TIME_LIMIT_SECONDS < 3600):
+    raise ImproperlyConfigured(
+        "MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS must be below "
+        "MARLIN_EVIDENCE_TIME_LIMIT_SECONDS, and that below 3600."
+    )
+CELERY_TASK_ROUTES = {
+    "tasks.jobs.evidence_collect_run": {"queue": MARLIN_EVIDENCE_QUEUE},
+}
 
 # --- Work limits.
 # Notifications: always in the app; also by e-mail when on (through EMAIL_BACKEND).
