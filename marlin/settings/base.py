@@ -350,16 +350,12 @@ MARLIN_EVIDENCE_MAX_OUTPUT_BYTES = env_int(
 # A setup environment larger than this is refused (and removed).
 MARLIN_EVIDENCE_ENV_MAX_MB = env_int("MARLIN_EVIDENCE_ENV_MAX_MB", 4096, minimum=16)
 # A failed setup is not tried again for this long: every job at that commit reports it.
-MARLIN_EVIDENCE_SETUP_RETRY_SECONDS = env_int(
-    "MARLIN_EVIDENCE_SETUP_RETRY_SECONDS", 600, minimum=0
-)
+MARLIN_EVIDENCE_SETUP_RETRY_SECONDS = env_int("MARLIN_EVIDENCE_SETUP_RETRY_SECONDS", 600, minimum=0)
 # The evidence job's limits; below the broker's visibility timeout (3600 s).
 MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS = env_int(
     "MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS", 3000, minimum=10
 )
-MARLIN_EVIDENCE_TIME_LIMIT_SECONDS = env_int(
-    "MARLIN_EVIDENCE_TIME_LIMIT_SECONDS", 3300, minimum=11
-)
+MARLIN_EVIDENCE_TIME_LIMIT_SECONDS = env_int("MARLIN_EVIDENCE_TIME_LIMIT_SECONDS", 3300, minimum=11)
 if not (MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS < MARLIN_EVIDENCE_TIME_LIMIT_SECONDS < 3600):
     raise ImproperlyConfigured(
         "MARLIN_EVIDENCE_SOFT_TIME_LIMIT_SECONDS must be below "

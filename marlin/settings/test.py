@@ -46,6 +46,8 @@ MARLIN_MODEL_KEY_NAMES = [  # noqa: F405
 # throttle's own tests (tests/marlin/test_tokens.py) lower this again.
 MARLIN_API_AUTH_FAILURES_RATE = "100000/min"
 # ... and its own evidence queue, which the test worker consumes too.
-MARLIN_EVIDENCE_QUEUE = os.environ.get("MARLIN_EVIDENCE_QUEUE") or f"{CELERY_TASK_DEFAULT_QUEUE}-evidence"
+MARLIN_EVIDENCE_QUEUE = (
+    os.environ.get("MARLIN_EVIDENCE_QUEUE") or f"{CELERY_TASK_DEFAULT_QUEUE}-evidence"
+)
 CELERY_TASK_ROUTES = {"tasks.jobs.evidence_collect_run": {"queue": MARLIN_EVIDENCE_QUEUE}}
 MARLIN_EVIDENCE_DIR = Path(os.environ.get("MARLIN_EVIDENCE_DIR") or VAR_DIR / "test-evidence")  # noqa: F405
