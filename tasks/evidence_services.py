@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from marlin.exceptions import InvalidTransition
+from marlin.exceptions import ApplicationError, InvalidTransition
 from repos import git_client
 from repos import services as repo_services
 from tasks import evidence, evidence_sandbox, failure_detail, jobs
@@ -104,6 +104,23 @@ def evidence_request(*, turn: Turn) -> list[EvidenceRun]:
         runs.append(run)
     _send(to_send)
     return runs
+
+
+@transaction.atomic
+def evidence_retry(*, candidate: Candidate, by: Any) -> list[EvidenceRun]:
+    """Run a candidate's failed checks again (and the base commit's, if those failed).
+
+    Only the task's contractor, and only when something failed: a run still going or done
+    is left as it is.
+    """
+    task = Task.objects.select_for_update().get(pk=candidate.turn.task_id)
+    if task.contractor_id != by.pk:
+        raise ApplicationError("Only the task's contractor can run its checks again.")
+    run = EvidenceRun.objects.select_related("base_run").filter(candidate=candidate).first()
+    failed = EvidenceRun.Status.FAILED
+    if run is None or failed not in (run.status, run.base_run and run.base_run.status):
+        raise ApplicationError("Only checks that failed can be run again.")
+    return evidence_request(turn=candidate.turn)
 
 
 def evidence_collect(*, run_id: int, job_id: str = "") -> EvidenceRun | None:
@@ -247,6 +264,21 @@ def _check(check: dict, *, tree, env_dir, deadline: float) -> dict[str, Any]:
 # --- Reading -------------------------------------------------------------------------
 
 
+def turn_evidence(turn: Turn) -> dict[str, dict[str, Any]]:
+    """Slot → candidate_evidence(...) for the turn's candidates, in two queries."""
+    candidates = list(turn.candidates.select_related("turn__task__project", "endpoint"))
+    runs = {
+        run.candidate_id: run
+        for run in EvidenceRun.objects.select_related("base_run").filter(candidate__in=candidates)
+    }
+    return {
+        candidate.slot: candidate_evidence(candidate, run=runs.get(candidate.pk))
+        if candidate.status == Candidate.Status.SUCCEEDED
+        else {"state": "waiting"}
+        for candidate in candidates
+    }
+
+
 def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) -> dict[str, Any]:
     """What the page and the API show of one candidate's evidence.
 
@@ -259,10 +291,10 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
         if reason := evidence_sandbox.availability():
             return {"state": "off", "reason": "Evidence is not available on this server."
                     if reason else "", "admin_reason": reason}  # fmt: skip
-        task = candidate.turn.task
-        if recipe_for(task) is None:
+        if recipe_for(candidate.turn.task) is None:
             return {"state": "none", "reason": "No checks are set up for this repository."}
-        return {"state": "pending", "status": "QUEUED"}
+        # Runs are created with the turn's last candidate: none means none were asked for.
+        return {"state": "none", "reason": "The checks were set up after this turn; none ran."}
     base = run.base_run
     if run.status in (EvidenceRun.Status.QUEUED, EvidenceRun.Status.RUNNING) or (
         base is not None and base.status in (EvidenceRun.Status.QUEUED, EvidenceRun.Status.RUNNING)
