@@ -21,7 +21,7 @@ from marlin.exceptions import ApplicationError, InvalidTransition
 from repos import git_client
 from repos import services as repo_services
 from tasks import evidence, evidence_sandbox, failure_detail, jobs
-from tasks.blinding import identity_names, mask_names
+from tasks.blinding import identity_names, mask_identity
 from tasks.evidence_sandbox import EvidenceError
 from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task, Turn
 
@@ -302,7 +302,7 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
         return {"state": "pending", "status": run.status, "base_status": base and base.status}
     names = identity_names(candidate)
     if run.status == EvidenceRun.Status.FAILED:
-        return {"state": "failed", "reason": mask_names(run.error, names=names),
+        return {"state": "failed", "reason": mask_identity(run.error, names=names),
                 "setup": _masked_setup(run.results, names)}  # fmt: skip
     base_results = base.results if base is not None and base.status == "SUCCEEDED" else None
     summary = evidence.summary(
@@ -314,7 +314,7 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
         logs[acceptance["name"]] = acceptance
     for check in summary["checks"]:
         stored = logs.get(check["name"], {})
-        check["log"] = mask_names(stored.get("log", ""), names=names)
+        check["log"] = mask_identity(stored.get("log", ""), names=names)
         check["log_truncated"] = stored.get("log_truncated", False)
     acceptance_entry = logs.get(ACCEPTANCE_CHECK)
     return {
@@ -322,7 +322,7 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
         "summary": summary,
         "base_failed": base is not None and base.status == EvidenceRun.Status.FAILED,
         "apply_error": (run.results or {}).get("apply_error", ""),
-        "acceptance_log": mask_names(acceptance_entry["log"], names=names)
+        "acceptance_log": mask_identity(acceptance_entry["log"], names=names)
         if acceptance_entry
         else "",
         "acceptance_status": acceptance_entry["status"] if acceptance_entry else None,
@@ -334,7 +334,7 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
 def _masked_setup(results: dict | None, names: list[str]) -> dict:
     setup = dict((results or {}).get("setup") or {})
     if setup.get("log"):
-        setup["log"] = mask_names(setup["log"], names=names)
+        setup["log"] = mask_identity(setup["log"], names=names)
     return setup
 
 

@@ -307,3 +307,20 @@ def test_a_turn_that_failed_to_generate_queues_no_evidence(judged_turn):
     generation.turn_settle(turn_id=judged_turn.pk)
     assert Task.objects.get(pk=task.pk).status == Task.Status.GENERATION_FAILED
     assert not EvidenceRun.objects.filter(task=task).exists()
+
+
+def test_logs_never_name_a_model(checked_repository, contractor, project, evidence_dir):
+    own_name = project.endpoint_a.name
+    CheckRecipe.objects.create(
+        repository=checked_repository,
+        checks=[{"name": "talks", "kind": "status",
+                 "command": ["python3", "-c", f"print('made by Claude, via {own_name}')"]}],
+    )  # fmt: skip
+    task = create_task(contractor=contractor, project=project, repository=checked_repository)
+    generate_all(task)
+    _collect_all(task)
+    candidate = Candidate.objects.filter(turn__task=task).first()
+    shown = evidence_services.candidate_evidence(candidate)
+    log = shown["summary"]["checks"][0]["log"]
+    assert "made by [model], via [model]" in log
+    assert "Claude" not in log and own_name not in log
