@@ -342,6 +342,13 @@ MARLIN_EVIDENCE_ENABLED = env_bool("MARLIN_EVIDENCE_ENABLED", True)
 MARLIN_EVIDENCE_DIR = Path(os.environ.get("MARLIN_EVIDENCE_DIR") or VAR_DIR / "evidence")
 # Evidence jobs have their own queue, so long checks never hold up generation.
 MARLIN_EVIDENCE_QUEUE = os.environ.get("MARLIN_EVIDENCE_QUEUE", "marlin-evidence")
+# Setup reaches the network only through Marlin's egress proxy (marlin/egress.py), to these
+# hosts (".example.org": its subdomains), on port 443, at public addresses or in these
+# extra networks (an internal mirror; the loopback is never reachable).
+MARLIN_EVIDENCE_SETUP_HOSTS = env_list(
+    "MARLIN_EVIDENCE_SETUP_HOSTS", ["pypi.org", "files.pythonhosted.org"]
+)
+MARLIN_EVIDENCE_SETUP_NETWORKS = env_list("MARLIN_EVIDENCE_SETUP_NETWORKS", [])
 # Each command's copy of the tree lives in a tmpfs of at most this size.
 MARLIN_EVIDENCE_TREE_MB = env_int("MARLIN_EVIDENCE_TREE_MB", 1024, minimum=16)
 MARLIN_EVIDENCE_MAX_OUTPUT_BYTES = env_int(

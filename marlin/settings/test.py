@@ -8,6 +8,22 @@ from pathlib import Path
 from marlin.settings.envparse import env_list
 from marlin.settings.local import *  # noqa: F403
 
+
+def _index_addresses(hosts: list[str]) -> list[str]:
+    import ipaddress
+    import socket
+
+    found = set()
+    for host in hosts:
+        try:
+            infos = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+        except OSError:  # no DNS here: setup simply cannot reach the index
+            continue
+        for *_, sockaddr in infos:
+            if not ipaddress.ip_address(sockaddr[0]).is_loopback:
+                found.add(sockaddr[0])
+    return sorted(found)
+
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Only GitHub; the loopback git server of a test run is added by tests/conftest.py.
@@ -51,3 +67,9 @@ MARLIN_EVIDENCE_QUEUE = (
 )
 CELERY_TASK_ROUTES = {"tasks.jobs.evidence_collect_run": {"queue": MARLIN_EVIDENCE_QUEUE}}
 MARLIN_EVIDENCE_DIR = Path(os.environ.get("MARLIN_EVIDENCE_DIR") or VAR_DIR / "test-evidence")  # noqa: F405
+
+# Wherever this suite runs, the package index may sit behind a gateway at a non-public
+# address (a registry mirror): setup may reach the addresses the index's names have here,
+# and nothing else private (the loopback never: marlin/egress.py).
+if "MARLIN_EVIDENCE_SETUP_NETWORKS" not in os.environ:
+    MARLIN_EVIDENCE_SETUP_NETWORKS = _index_addresses(MARLIN_EVIDENCE_SETUP_HOSTS)  # noqa: F405
