@@ -31,6 +31,9 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
             for model in ("task", "turn", "candidate", "judgement", "taskevent")
         ],
         *[("repos", f"{verb}_repository") for verb in ("view", "add", "change")],
+        # Check recipes are the admin's to write; evidence runs are read, never edited.
+        *[("tasks", f"{verb}_checkrecipe") for verb in ("view", "add", "change", "delete")],
+        ("tasks", "view_evidencerun"),
         # Admins manage people and their roles.
         *[("auth", f"{verb}_user") for verb in ("view", "add", "change")],
         ("auth", "view_group"),

@@ -34,7 +34,7 @@ from reviews.forms import ExportForm
 from reviews.models import Earning, ExportJob, LineComment, Notification, Review, ReviewClaim
 from tasks import generation
 from tasks.diffview import candidate_diff_view
-from tasks.models import Candidate, Judgement, Submission, Task, TaskEvent, Turn
+from tasks.models import Candidate, CheckRecipe, Judgement, Submission, Task, TaskEvent, Turn
 from tests.api_clients import api_client_for, api_token_for
 from tests.factories import RepositoryFactory, UserFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
@@ -73,6 +73,12 @@ class World:
     @property
     def endpoint(self):
         return self.project.endpoint_a
+
+    @cached_property
+    def recipe(self) -> CheckRecipe:
+        return CheckRecipe.objects.create(
+            repository=RepositoryFactory(), checks=[{"name": "tests", "command": ["pytest"]}]
+        )
 
     @cached_property
     def repository(self) -> Repository:
@@ -572,6 +578,8 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
     "admin_endpoint": (Call("api-admin-endpoint-detail", target="endpoint"),  ADMIN_ONLY),
     "admin_projects": (Call("api-admin-project-list"),                     ADMIN_ONLY),
     "admin_project": (Call("api-admin-project-detail", target="project"),  ADMIN_ONLY),
+    "admin_recipes": (Call("api-admin-check-recipe-list"),                 ADMIN_ONLY),
+    "admin_recipe": (Call("api-admin-check-recipe-detail", target="recipe"), ADMIN_ONLY),
     "admin_users": (Call("api-admin-user-list"),                           ADMIN_ONLY),
     "admin_user": (Call("api-admin-user-detail", target="person"),         ADMIN_ONLY),
     "admin_repository": (Call("api-admin-repository", "patch", target="repository",
