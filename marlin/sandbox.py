@@ -4,8 +4,10 @@ The sandboxed command gets new PID, IPC, UTS, user, cgroup and (unless the calle
 it) network namespaces, so it sees neither the worker's processes nor its /proc nor the
 loopback services. The host's system directories are mounted read-only; Marlin's own
 directories and secret files are covered; `workdir` is the only writable place. The
-environment is exactly the one given. Without a working bubblewrap nothing runs:
-`SandboxUnavailable` says why, and there is no unsandboxed fallback.
+environment is exactly the one given. A root worker runs each sandbox under an unprivileged
+uid of its own (`uid_pool()`), so the per-uid limits of one never starve another.
+Without a working bubblewrap nothing runs: `SandboxUnavailable` says why, and there is no
+unsandboxed fallback.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import resource
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,17 @@ SANDBOX_HOME = f"{SANDBOX_TMP}/home"
 PUBLIC_TRUST_STORES = (
     "/etc/ssl/certs", "/usr/share/ca-certificates", "/etc/pki/tls/certs", "/etc/pki/ca-trust",
 )  # fmt: skip
+# A root worker gives each sandbox running at the same time its own uid, from
+# MARLIN_SANDBOX_UID on: the kernel counts processes (RLIMIT_NPROC), pipe buffers and
+# inotify watches per uid, so with one shared uid a fork bomb in one check would make
+# every other check running beside it fail.
+UID_SLOTS = 64
+# The sandbox is the first thing the kernel's OOM killer takes, and yields the CPU to
+# the worker, the database and the web server.
+OOM_SCORE_ADJ = 1000
+NICENESS = 10
+# How often a running sandbox is looked at: its time, and the size of what it writes to disk.
+DISK_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,8 @@ class SandboxResult:
     stderr: bytes
     timed_out: bool
     output_exceeded: bool
+    # The writable host directories outgrew `max_written_mb`: the sandbox was killed.
+    disk_exceeded: bool = False
 
 
 def _hidden_paths() -> list[Path]:
@@ -98,6 +114,8 @@ def _mount_args(workdir: Path | None, mounts: Sequence[Mount], tmp_size_mb: int)
             bound.append(path)
     for path in settings.MARLIN_SANDBOX_READ_ONLY_PATHS:
         args += [*_searchable_parents(Path(path), bound), "--ro-bind", path, path]
+        # Marlin's folders and secret files inside an admin's extra path are covered too.
+        bound.append(str(Path(path).resolve()))
     for hidden in _hidden_paths():
         if not _under(hidden, bound) or not hidden.exists():
             continue
@@ -131,15 +149,55 @@ def _searchable_parents(path: Path, bound: list[str]) -> list[str]:
     return args
 
 
-def _sandbox_ids() -> tuple[int, int] | None:
+def uid_pool() -> range:
+    """The uids a root worker runs sandboxes under (gid = uid), one per running sandbox."""
+    return range(settings.MARLIN_SANDBOX_UID, settings.MARLIN_SANDBOX_UID + UID_SLOTS)
+
+
+@contextmanager
+def _sandbox_ids(timeout: float) -> Iterator[tuple[int, int] | None]:
     """The unprivileged uid/gid to drop to when the worker runs as root, else None.
 
     RLIMIT_NPROC is never enforced for uid 0 (user namespaces map back to it), so a fork
-    bomb is only contained when the sandbox runs under a real unprivileged uid.
+    bomb is only contained when the sandbox runs under a real unprivileged uid, and only
+    kept from its neighbours when that uid is its own: each is held, for the whole run, by
+    an abstract socket named after it, which the kernel frees even if this process dies.
     """
     if os.geteuid() != 0:
-        return None
-    return settings.MARLIN_SANDBOX_UID, settings.MARLIN_SANDBOX_UID
+        yield None
+        return
+    deadline = time.monotonic() + max(timeout, 5.0)
+    while True:
+        for uid in uid_pool():
+            holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                holder.bind(f"\0marlin-sandbox-uid-{uid}")
+            except OSError:
+                holder.close()
+                continue
+            try:
+                # A process left behind under this uid (it should never be) would share
+                # its limits: take another.
+                if _has_processes(uid):
+                    continue
+                yield uid, uid
+                return
+            finally:
+                holder.close()
+        if time.monotonic() > deadline:
+            raise SandboxUnavailable(
+                f"The sandbox is not available: all {UID_SLOTS} sandbox uids are in use."
+            )
+        time.sleep(0.2)
+
+
+def _has_processes(uid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    return True
+    return False
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
@@ -168,6 +226,9 @@ def _lent_to(places: Sequence[Path], ids: tuple[int, int] | None) -> Iterator[No
 
 def _limits(memory_mb: int, max_processes: int, max_file_mb: int) -> None:
     # Runs in the child between fork and exec: bwrap and all it starts inherit these.
+    with suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
+        handle.write(str(OOM_SCORE_ADJ))  # raising it needs no privilege; best effort
+    os.nice(NICENESS)
     resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
     if max_file_mb:
         # No single file on a host disk (a lent directory) can outgrow this.
@@ -229,12 +290,16 @@ def run(
     max_output_bytes: int | None = None,
     max_file_mb: int | None = None,
     tmp_size_mb: int | None = None,
+    max_written_mb: int | None = None,
 ) -> SandboxResult:
     """Run `argv` in a fresh sandbox whose only writable places are `workdir` (the command's
     working directory, at its own path; None: the command starts in `/`) and `mounts`.
 
     The command and everything it starts are killed at `timeout` seconds, when stdout or
-    stderr exceeds `max_output_bytes`, and when this process dies (--die-with-parent).
+    stderr exceeds `max_output_bytes`, when the writable host directories together hold
+    more than `max_written_mb` (measured about every second, so it may overshoot by what
+    can be written in that time; RLIMIT_FSIZE bounds each file), and when this process
+    dies (--die-with-parent).
     Raises SandboxUnavailable, having run nothing, when bubblewrap is missing or broken.
     """
     memory_mb = settings.MARLIN_SANDBOX_MEMORY_MB if memory_mb is None else memory_mb
@@ -246,7 +311,36 @@ def run(
     lent = [Path(m.source).resolve() for m in mounts if m.source is not None and m.writable]
     if workdir is not None:
         lent.append(workdir)
-    ids = _sandbox_ids()
+    watch = None
+    if max_written_mb and lent:
+        watch = _disk_watch(lent, max_written_mb * 1024 * 1024)
+    with _sandbox_ids(timeout) as ids:
+        command = _command(argv, workdir, mounts, env, network, tmp_size_mb, ids)
+        with _lent_to(lent, ids):
+            process = _popen(command, memory_mb, max_processes, max_file_mb)
+            result = _communicate(process, stdin, timeout, max_output_bytes, watch)
+    marker = b"marlin-sandbox-started\n"
+    stopped = result.timed_out or result.output_exceeded or result.disk_exceeded
+    if not result.stderr.startswith(marker) and not stopped:
+        reason = result.stderr.decode(errors="replace").strip()[-500:]
+        raise SandboxUnavailable(
+            f"The sandbox is not available: bubblewrap could not start ({reason}). "
+            "Untrusted code is never run without it."
+        )
+    return SandboxResult(
+        returncode=result.returncode,
+        stdout=result.stdout,
+        stderr=result.stderr.removeprefix(marker),
+        timed_out=result.timed_out,
+        output_exceeded=result.output_exceeded,
+        disk_exceeded=result.disk_exceeded,
+    )
+
+
+def _command(
+    argv: Sequence[str], workdir: Path | None, mounts: Sequence[Mount],
+    env: dict[str, str] | None, network: bool, tmp_size_mb: int, ids: tuple[int, int] | None,
+) -> list[str]:  # fmt: skip
     if ids is None:
         # An unprivileged worker: bwrap makes a user namespace, in which RLIMIT_NPROC holds.
         isolation = ["--unshare-all", "--unshare-user", "--cap-drop", "ALL"]
@@ -276,33 +370,48 @@ def run(
     # this marker tells them apart from the command's own exit status 1.
     command += ["--", *drop, "/bin/sh", "-c", 'echo marlin-sandbox-started >&2 && exec "$@"', "sh"]
     command += list(argv)
-    with _lent_to(lent, ids):
-        process = _popen(command, memory_mb, max_processes, max_file_mb)
-        result = _communicate(process, stdin, timeout, max_output_bytes)
-    marker = b"marlin-sandbox-started\n"
-    if not result.stderr.startswith(marker) and not (result.timed_out or result.output_exceeded):
-        reason = result.stderr.decode(errors="replace").strip()[-500:]
-        raise SandboxUnavailable(
-            f"The sandbox is not available: bubblewrap could not start ({reason}). "
-            "Untrusted code is never run without it."
-        )
-    return SandboxResult(
-        returncode=result.returncode,
-        stdout=result.stdout,
-        stderr=result.stderr.removeprefix(marker),
-        timed_out=result.timed_out,
-        output_exceeded=result.output_exceeded,
-    )
+    return command
+
+
+def disk_usage(paths: Sequence[Path]) -> int:
+    """Bytes the trees at `paths` take on disk, never following a symlink; every entry
+    counts at least a block, so a million empty files are not free."""
+    total = 0
+    for root in paths:
+        for parent, dirs, files in os.walk(root):
+            for name in dirs + files:
+                with suppress(OSError):
+                    total += max(os.lstat(os.path.join(parent, name)).st_blocks * 512, 4096)
+    return total
+
+
+def _disk_watch(places: list[Path], max_bytes: int) -> Callable[[], bool]:
+    """A callable, True once `places` hold more than `max_bytes`; it measures again only
+    after DISK_POLL_SECONDS or twenty times the last measurement, whichever is longer."""
+    next_at = 0.0
+
+    def exceeded() -> bool:
+        nonlocal next_at
+        started = time.monotonic()
+        if started < next_at:
+            return False
+        over = disk_usage(places) > max_bytes
+        spent = time.monotonic() - started
+        next_at = started + max(DISK_POLL_SECONDS, 20 * spent)
+        return over
+
+    return exceeded
 
 
 def _communicate(
-    process: subprocess.Popen, stdin: bytes, timeout: float, max_output_bytes: int
-) -> SandboxResult:
+    process: subprocess.Popen, stdin: bytes, timeout: float, max_output_bytes: int,
+    watch: Callable[[], bool] | None = None,
+) -> SandboxResult:  # fmt: skip
     """Feed stdin, collect bounded output, and kill the process group on any way out."""
     assert process.stdin and process.stdout and process.stderr
     buffers = {process.stdout: bytearray(), process.stderr: bytearray()}
     deadline = time.monotonic() + timeout
-    timed_out = exceeded = False
+    timed_out = exceeded = disk_exceeded = False
     pending = memoryview(stdin)
     try:
         with selectors.DefaultSelector() as selector:
@@ -319,7 +428,10 @@ def _communicate(
                 if remaining <= 0:
                     timed_out = True
                     break
-                for key, _ in selector.select(min(remaining, 1.0)):
+                if watch is not None and watch():
+                    disk_exceeded = True
+                    break
+                for key, _ in selector.select(min(remaining, DISK_POLL_SECONDS)):
                     stream = key.fileobj
                     if stream is process.stdin:
                         try:
@@ -340,10 +452,18 @@ def _communicate(
                         exceeded = True
                 if exceeded:
                     break
-            if not (timed_out or exceeded):
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-    except subprocess.TimeoutExpired:
-        timed_out = True
+            while not (timed_out or exceeded or disk_exceeded):
+                # Output closed; the command may still be writing to disk.
+                try:
+                    process.wait(
+                        timeout=max(min(deadline - time.monotonic(), DISK_POLL_SECONDS), 0.1)
+                    )
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                    elif watch is not None and watch():
+                        disk_exceeded = True
     finally:
         # On every way out (time limit, output limit, the job's own soft limit): killing
         # bwrap's group kills the namespace's init, and with it every process inside.
@@ -354,9 +474,10 @@ def _communicate(
             with suppress(OSError):
                 stream.close()
     return SandboxResult(
-        returncode=None if (timed_out or exceeded) else process.returncode,
+        returncode=None if (timed_out or exceeded or disk_exceeded) else process.returncode,
         stdout=bytes(buffers[process.stdout][:max_output_bytes]),
         stderr=bytes(buffers[process.stderr][:max_output_bytes]),
         timed_out=timed_out,
         output_exceeded=exceeded,
+        disk_exceeded=disk_exceeded,
     )

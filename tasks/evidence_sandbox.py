@@ -26,17 +26,23 @@ from pathlib import Path
 
 from django.conf import settings
 
-from marlin import sandbox
+from marlin import egress, sandbox
 from marlin.exceptions import ApplicationError
 from tasks import evidence
 
 SOURCE = "/sandbox/source"
-# Copy the tree into its tmpfs, run the command there, then print the report after a
-# boundary the caller chose: the tmpfs (and anything left in it) dies with the sandbox.
+EGRESS_READY = "/tmp/.marlin-egress-ready"  # noqa: S108 - the sandbox's private tmpfs
+# Start the egress forwarder when given (setup), copy the tree into its tmpfs, run the
+# command there, then print the report after a boundary the caller chose: the tmpfs (and
+# anything left in it) dies with the sandbox.
 _SCRIPT = f"""
-boundary="$1"; shift
+boundary="$1"; forwarder="$2"; shift 2
+if [ -n "$forwarder" ]; then
+  python3 -c "$forwarder" {egress.SANDBOX_DIR}/{egress.SOCKET_NAME} {EGRESS_READY} >/dev/null 2>&1 &
+  for _ in $(seq 200); do [ -e {EGRESS_READY} ] && break; sleep 0.05; done
+fi
 cp -RP {SOURCE}/. {evidence.TREE}/ 2>/dev/null || {{
-  echo "marlin: the tree does not fit in the check's disk ({{}} MB)" >&2; exit 125; }}
+  echo "marlin: the tree does not fit in the check's disk (TREE_MB MB)" >&2; exit 125; }}
 cd {evidence.TREE} || exit 125
 "$@" </dev/null
 status=$?
@@ -47,6 +53,8 @@ exit $status
 PASSED, FAILED, TIMED_OUT, OUTPUT_EXCEEDED, ERROR = (
     "passed", "failed", "timed_out", "output_exceeded", "error",
 )  # fmt: skip
+# Only setup can have it: checks write to their tmpfs, never to a host disk.
+DISK_EXCEEDED = "disk_exceeded"
 READY_MARK = ".marlin-setup.json"
 
 
@@ -120,8 +128,29 @@ def run_command(
 ) -> CommandRun:
     """Run one command on a throwaway copy of `source`; its status says how it ended.
 
+    With `network`, the command reaches MARLIN_EVIDENCE_SETUP_HOSTS through the egress
+    proxy (marlin/egress.py), and nothing else: it never shares the worker's network.
     Raises EvidenceError (having run nothing) when the sandbox is not available.
     """
+    if network:
+        with egress.EgressProxy(
+            settings.MARLIN_EVIDENCE_SETUP_HOSTS, networks=settings.MARLIN_EVIDENCE_SETUP_NETWORKS
+        ) as proxy:  # fmt: skip
+            return _run(argv, source=source, env_dir=env_dir, env_writable=env_writable,
+                        timeout=timeout, proxy=proxy)  # fmt: skip
+    return _run(argv, source=source, env_dir=env_dir, env_writable=env_writable,
+                timeout=timeout, proxy=None)  # fmt: skip
+
+
+def _run(
+    argv: Sequence[str],
+    *,
+    source: Path,
+    env_dir: Path | None,
+    env_writable: bool,
+    timeout: float,
+    proxy: egress.EgressProxy | None,
+) -> CommandRun:
     boundary = f"marlin-report-{secrets.token_hex(16)}"
     mounts = [
         sandbox.Mount(target=SOURCE, source=source),
@@ -129,17 +158,23 @@ def run_command(
     ]
     if env_dir is not None:
         mounts.append(sandbox.Mount(target=evidence.ENV, source=env_dir, writable=env_writable))
+    env = _environment()
+    if proxy is not None:
+        mounts.append(sandbox.Mount(target=egress.SANDBOX_DIR, source=proxy.folder))
+        env |= egress.environment()
+    script = _SCRIPT.replace("TREE_MB", str(settings.MARLIN_EVIDENCE_TREE_MB))
     started = time.monotonic()
     try:
         result = sandbox.run(
-            ["/bin/sh", "-c", _SCRIPT.replace("{}", str(settings.MARLIN_EVIDENCE_TREE_MB)),
-             "evidence", boundary, *argv],
+            ["/bin/sh", "-c", script, "evidence", boundary,
+             egress.FORWARDER if proxy is not None else "", *argv],
             workdir=None,
             mounts=mounts,
-            env=_environment(),
+            env=env,
             timeout=timeout,
-            network=network,
             max_output_bytes=settings.MARLIN_EVIDENCE_MAX_OUTPUT_BYTES,
+            # Setup writes to a host disk: bounded while it runs, not only once it is done.
+            max_written_mb=settings.MARLIN_EVIDENCE_ENV_MAX_MB if env_writable else None,
         )  # fmt: skip
     except sandbox.SandboxUnavailable as exc:
         raise EvidenceError(exc.message) from exc
@@ -151,6 +186,8 @@ def run_command(
         status = TIMED_OUT
     elif result.output_exceeded:
         status = OUTPUT_EXCEEDED
+    elif result.disk_exceeded:
+        status = DISK_EXCEEDED
     elif result.returncode == 125:
         status = ERROR
     else:
@@ -162,6 +199,11 @@ def run_command(
         log += (
             f"\n[marlin] stopped: wrote more than {settings.MARLIN_EVIDENCE_MAX_OUTPUT_BYTES} "
             "bytes of output."
+        )
+    elif result.disk_exceeded:
+        log += (
+            f"\n[marlin] stopped: wrote more than {settings.MARLIN_EVIDENCE_ENV_MAX_MB} MB "
+            f"to {evidence.ENV}."
         )
     return CommandRun(
         status=status,
@@ -260,7 +302,7 @@ def _build(
                 f"{settings.MARLIN_EVIDENCE_ENV_MAX_MB} MB allowed.",
             )  # fmt: skip
         duration_ms = int((time.monotonic() - started) * 1000)
-        (building / READY_MARK).write_text(json.dumps({"commands": commands}))
+        _write_mark(building, json.dumps({"commands": commands}))
         failed.unlink(missing_ok=True)
         shutil.rmtree(ready, ignore_errors=True)
         building.rename(ready)
@@ -270,11 +312,34 @@ def _build(
         shutil.rmtree(building, ignore_errors=True)
 
 
+def _write_mark(building: Path, text: str) -> None:
+    # Setup could have left a symlink by this name (to /etc/passwd, to Marlin's settings):
+    # the root worker replaces it, and never writes through it.
+    fd = os.open(building, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(READY_MARK, dir_fd=fd).st_mode):
+                shutil.rmtree(READY_MARK, dir_fd=fd)
+            else:
+                os.unlink(READY_MARK, dir_fd=fd)
+        out = os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                      dir_fd=fd)  # fmt: skip
+        with os.fdopen(out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    finally:
+        os.close(fd)
+
+
 def _setup_reason(number: int, run: CommandRun) -> str:
     if run.status == TIMED_OUT:
         return f"Setup command {number} did not finish in time."
     if run.status == OUTPUT_EXCEEDED:
         return f"Setup command {number} wrote too much output and was stopped."
+    if run.status == DISK_EXCEEDED:
+        return (
+            f"Setup command {number} wrote more than {settings.MARLIN_EVIDENCE_ENV_MAX_MB} MB "
+            "and was stopped."
+        )
     return f"Setup command {number} failed (exit status {run.exit_code})."
 
 
@@ -293,12 +358,7 @@ def _setup_failed(
 
 
 def _tree_bytes(root: Path) -> int:
-    total = 0
-    for parent, _dirs, files in os.walk(root):
-        for name in files:
-            with suppress(OSError):
-                total += os.lstat(os.path.join(parent, name)).st_size
-    return total
+    return sandbox.disk_usage([root])
 
 
 # --- Acceptance tests into a tree ---------------------------------------------------
@@ -313,6 +373,13 @@ def write_acceptance_tests(root: Path, tests: list[dict[str, str]]) -> None:
     """
     for test in tests:
         parts = test["path"].split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            # Validated when stored (evidence.acceptance_tests_clean); checked again here,
+            # where a ".." would open the folder above the tree.
+            raise EvidenceError(
+                f"The acceptance test {test['path']!r} cannot be written: it is not a plain "
+                "relative path."
+            )
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for part in parts[:-1]:
