@@ -9,6 +9,7 @@ from reviews.comment_selectors import line_comments_page_context
 from reviews.round_changes import round_changes
 from tasks.diffview import attach_diff_views
 from tasks.models import Task
+from tasks.selectors import attach_evidence_views
 
 
 def _judgement_rows(task: Task, judgement, changes) -> list[dict]:
@@ -38,6 +39,7 @@ def review_page_context(*, task: Task, viewer: Any) -> dict:
     """
     turns = list(task.turns.all())
     attach_diff_views(c for t in turns for c in t.candidates.all())
+    attach_evidence_views(task=task, viewer=viewer)
     changes = round_changes(task)
     items = []
     for turn in turns:

@@ -20,7 +20,7 @@ from marlin import health
 from marlin.api import ModelCallThrottle, form_input, validated
 from marlin.permissions import is_contractor
 from reviews import selectors as review_selectors
-from tasks import generation, selectors, services
+from tasks import evidence_services, generation, selectors, services
 from tasks.blinding import identity_names, mask_identity, mask_names
 from tasks.forms import TaskCreateForm
 from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
@@ -48,6 +48,41 @@ class ProjectSerializer(serializers.ModelSerializer):
         ]
 
 
+EVIDENCE_STATES = ["waiting", "off", "none", "pending", "failed", "ready"]
+
+
+class EvidenceSerializer(serializers.Serializer):
+    """A candidate's evidence (tasks.evidence_services.candidate_evidence), for the schema."""
+
+    state = serializers.ChoiceField(
+        choices=EVIDENCE_STATES,
+        help_text="waiting: the turn's candidates are not all ready; off: checks cannot run on "
+        "this server; none: no checks are set up; pending: queued or running; failed: the "
+        "checks could not be run (see reason); ready: see summary.",
+    )
+    reason = serializers.CharField(required=False, help_text="off, none, failed: why.")
+    admin_reason = serializers.CharField(required=False, help_text="off, for admins only.")
+    status = serializers.CharField(required=False, help_text="pending: QUEUED or RUNNING.")
+    base_status = serializers.CharField(
+        required=False, allow_null=True, help_text="pending: the pinned commit's run."
+    )
+    summary = serializers.DictField(
+        required=False,
+        help_text="ready: applied, fixes and breaks (tests failing at the pinned commit and "
+        "passing now, and the reverse; null without a baseline), checks [{name, kind, status, "
+        "duration_ms, counts, delta, log, log_truncated}], acceptance [{test, outcome}], "
+        "acceptance_passed, acceptance_total (null without acceptance tests).",
+    )
+    base_failed = serializers.BooleanField(
+        required=False, help_text="ready: the checks failed at the pinned commit."
+    )
+    apply_error = serializers.CharField(required=False)
+    acceptance_log = serializers.CharField(required=False)
+    acceptance_status = serializers.CharField(required=False, allow_null=True)
+    setup = serializers.DictField(required=False)
+    recipe_digest = serializers.CharField(required=False)
+
+
 class CandidateSerializer(serializers.ModelSerializer):
     """A candidate as people see it: slot A or B, never its endpoint; names masked."""
 
@@ -56,6 +91,7 @@ class CandidateSerializer(serializers.ModelSerializer):
     apply_error = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     elapsed_seconds = serializers.FloatField(allow_null=True)
+    evidence = serializers.SerializerMethodField()
 
     class Meta:
         model = Candidate
@@ -70,6 +106,7 @@ class CandidateSerializer(serializers.ModelSerializer):
             "is_truncated",
             "error",
             "elapsed_seconds",
+            "evidence",
         ]
 
     def _names(self, candidate: Candidate) -> list[str]:
@@ -86,6 +123,18 @@ class CandidateSerializer(serializers.ModelSerializer):
 
     def get_error(self, candidate: Candidate) -> str:
         return mask_identity(candidate.error, names=self._names(candidate))
+
+    @extend_schema_field(EvidenceSerializer)
+    def get_evidence(self, candidate: Candidate) -> dict[str, Any]:
+        # A whole task's candidates come with their evidence attached (a constant number of
+        # queries); a single candidate asks for its own.
+        view = getattr(candidate, "evidence_view", None)
+        if view is None:
+            request = self.context.get("request")
+            view = selectors.candidate_evidence_for_viewer(
+                candidate=candidate, viewer=getattr(request, "user", None)
+            )
+        return view["evidence"]
 
 
 class JudgementSerializer(serializers.ModelSerializer):
@@ -158,13 +207,28 @@ class FeedbackSerializer(serializers.Serializer):
     notes = FeedbackNoteSerializer(many=True, source="notes.all")
 
 
+class AcceptanceTestSerializer(serializers.Serializer):
+    path = serializers.CharField(
+        max_length=300, help_text="A plain relative path in the repository, e.g. tests/test_x.py."
+    )
+    content = serializers.CharField(help_text="The test file's text (at most 100 KB).")
+
+
 class TaskDetailSerializer(TaskSerializer):
     turns = TurnSerializer(many=True, read_only=True)
+    acceptance_tests = AcceptanceTestSerializer(many=True, read_only=True)
     feedback = serializers.SerializerMethodField()
     timeline = serializers.SerializerMethodField()
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "turns", "feedback", "timeline"]
+        fields = [*TaskSerializer.Meta.fields, "acceptance_tests", "turns", "feedback", "timeline"]
+
+    def to_representation(self, task: Task) -> dict:
+        # Every candidate's evidence in a constant number of queries (the reviewer's view of
+        # the task is this serializer too).
+        viewer = getattr(self.context.get("request"), "user", None)
+        selectors.attach_evidence_views(task=task, viewer=viewer)
+        return super().to_representation(task)
 
     @extend_schema_field(FeedbackSerializer(allow_null=True))
     def get_feedback(self, task: Task) -> dict | None:
@@ -201,6 +265,14 @@ class TaskCreateSerializer(serializers.Serializer):
         max_length=50,
         help_text="Optional: the repository paths that matter (each must exist at the pinned "
         "commit); the models are told about them.",
+    )
+    acceptance_tests = AcceptanceTestSerializer(
+        many=True,
+        required=False,
+        max_length=10,
+        help_text="Optional, hidden from the models: test files written into each candidate's "
+        "tree (and the pinned commit's) before the checks run; each candidate's evidence says "
+        "how many pass.",
     )
 
 
@@ -390,3 +462,16 @@ class CandidateRetryApi(APIView):
         candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
         candidate = generation.candidate_retry(candidate=candidate, by=request.user)
         return Response(CandidateSerializer(candidate).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CandidateEvidenceRetryApi(APIView):
+    """Run a candidate's checks again after they failed to run (yours only; 400 otherwise)."""
+
+    permission_classes = [IsContractor]
+
+    @extend_schema(request=None, responses={202: CandidateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
+        evidence_services.evidence_retry(candidate=candidate, by=request.user)
+        data = CandidateSerializer(candidate, context={"request": request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)

@@ -11,6 +11,11 @@ urlpatterns = [
     path("tasks/<int:pk>/revise/", api.TaskReviseApi.as_view(), name="api-task-revise"),
     path("candidates/<int:pk>/retry/", api.CandidateRetryApi.as_view(), name="api-candidate-retry"),
     path(
+        "candidates/<int:pk>/evidence/retry/",
+        api.CandidateEvidenceRetryApi.as_view(),
+        name="api-candidate-evidence-retry",
+    ),
+    path(
         "candidates/<int:pk>/regenerate/",
         api.CandidateRegenerateApi.as_view(),
         name="api-candidate-regenerate",

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.urls import reverse_lazy
 
 from repos.models import Repository
-from tasks import selectors
+from tasks import evidence, selectors
 from tasks.models import Preference, Project, Task
 
 SCORE_CHOICES = [(n, str(n)) for n in range(1, 6)]
@@ -28,6 +31,49 @@ class PathListField(forms.Field):
 
     def prepare_value(self, value):
         return "\n".join(value) if isinstance(value, list | tuple) else value
+
+
+ACCEPTANCE_ROWS = 3
+_ROW_KEY = re.compile(r"(?P<index>\d{1,3})-(?P<part>path|content)")
+
+
+class AcceptanceTestsWidget(forms.Widget):
+    """Rows of path + content on the page (`<name>-<n>-path`, `<name>-<n>-content`); the
+    API sends a JSON list of {path, content} under `<name>` itself."""
+
+    def value_from_datadict(self, data, files, name):
+        if name in data:
+            return data[name] if isinstance(data, dict) else data.get(name)
+        rows: dict[int, dict[str, str]] = {}
+        for key in data:
+            if key.startswith(f"{name}-") and (match := _ROW_KEY.fullmatch(key[len(name) + 1 :])):
+                # Browsers post textareas with CRLF line ends; test files want LF.
+                text = data.get(key, "").replace("\r\n", "\n")
+                rows.setdefault(int(match["index"]), {})[match["part"]] = text
+        # Rows left empty are the form's spare rows, not tests; every other row is checked,
+        # so more rows than allowed are refused rather than dropped.
+        return [
+            {"path": row.get("path", ""), "content": row.get("content", "")}
+            for _, row in sorted(rows.items())
+            if row.get("path", "").strip() or row.get("content", "").strip()
+        ]
+
+    def value_omitted_from_data(self, data, files, name) -> bool:
+        return name not in data and not any(key.startswith(f"{name}-") for key in data)
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:
+        rows = [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
+        rows += [{}] * max(ACCEPTANCE_ROWS - len(rows), 0)
+        return render_to_string("tasks/_acceptance_tests_input.html", {"name": name, "rows": rows})
+
+
+class AcceptanceTestsField(forms.Field):
+    """The contractor's acceptance tests, checked by tasks.evidence.acceptance_tests_clean."""
+
+    widget = AcceptanceTestsWidget
+
+    def to_python(self, value) -> list[dict[str, str]]:
+        return evidence.acceptance_tests_clean(value)
 
 
 class TaskCreateForm(forms.Form):
@@ -71,6 +117,13 @@ class TaskCreateForm(forms.Form):
         help_text="Optional: one repository path per line, e.g. calc/ops.py. The models are "
         "told to look at them first.",
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
+    )
+    acceptance_tests = AcceptanceTestsField(
+        required=False,
+        label="Acceptance tests — hidden from the models",
+        help_text="Optional: test files (a path in the repository and its content) written into "
+        "each candidate's tree and the pinned commit's before the checks run. The models never "
+        "see them; you and the reviewer see how each candidate does on them.",
     )
 
     def __init__(self, *args, **kwargs) -> None:

@@ -9,7 +9,8 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from tasks.models import REVIEWED_STATES, Candidate, Project, Task, TaskEvent, Turn
+from tasks.evidence_services import candidate_evidence
+from tasks.models import REVIEWED_STATES, Candidate, EvidenceRun, Project, Task, TaskEvent, Turn
 
 
 def _task_qs() -> QuerySet[Task]:
@@ -74,3 +75,134 @@ def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
     ):
         return candidate
     raise Http404
+
+
+# --- Evidence as the pages show it ---------------------------------------------------
+
+WAITING = {"state": "waiting", "reason": "The checks run once both candidates are ready."}
+_STATUS_WORDS = {
+    "passed": "passed",
+    "failed": "failed",
+    "timed_out": "timed out",
+    "output_exceeded": "too much output",
+    "error": "error",
+    "not_run": "not run",
+}
+
+
+def attach_evidence_views(*, task: Task, viewer: Any) -> None:
+    """Give every candidate of the task (turns prefetched) `evidence_view`: its evidence
+    shaped for the page, in a constant number of queries however many turns there are
+    (turn_evidence would cost two per turn)."""
+    candidates = [c for turn in task.turns.all() for c in turn.candidates.all()]
+    succeeded = [c for c in candidates if c.status == Candidate.Status.SUCCEEDED]
+    runs = {
+        run.candidate_id: run
+        for run in EvidenceRun.objects.select_related("base_run").filter(candidate__in=succeeded)
+    } if succeeded else {}  # fmt: skip
+    # Without a run the answer depends on the task and the server only: asked once.
+    without_run: dict[str, Any] | None = None
+    for turn in task.turns.all():
+        settled = all(c.status == Candidate.Status.SUCCEEDED for c in turn.candidates.all())
+        for candidate in turn.candidates.all():
+            run = runs.get(candidate.pk)
+            if run is not None:
+                shown = candidate_evidence(candidate, run=run)
+            elif not settled:
+                shown = WAITING
+            else:
+                without_run = without_run or candidate_evidence(candidate)
+                shown = without_run
+            candidate.evidence_view = evidence_view(shown, viewer=viewer)
+
+
+def candidate_evidence_for_viewer(*, candidate: Candidate, viewer: Any) -> dict[str, Any]:
+    """One candidate's evidence shaped for the page (the polled fragment, a log)."""
+    run = EvidenceRun.objects.select_related("base_run").filter(candidate=candidate).first()
+    settled = all(
+        status == Candidate.Status.SUCCEEDED
+        for status in candidate.turn.candidates.values_list("status", flat=True)
+    )
+    if run is None and not settled:
+        return evidence_view(WAITING, viewer=viewer)
+    return evidence_view(candidate_evidence(candidate, run=run), viewer=viewer)
+
+
+def evidence_for_viewer(evidence: dict[str, Any], *, viewer: Any) -> dict[str, Any]:
+    """The evidence dict without what only admins may read (why the server cannot check)."""
+    if getattr(viewer, "is_staff", False):
+        return evidence
+    return {key: value for key, value in evidence.items() if key != "admin_reason"}
+
+
+def evidence_view(evidence: dict[str, Any], *, viewer: Any) -> dict[str, Any]:
+    """What the evidence block renders: the evidence, plus its headline and one row per
+    check with the delta against the base commit in words. Logs stay in `logs` (loaded
+    when opened: up to 64 KB each would swell the page)."""
+    shown = evidence_for_viewer(evidence, viewer=viewer)
+    view: dict[str, Any] = {
+        "state": shown["state"],
+        "evidence": shown,
+        "logs": {},
+        # What evidence_retry accepts: the candidate's run or the base commit's failed.
+        "can_run_again": shown["state"] == "failed" or bool(shown.get("base_failed")),
+    }
+    if shown["state"] == "failed":
+        setup = shown.get("setup") or {}
+        if setup.get("log"):
+            view["logs"]["setup"] = (setup["log"], bool(setup.get("log_truncated")))
+    if shown["state"] != "ready":
+        return view
+    summary = shown["summary"]
+    view["headline"] = _headline(summary)
+    view["rows"] = []
+    for number, check in enumerate(summary["checks"]):
+        view["logs"][str(number)] = (check.get("log", ""), bool(check.get("log_truncated")))
+        view["rows"].append(_check_row(check, log=str(number)))
+    if summary.get("acceptance_total") is not None:
+        view["acceptance"] = {
+            "passed": summary["acceptance_passed"],
+            "total": summary["acceptance_total"],
+            "status": _STATUS_WORDS.get(shown.get("acceptance_status") or "", "not run"),
+            "results": summary["acceptance"],
+            "log": "acceptance" if shown.get("acceptance_log") else None,
+        }
+        view["logs"]["acceptance"] = (shown.get("acceptance_log", ""), False)
+    return view
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    if not summary.get("applied", True):
+        return "does not apply"
+    if summary.get("fixes") is None:
+        return "no baseline"
+    return f"fixes {summary['fixes']}, breaks {summary['breaks']}"
+
+
+def _check_row(check: dict[str, Any], *, log: str) -> dict[str, Any]:
+    delta = check.get("delta") or {}
+    parts: list[str] = []
+    if check["kind"] == "tests" and "breaks" in delta:
+        parts.append(f"{delta['breaks']} newly failing")
+        parts.append(f"{delta['fixes']} newly passing")
+        parts.append(f"{delta['still_failing']} still failing")
+        if delta.get("added_passing") or delta.get("added_failing"):
+            parts.append(
+                f"new tests: {delta['added_passing']} passing, {delta['added_failing']} failing"
+            )
+    elif check["kind"] == "findings" and "added" in delta:
+        parts.append(f"{delta['added']} lint findings added, {delta['removed']} removed")
+    base_status = delta.get("base_status")
+    if base_status is None:
+        parts.append("not run at the base commit")
+    elif base_status != check["status"]:
+        parts.append(f"{_STATUS_WORDS.get(base_status, base_status)} at the base commit")
+    duration = check.get("duration_ms")
+    return {
+        "name": check["name"],
+        "status": check["status"],
+        "status_words": _STATUS_WORDS.get(check["status"], check["status"]),
+        "seconds": None if duration is None else duration / 1000,
+        "delta": parts,
+        "log": log,
+    }

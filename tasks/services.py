@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -19,7 +20,7 @@ from repos import git_client
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
-from tasks import generation
+from tasks import evidence, generation
 from tasks.contradictions import axis_weights, judgement_warnings
 from tasks.focus_files import FocusFilesError, clean_focus_files
 from tasks.models import (
@@ -62,15 +63,22 @@ def task_create(
     kind: str,
     prompt: str,
     focus_files: list[str] | None = None,
+    acceptance_tests: list[dict[str, str]] | None = None,
 ) -> Task:
     """Create a task pinned to a commit, its first turn and two queued candidates.
 
     `focus_files`: repository paths the contractor names as the ones that matter; each must
-    exist at the pinned commit. Both generation jobs are enqueued only when the transaction
-    commits; on any error nothing is stored.
+    exist at the pinned commit. `acceptance_tests`: [{path, content}] test files run on each
+    candidate by the evidence checks; stored on the task and never sent to the models. Both
+    generation jobs are enqueued only when the transaction commits; on any error nothing is
+    stored.
     """
     prompt = _check_prompt(prompt)
     focus_files = clean_focus_files(focus_files)
+    try:
+        acceptance_tests = evidence.acceptance_tests_clean(acceptance_tests)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages)) from exc
     if not project.is_active:
         raise ApplicationError(f"Project {project} is closed.")
     _check_endpoints(project)
@@ -100,6 +108,7 @@ def task_create(
         title=" ".join(title.split()),
         kind=kind,
         focus_files=focus_files,
+        acceptance_tests=acceptance_tests,
     )
     task.full_clean()
     task.save()

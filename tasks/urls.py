@@ -24,6 +24,17 @@ urlpatterns = [
         views.candidate_diff_file,
         name="candidate_diff_file",
     ),
+    path("candidates/<int:pk>/evidence/", views.candidate_evidence, name="candidate_evidence"),
+    path(
+        "candidates/<int:pk>/evidence/log/",
+        views.candidate_evidence_log,
+        name="candidate_evidence_log",
+    ),
+    path(
+        "candidates/<int:pk>/evidence/retry/",
+        views.candidate_evidence_retry,
+        name="candidate_evidence_retry",
+    ),
     path("candidates/<int:pk>/diff/", diff_views.candidate_diff, name="candidate_diff"),
     path("candidates/<int:pk>/context/", diff_views.candidate_context, name="candidate_context"),
     path("turns/<int:turn_pk>/ab-diff/", diff_views.turn_ab_diff_view, name="turn_ab_diff"),

@@ -10,7 +10,7 @@ from marlin import health
 from marlin.exceptions import ApplicationError, ConflictError
 from reviews import selectors as review_selectors
 from reviews.comment_selectors import line_comments_page_context
-from tasks import generation, selectors, services
+from tasks import evidence_services, generation, selectors, services
 from tasks.diffview import attach_diff_views, candidate_diff_view
 from tasks.focus_files import FocusFilesError
 from tasks.forms import JudgementForm, TaskCreateForm
@@ -115,6 +115,7 @@ def _detail_context(
         for turn in turns[:-1]:
             earlier_forms.setdefault(turn.number, _earlier_form(task, turn))
     attach_diff_views(c for t in turns for c in t.candidates.all())
+    selectors.attach_evidence_views(task=task, viewer=viewer)
     return {
         "task": task,
         "turn": latest,
@@ -145,6 +146,7 @@ def _detail_context(
         ),
         "form": form,
         "warnings": warnings or [],
+        "evidence_can_retry": True,
     }
 
 
@@ -279,6 +281,38 @@ def candidate_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def candidate_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask one of two identical candidates' models again."""
     return _on_candidate(request, pk, generation.candidate_regenerate)
+
+
+@login_required
+@contractor_required
+@require_POST
+def candidate_evidence_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a candidate's checks again after they failed to run."""
+    return _on_candidate(request, pk, evidence_services.evidence_retry)
+
+
+@login_required
+def candidate_evidence(request: HttpRequest, pk: int) -> HttpResponse:
+    """A candidate's evidence block: the page polls it while the checks run."""
+    candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
+    context = {
+        "candidate": candidate,
+        "ev": selectors.candidate_evidence_for_viewer(candidate=candidate, viewer=request.user),
+        "evidence_can_retry": candidate.turn.task.contractor_id == request.user.pk,
+    }
+    return render(request, "tasks/_evidence.html", context)
+
+
+@login_required
+def candidate_evidence_log(request: HttpRequest, pk: int) -> HttpResponse:
+    """One check's log (?log=<check number>, acceptance or setup), loaded when opened."""
+    candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
+    view = selectors.candidate_evidence_for_viewer(candidate=candidate, viewer=request.user)
+    found = view["logs"].get(request.GET.get("log", ""))
+    if found is None:
+        raise Http404("No such log.")
+    text, truncated = found
+    return render(request, "tasks/_evidence_log.html", {"log": text, "truncated": truncated})
 
 
 @login_required

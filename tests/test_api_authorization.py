@@ -34,7 +34,16 @@ from reviews.forms import ExportForm
 from reviews.models import Earning, ExportJob, LineComment, Notification, Review, ReviewClaim
 from tasks import generation
 from tasks.diffview import candidate_diff_view
-from tasks.models import Candidate, CheckRecipe, Judgement, Submission, Task, TaskEvent, Turn
+from tasks.models import (
+    Candidate,
+    CheckRecipe,
+    EvidenceRun,
+    Judgement,
+    Submission,
+    Task,
+    TaskEvent,
+    Turn,
+)
 from tests.api_clients import api_client_for, api_token_for
 from tests.factories import RepositoryFactory, UserFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
@@ -73,6 +82,25 @@ class World:
     @property
     def endpoint(self):
         return self.project.endpoint_a
+
+    @cached_property
+    def failed_evidence_candidate(self) -> Candidate:
+        """An awaiting task's candidate whose checks failed, with a recipe to run them again."""
+        task = self.awaiting
+        CheckRecipe.objects.get_or_create(
+            repository=task.repository, project=None,
+            defaults={"checks": [{"name": "unit tests", "kind": "status", "command": ["true"]}]},
+        )  # fmt: skip
+        candidate = task.turns.get().candidates.get(slot="A")
+        base = EvidenceRun.objects.create(
+            task=task, key="base", recipe={}, recipe_digest="d",
+            status=EvidenceRun.Status.SUCCEEDED, results={},
+        )  # fmt: skip
+        EvidenceRun.objects.create(
+            task=task, candidate=candidate, base_run=base, key="a", recipe={},
+            recipe_digest="d", status=EvidenceRun.Status.FAILED, error="The setup failed.",
+        )  # fmt: skip
+        return candidate
 
     @cached_property
     def recipe(self) -> CheckRecipe:
@@ -232,6 +260,7 @@ def snapshot() -> dict[str, set]:
             Turn.objects.values_list("pk", "task_id", "number", "has_identical_candidates")
         ),
         "candidates": set(Candidate.objects.values_list("pk", "status", "attempts", "error")),
+        "evidence_runs": set(EvidenceRun.objects.values_list("pk", "status", "key", "error")),
         "judgements": set(
             Judgement.objects.values_list(
                 "pk", "turn_id", "round", "preference", "justification", "updated_at"
@@ -540,6 +569,9 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
                     changes=("tasks", "judgements", "events"), effect=_revised),  (401, 200, 404, 403, 403, 403)),
     "retry": (Call("api-candidate-retry", "post", target="failed_candidate",
                    changes=("candidates", "tasks", "events"), effect=_retried),  (401, 202, 404, 403, 403, 403)),
+    "evidence_retry": (Call("api-candidate-evidence-retry", "post",
+                            target="failed_evidence_candidate", changes=("evidence_runs",)),
+                                                                       (401, 202, 404, 403, 403, 403)),
     "regenerate": (Call("api-candidate-regenerate", "post", target="identical_candidate",
                         changes=("candidates", "tasks", "turns", "events"),
                         effect=_regenerated),                          (401, 202, 404, 403, 403, 403)),
