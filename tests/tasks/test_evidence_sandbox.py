@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tasks import evidence
 from tasks.evidence_sandbox import (
@@ -209,3 +211,17 @@ def test_setup_reaches_the_package_index_through_the_proxy_and_nothing_else(tree
         assert loopback.status == FAILED and "CONNECTED" not in loopback.output
     other = run(["python3", "-c", FETCH, "https://example.com/"], True)
     assert "REFUSED" in other.output and "403" in other.output
+
+
+def test_setup_reaches_the_index_whichever_uid_of_the_pool_it_runs_under(tree):
+    # Another sandbox holds the first uid of the pool: this one runs under the next.
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    holder.bind(f"\0marlin-sandbox-uid-{settings.MARLIN_SANDBOX_UID}")
+    try:
+        online = run_command(
+            ["python3", "-c", FETCH, "https://pypi.org/simple/iniconfig/"], source=tree,
+            env_dir=None, network=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        holder.close()
+    assert "FETCHED 200" in online.output, online.log
