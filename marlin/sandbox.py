@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -262,18 +263,27 @@ def _bwrap() -> str:
 
 
 def _popen(
-    argv: list[str], memory_mb: int, max_processes: int, max_file_mb: int
+    command: tuple[list[str], list[str]], memory_mb: int, max_processes: int, max_file_mb: int
 ) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={},
-        cwd="/",
-        start_new_session=True,  # its own process group: one killpg stops it all
-        preexec_fn=lambda: _limits(memory_mb, max_processes, max_file_mb),
-    )
+    """Start bwrap with its options read from a file (--args), not its command line: the
+    sandbox can read its init's /proc/1/cmdline, which would show the host paths mounted and
+    every environment value set."""
+    options, argv = command
+    with tempfile.TemporaryFile() as args_file:
+        args_file.write(b"".join(option.encode() + b"\0" for option in options[1:]))
+        args_file.seek(0)
+        fd = args_file.fileno()
+        return subprocess.Popen(
+            [options[0], "--args", str(fd), *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={},
+            cwd="/",
+            pass_fds=(fd,),
+            start_new_session=True,  # its own process group: one killpg stops it all
+            preexec_fn=lambda: _limits(memory_mb, max_processes, max_file_mb),
+        )
 
 
 def run(
@@ -340,7 +350,8 @@ def run(
 def _command(
     argv: Sequence[str], workdir: Path | None, mounts: Sequence[Mount],
     env: dict[str, str] | None, network: bool, tmp_size_mb: int, ids: tuple[int, int] | None,
-) -> list[str]:  # fmt: skip
+) -> tuple[list[str], list[str]]:  # fmt: skip
+    """bwrap's options (the binary first; they go through --args) and the command line."""
     if ids is None:
         # An unprivileged worker: bwrap makes a user namespace, in which RLIMIT_NPROC holds.
         isolation = ["--unshare-all", "--unshare-user", "--cap-drop", "ALL"]
@@ -368,9 +379,8 @@ def _command(
         command += ["--setenv", name, value]
     # bwrap reports its own failures on stderr with exit status 1 before running anything;
     # this marker tells them apart from the command's own exit status 1.
-    command += ["--", *drop, "/bin/sh", "-c", 'echo marlin-sandbox-started >&2 && exec "$@"', "sh"]
-    command += list(argv)
-    return command
+    started = ["/bin/sh", "-c", 'echo marlin-sandbox-started >&2 && exec "$@"', "sh"]
+    return command, ["--", *drop, *started, *argv]
 
 
 def disk_usage(paths: Sequence[Path]) -> int:

@@ -229,3 +229,16 @@ def test_the_reaper_removes_stale_worktrees_only(tmp_path, monkeypatch):
 
     assert not stale.exists() and fresh.exists()
     assert Path("/etc/hostname").exists()
+
+
+def test_the_sandbox_cannot_read_its_own_mounts_or_environment_from_its_init(workdir):
+    # bwrap's options (host paths, environment values) go through --args, not argv.
+    secret = f"value-{uuid.uuid4().hex}"
+    script = "import pathlib; print(pathlib.Path('/proc/1/cmdline').read_bytes())"
+    result = sandbox.run(
+        [PYTHON, "-c", script], workdir=workdir, env={"AGENT_TOKEN": secret}, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    seen = result.stdout.decode()
+    assert "bwrap" in seen and "--args" in seen
+    assert secret not in seen and str(workdir) not in seen and "--ro-bind" not in seen
