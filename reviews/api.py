@@ -30,6 +30,7 @@ from reviews import (
     services,
 )
 from reviews.earnings import Period
+from reviews.export_filters import EVIDENCE_FILTERS
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm
 from reviews.models import ExportJob, Notification, Review, ReviewNote
 from reviews.round_changes import round_changes
@@ -446,6 +447,12 @@ class ExportRequestSerializer(serializers.Serializer):
     endpoints = serializers.ListField(child=serializers.IntegerField(), required=False)
     contractor = serializers.CharField(required=False, help_text="a username")
     min_strength = serializers.IntegerField(required=False, min_value=0, max_value=3)
+    evidence = serializers.ChoiceField(
+        choices=EVIDENCE_FILTERS,
+        required=False,
+        help_text="agrees: only turns whose evidence (tests fixed minus broken) points the way "
+        "of the preference; disagrees: only those where it points the other way.",
+    )
     prompt_style = serializers.ChoiceField(
         choices=ExportJob.PromptStyle.choices,
         required=False,

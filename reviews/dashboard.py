@@ -11,13 +11,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import orjson
 from django.db.models import Count, F, FilteredRelation, Q, QuerySet
 from django.db.models.functions import Sign, TruncDate
 from django.utils import timezone
 
 from reviews.bradley_terry import Comparison, ModelStrength, bradley_terry
+from reviews.exports import AcceptancePaths, RunResultsText, acceptance_paths
 from reviews.models import Review
-from tasks.models import Candidate, Judgement, ModelEndpoint, Project, Submission, Task
+from tasks import evidence
+from tasks.models import (
+    Candidate,
+    EvidenceRun,
+    Judgement,
+    ModelEndpoint,
+    Project,
+    Submission,
+    Task,
+)
 
 THROUGHPUT_DAYS = 30
 
@@ -95,6 +106,10 @@ def chart_data(board: Dashboard) -> dict:
             model: clean / total if total else None
             for model, (clean, total) in board.applies_cleanly.items()
         },
+        "evidence_clean": {
+            model: {"clean": clean, "total": total, "share": clean / total if total else None}
+            for model, (clean, total) in board.evidence_clean.items()
+        },
         "submissions_per_day": {
             day.isoformat(): sum(people.values())
             for day, people in board.submissions_per_day.items()
@@ -122,6 +137,21 @@ class Dashboard:
     # day -> person -> count, for the last THROUGHPUT_DAYS days
     submissions_per_day: dict[date, dict[str, int]] = field(default_factory=dict)
     reviews_per_day: dict[date, dict[str, int]] = field(default_factory=dict)
+    # model -> (candidates passing the acceptance tests and breaking no test that passed
+    # at the base commit, candidates with evidence); models with no evidence are absent.
+    evidence_clean: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def evidence_rows(self) -> list[tuple[str, str]]:
+        """(model, "3 of 4 (75%)" or "—") for every model judged or with evidence."""
+        models = sorted({s.model for s in self.strengths} | set(self.evidence_clean))
+        rows = []
+        for model in models:
+            clean, total = self.evidence_clean.get(model, (0, 0))
+            rows.append(
+                (model, f"{clean} of {total} ({round(100 * clean / total)}%)" if total else "—")
+            )
+        return rows
 
 
 def _outcomes(judgements: QuerySet[Judgement]) -> list[dict]:
@@ -226,6 +256,61 @@ def _applies_cleanly(project: Project | None) -> dict[str, tuple[int, int]]:
     return {row["endpoint__name"]: (row["clean"], row["total"]) for row in rows}
 
 
+def _evidence_clean(project: Project | None) -> dict[str, tuple[int, int]]:
+    """Per model, (clean, counted) over the candidates of accepted tasks whose evidence
+    (their run and the base commit's) succeeded: evidence.clean_candidate decides.
+
+    Whether a candidate is clean depends on every test's outcome at the base commit and on
+    the task's acceptance test paths, so it is judged here, not in SQL. Two streamed queries
+    whatever the number of candidates: the candidates' runs in base-run order, and the base
+    runs (each read once, not once per candidate) in the same order, merged as they come.
+    """
+    runs = EvidenceRun.objects.filter(
+        candidate__isnull=False,
+        status=EvidenceRun.Status.SUCCEEDED,
+        task__status=Task.Status.ACCEPTED,
+    )
+    if project is not None:
+        runs = runs.filter(task__project=project)
+    rows = (
+        runs.annotate(results_json=RunResultsText("results"))
+        .values_list("base_run_id", "candidate__endpoint__name", "results_json")
+        .order_by("base_run_id", "pk")
+    )
+    bases = (
+        EvidenceRun.objects.filter(
+            pk__in=runs.values("base_run_id"), status=EvidenceRun.Status.SUCCEEDED
+        )
+        .annotate(
+            results_json=RunResultsText("results"),
+            paths_json=AcceptancePaths("task__acceptance_tests"),
+        )
+        .values_list("pk", "results_json", "paths_json")
+        .order_by("pk")
+    )
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    base_rows = bases.iterator(chunk_size=500)
+    base_row = next(base_rows, None)
+    base_id, base, paths = None, None, []
+    for run_base_id, model, results in rows.iterator(chunk_size=500):
+        # Both streams ascend by base run id (a run with none comes last).
+        while base_row is not None and run_base_id is not None and base_row[0] < run_base_id:
+            base_row = next(base_rows, None)
+        if base_row is None or base_row[0] != run_base_id:
+            base_id, base, paths = None, None, []  # no base, or it did not succeed
+        elif base_id != run_base_id:
+            base_id, base = run_base_id, orjson.loads(base_row[1])
+            paths = acceptance_paths(base_row[2])
+        summary = evidence.summary(
+            base=base, candidate=orjson.loads(results) or {}, acceptance_paths=paths
+        )
+        clean = evidence.clean_candidate(summary)
+        if clean is not None:
+            counts[model][0] += clean
+            counts[model][1] += 1
+    return {model: (clean, total) for model, (clean, total) in sorted(counts.items())}
+
+
 def _median(values: QuerySet, count: int) -> float | None:
     """The median of one ordered integer column, read as one or two rows at its middle."""
     if not count:
@@ -287,4 +372,5 @@ def dashboard(*, project: Project | None = None, samples: int = 200) -> Dashboar
         ),
         submissions_per_day=_per_day(submissions, "submitted_by__username"),
         reviews_per_day=_per_day(decisions, "reviewer__username"),
+        evidence_clean=_evidence_clean(project),
     )

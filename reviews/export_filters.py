@@ -13,6 +13,9 @@ from marlin.exceptions import ApplicationError
 from tasks.models import Task
 
 EXPORT_FORMATS = ("native", "trl", "openai", "csv")
+# Keep only turns whose evidence (tests fixed and broken) points the way of the preference,
+# or only those where it points the other way: the judgements a trainer should look at.
+EVIDENCE_FILTERS = ("agrees", "disagrees")
 
 
 def check_format(fmt: str, *, axes: set[str] | None = None) -> str:
@@ -49,10 +52,16 @@ class ExportFilters:
     contractor_id: int | None = None
     # 0..3: |preference| at least this (1 leaves out ties, 3 keeps only "much better").
     min_strength: int = 0
+    # "" (every turn), or one of EVIDENCE_FILTERS.
+    evidence: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_strength <= 3:
             raise ApplicationError("The minimum preference strength is 0, 1, 2 or 3.")
+        if self.evidence and self.evidence not in EVIDENCE_FILTERS:
+            raise ApplicationError(
+                f"Unknown evidence filter {self.evidence!r}: use {' or '.join(EVIDENCE_FILTERS)}."
+            )
         if self.submitted_from and self.submitted_to and self.submitted_from > self.submitted_to:
             raise ApplicationError("The date range starts after it ends.")
         unknown = set(self.kinds) - set(Task.Kind.values)
@@ -90,6 +99,13 @@ class ExportFilters:
     def keeps(self, preference: int) -> bool:
         return abs(preference) >= self.min_strength
 
+    def keeps_evidence(self, agrees: bool | None) -> bool:
+        """Whether a turn whose evidence agrees (True), disagrees (False) or cannot tell
+        (None) is kept: with a filter, a turn without a verdict is never kept."""
+        if not self.evidence:
+            return True
+        return agrees is (self.evidence == "agrees")
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("submitted_from", "submitted_to"):
@@ -113,4 +129,5 @@ class ExportFilters:
             endpoint_ids=tuple(data.get("endpoint_ids") or ()),
             contractor_id=data.get("contractor_id"),
             min_strength=int(data.get("min_strength") or 0),
+            evidence=data.get("evidence") or "",
         )

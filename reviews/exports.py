@@ -11,18 +11,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.db.models import Exists, ExpressionWrapper, F, OuterRef, TextField
+from django.db.models import Exists, ExpressionWrapper, F, Func, OuterRef, TextField
 
 from marlin.exceptions import ApplicationError
 from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import LineComment, Review
-from tasks import prompting
+from tasks import evidence, prompting
 from tasks.diff_identity import same_change
-from tasks.models import Candidate, Judgement, ModelEndpoint, Preference, SentPrompt, Task, Turn
+from tasks.evidence_services import export_evidence
+from tasks.models import (
+    Candidate,
+    EvidenceRun,
+    Judgement,
+    ModelEndpoint,
+    Preference,
+    SentPrompt,
+    Task,
+    Turn,
+)
 
 # 2: model_prompt (what the models were sent), judgement_history (every round);
-# candidates' line_comments (the contractor's, with path, side and line) added since.
+# candidates' line_comments (the contractor's, with path, side and line) added since, and
+# each candidate's evidence with the turn's evidence_agrees.
 NATIVE_SCHEMA_VERSION = 2
 # How pairwise formats give the prompt: "model" is what the models were sent (system
 # message, repository context, the conversation as they saw it); "bare" the contractor's
@@ -35,6 +46,11 @@ WEAK = "below the minimum strength"
 IDENTICAL = "identical candidates"
 PROMPTS_DIFFER = "candidates sent different prompts"
 AXIS_EQUAL = "equal on this axis"
+# Left out by the evidence filter: the evidence points the other way, or cannot tell.
+EVIDENCE_AGREES = "where the evidence agrees"
+EVIDENCE_DISAGREES = "where the evidence disagrees"
+NO_EVIDENCE_VERDICT = "with no evidence verdict"
+_EVIDENCE_REASONS = {True: EVIDENCE_AGREES, False: EVIDENCE_DISAGREES, None: NO_EVIDENCE_VERDICT}
 
 
 def _iso(value: Any) -> str | None:
@@ -77,6 +93,8 @@ class _ChunkRows:
     prompts: dict[int, str]  # sent prompt id -> its messages as JSON text
     # (task id, turn number, slot) -> the contractor's line comments on that candidate
     line_comments: dict[tuple[int, int, str], list[dict]] = field(default_factory=dict)
+    # (task id, turn number, slot) -> the candidate's evidence (export_evidence), if it ran
+    evidence: dict[tuple[int, int, str], dict] = field(default_factory=dict)
 
 
 def _as_text(json_field: str) -> ExpressionWrapper:
@@ -141,6 +159,7 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
             endpoints=endpoints,
             prompts=prompts,
             line_comments=_line_comments(ids),
+            evidence=_evidence(ids),
         )
 
 
@@ -168,6 +187,108 @@ def _line_comments(task_ids: list[int]) -> dict[tuple[int, int, str], list[dict]
     return comments
 
 
+# An evidence run's results without its logs (up to 64 kB a check) and its setup, which
+# neither the export nor the dashboard reads: dropped by PostgreSQL before the row is sent.
+# Measured on 25k runs: about as fast as reading them whole (PostgreSQL does more, Python
+# less), but a chunk in flight holds the test outcomes only, not 2,500 runs' logs.
+_RESULTS_WITHOUT_LOGS = (
+    "CASE WHEN jsonb_typeof(%(expressions)s) = 'object' THEN jsonb_set(jsonb_set("
+    "%(expressions)s - 'setup', '{checks}', COALESCE(("
+    "SELECT jsonb_agg(CASE WHEN jsonb_typeof(c.value) = 'object' THEN c.value - 'log' "
+    "ELSE c.value END ORDER BY c.ordinality) FROM jsonb_array_elements(CASE WHEN "
+    "jsonb_typeof(%(expressions)s -> 'checks') = 'array' THEN %(expressions)s -> 'checks' "
+    "ELSE '[]' END) WITH ORDINALITY AS c), '[]'), false), '{acceptance}', CASE WHEN "
+    "jsonb_typeof(%(expressions)s -> 'acceptance') = 'object' THEN "
+    "(%(expressions)s -> 'acceptance') - 'log' ELSE 'null' END, false)::text "
+    "ELSE %(expressions)s::text END"
+)
+
+
+class RunResultsText(Func):
+    """An EvidenceRun's `results` (or `base_run__results`) as JSON text for orjson: without
+    the logs on PostgreSQL, whole on other databases (the embedded SQLite)."""
+
+    template = "%(expressions)s"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template=_RESULTS_WITHOUT_LOGS, **extra_context)
+
+
+class AcceptancePaths(Func):
+    """A task's acceptance tests as JSON text: their paths only on PostgreSQL (the contents,
+    up to 1 MB a task, stay in the database), whole elsewhere; see acceptance_paths()."""
+
+    template = "%(expressions)s"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        template = "jsonb_path_query_array(%(expressions)s, '$[*].path')::text"
+        return self.as_sql(compiler, connection, template=template, **extra_context)
+
+
+def acceptance_paths(text: str | None) -> list[str]:
+    """The paths in an AcceptancePaths value."""
+    return [t["path"] if isinstance(t, dict) else t for t in orjson.loads(text or "[]") or ()]
+
+
+# In EvidenceRun's field order, as Model.from_db wants them.
+_RUN_FIELDS = ("id", "task_id", "base_run_id", "recipe", "recipe_digest", "status", "results",
+               "error")  # fmt: skip
+
+
+def _evidence(task_ids: list[int]) -> dict[tuple[int, int, str], dict]:
+    """export_evidence of every candidate of a chunk's tasks that has an evidence run.
+
+    One query for the runs (and one for the tasks' acceptance paths if there are any),
+    streamed in task order, each task's base runs first: a run's results (every test's
+    outcome) are read, summed up and dropped one at a time, so a chunk holds only summaries.
+    """
+    rows = (
+        EvidenceRun.objects.filter(task_id__in=task_ids)
+        .order_by("task_id", F("candidate_id").asc(nulls_first=True))
+        .annotate(recipe_json=_as_text("recipe"), results_json=RunResultsText("results"))
+        .values_list(
+            "pk",
+            "task_id",
+            "base_run_id",
+            "recipe_json",
+            "recipe_digest",
+            "status",
+            "results_json",
+            "error",
+            "candidate__turn__number",
+            "candidate__slot",
+        )
+    )
+    found: dict[tuple[int, int, str], dict] = {}
+    paths: dict[int, list[str]] | None = None
+    task: int | None = None
+    bases: dict[int, EvidenceRun] = {}  # the base runs of `task`
+    for row in rows.iterator(chunk_size=100):
+        pk, task_id, base_id, recipe, digest, status, results, error, number, slot = row
+        if paths is None:
+            tests = Task.objects.filter(pk__in=task_ids).annotate(
+                paths_json=AcceptancePaths("acceptance_tests")
+            )
+            paths = {t: acceptance_paths(text) for t, text in tests.values_list("pk", "paths_json")}
+        # from_db: a model built from its row, several times cheaper than EvidenceRun(...).
+        run = EvidenceRun.from_db(
+            None, _RUN_FIELDS,
+            (pk, task_id, base_id, orjson.loads(recipe), digest, status,
+             orjson.loads(results) if results is not None else None, error),
+        )  # fmt: skip
+        if task_id != task:
+            task, bases = task_id, {}
+        if slot is None:
+            bases[pk] = run
+            continue
+        # Attached, not fetched one query a run: a base run is always one of the task's own.
+        run.base_run = bases.get(base_id) if base_id is not None else None
+        found[task_id, number, slot] = export_evidence(run, acceptance_paths=paths[task_id])
+    return found
+
+
 def _endpoints() -> dict[int, tuple[str, str, str]]:
     return {
         pk: (name, provider, model_id)
@@ -177,9 +298,11 @@ def _endpoints() -> dict[int, tuple[str, str, str]]:
     }
 
 
-def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list[dict], int, int]:
-    """(the native records of a chunk that `keeps` keeps, the judged turns considered, how
-    many of those `keeps` left out).
+def _chunk_records(
+    rows: _ChunkRows, filters: ExportFilters
+) -> tuple[list[dict], int, Counter[str]]:
+    """(the native records of a chunk that the filters keep, the judged turns considered,
+    how many of those the filters left out, by reason).
 
     Reads no database, so it can run on another thread than the one reading the rows."""
     turns_of: dict[int, list[tuple]] = {}
@@ -196,6 +319,7 @@ def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list
         reviews_of.setdefault(review[0], []).append(review)
     records: list[dict] = []
     considered = 0
+    left_out: Counter[str] = Counter()
     for task in rows.tasks:
         turns = turns_of.get(task[0], ())
         for record in _task_records(
@@ -205,9 +329,27 @@ def _chunk_records(rows: _ChunkRows, keeps: Callable[[int], bool]) -> tuple[list
             for slot, candidate in record["candidates"].items():
                 key = (record["task_id"], record["turn"], slot)
                 candidate["line_comments"] = rows.line_comments.get(key, [])
-            if keeps(record["preference"]):
+                candidate["evidence"] = rows.evidence.get(key)
+            agrees = _evidence_agrees(record)
+            # Whether the evidence (tests fixed minus broken) points the way of the
+            # preference; None when either side has none or it cannot tell them apart.
+            record["evidence_agrees"] = agrees
+            if not filters.keeps(record["preference"]):
+                left_out[WEAK] += 1
+            elif not filters.keeps_evidence(agrees):
+                left_out[_EVIDENCE_REASONS[agrees]] += 1
+            else:
                 records.append(record)
-    return records, considered, considered - len(records)
+    return records, considered, left_out
+
+
+def _evidence_agrees(record: dict) -> bool | None:
+    slots = record["candidates"]
+    if "A" not in slots or "B" not in slots:
+        return None
+    return evidence.evidence_agrees(
+        record["preference"], slots["A"]["evidence"], slots["B"]["evidence"]
+    )
 
 
 def _turn_and_slot(candidate: tuple) -> tuple[int, str]:
@@ -361,7 +503,7 @@ def native_records(
     filters = filters or ExportFilters()
     considered = 0
     for rows in _chunks(filters, chunk_size):
-        records, counted, _ = _chunk_records(rows, filters.keeps)
+        records, counted, _ = _chunk_records(rows, filters)
         yield from records
         considered += counted
         if progress is not None and considered:
@@ -551,22 +693,20 @@ class ExportBlock:
     left_out: dict[str, int] = field(default_factory=dict)
 
 
-def _encoder(fmt: str, keeps: Callable[[int], bool], prompt_style: str):
+def _encoder(fmt: str, filters: ExportFilters, prompt_style: str):
     """The function encoding one chunk of rows as a block of `fmt`."""
     if fmt == "csv":
 
         def encode(rows: _ChunkRows) -> ExportBlock:
-            records, considered, weak = _chunk_records(rows, keeps)
+            records, considered, left_out = _chunk_records(rows, filters)
             text = _csv_text(_csv_row(r) for r in records)
-            left_out = {WEAK: weak} if weak else {}
-            return ExportBlock(text.encode("utf-8"), len(records), considered, left_out)
+            return ExportBlock(text.encode("utf-8"), len(records), considered, dict(left_out))
 
         return encode
     shape = _shape(fmt, prompt_style)
 
     def encode(rows: _ChunkRows) -> ExportBlock:
-        records, considered, weak = _chunk_records(rows, keeps)
-        left_out: Counter[str] = Counter({WEAK: weak} if weak else {})
+        records, considered, left_out = _chunk_records(rows, filters)
         lines = []
         for shaped, reason in map(shape, records):
             if shaped is None:
@@ -604,7 +744,7 @@ def export_blocks(
     filters = filters or ExportFilters()
     if fmt == "csv":
         yield ExportBlock(_csv_text([CSV_COLUMNS]).encode("utf-8"), 0, 0)
-    encode = _encoder(fmt, filters.keeps, prompt_style)
+    encode = _encoder(fmt, filters, prompt_style)
     considered = 0
     for block in map_ahead(encode, _chunks(filters, chunk_size)):
         yield block

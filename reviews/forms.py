@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from repos.models import Repository
 from reviews.earnings import Period
-from reviews.export_filters import ExportFilters
+from reviews.export_filters import EVIDENCE_FILTERS, ExportFilters
 from reviews.models import ExportJob, Review
 from reviews.services import FEEDBACK_MAX_CHARS, NoteInput
 from tasks.models import ModelEndpoint, Project, Task
@@ -151,6 +151,22 @@ class ExportForm(forms.Form):
         empty_value=0,
         label="Minimum preference strength",
     )
+    evidence = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("agrees", "Only where it agrees with the preference"),
+            ("disagrees", "Only where it disagrees (judgements to look at)"),
+        ],
+        required=False,
+        label="Evidence (tests fixed and broken)",
+        help_text="Either choice leaves out turns where the evidence gives no verdict (none on "
+        "a candidate, or the same for both and a clear preference).",
+        error_messages={
+            "invalid_choice": "Unknown evidence filter %(value)s: use "
+            + " or ".join(EVIDENCE_FILTERS)
+            + "."
+        },
+    )
     prompt_style = forms.ChoiceField(
         choices=ExportJob.PromptStyle.choices,
         initial=ExportJob.PromptStyle.MODEL,
@@ -199,6 +215,7 @@ class ExportForm(forms.Form):
             endpoint_ids=tuple(sorted(e.pk for e in data.get("endpoints") or ())),
             contractor_id=data.get("contractor"),
             min_strength=data.get("min_strength") or 0,
+            evidence=data.get("evidence") or "",
         )
 
 

@@ -1,7 +1,22 @@
+from __future__ import annotations
+
+import json
+
 from django import forms
 from django.contrib import admin, messages
 
-from tasks.models import Candidate, Judgement, ModelEndpoint, Project, Task, TaskEvent, Turn
+from tasks import evidence, evidence_sandbox
+from tasks.models import (
+    Candidate,
+    CheckRecipe,
+    EvidenceRun,
+    Judgement,
+    ModelEndpoint,
+    Project,
+    Task,
+    TaskEvent,
+    Turn,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -128,3 +143,105 @@ class JudgementAdmin(ReadOnlyAdmin):
 class TaskEventAdmin(ReadOnlyAdmin):
     list_display = ["task", "from_status", "to_status", "actor", "created_at"]
     list_filter = ["to_status"]
+
+
+class IndentedJSONField(forms.JSONField):
+    """JSON shown indented, one command or check a line or so: a recipe is edited by hand."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _json_widget(rows: int) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows, "cols": 100, "style": "font-family: monospace"})
+
+
+class CheckRecipeAdminForm(forms.ModelForm):
+    """The recipe's JSON fields as indented text; CheckRecipe.clean (evidence.recipe_errors)
+    puts each problem under its field."""
+
+    setup_commands = IndentedJSONField(
+        required=False,
+        widget=_json_widget(6),
+        help_text='Argument lists run in order with the network on, e.g. [["python", "-m", '
+        '"venv", "{env}/venv"], ["{env}/venv/bin/pip", "install", "-e", ".[test]"]]. Empty: '
+        "no setup. Cached per repository, commit and setup.",
+    )
+    checks = IndentedJSONField(
+        widget=_json_widget(12),
+        help_text='Up to 8 of {"name": "tests", "command": ["python", "-m", "pytest", "-q", '
+        '"--junitxml={report}"], "kind": "tests" | "findings" | "status", "timeout_seconds": '
+        f"300}} (at most {evidence.MAX_CHECK_SECONDS}), run with no network. A shell line only "
+        'as ["bash", "-c", "..."].',
+    )
+    acceptance_command = IndentedJSONField(
+        widget=_json_widget(4),
+        help_text="Runs the contractor's acceptance tests; {files} is where their paths go.",
+    )
+
+    class Meta:
+        model = CheckRecipe
+        fields = [
+            "repository", "project", "setup_commands", "setup_timeout_seconds", "checks",
+            "acceptance_command", "is_enabled",
+        ]  # fmt: skip
+        help_texts = {
+            "setup_timeout_seconds": f"At most {evidence.MAX_SETUP_SECONDS} seconds.",
+        }
+
+    def clean_setup_commands(self) -> list:
+        # An empty box means no setup, not "null".
+        return self.cleaned_data["setup_commands"] or []
+
+
+def _warn_if_evidence_is_off(request) -> bool:
+    """Put why evidence cannot run on this server at the top of the page; True if it can."""
+    reason = evidence_sandbox.availability()
+    # On GET only: a POST redirects, and the next page says it again.
+    if reason and request.method == "GET":
+        messages.warning(request, f"{reason} Recipes are kept, but no check runs until then.")
+    return reason is None
+
+
+@admin.register(CheckRecipe)
+class CheckRecipeAdmin(admin.ModelAdmin):
+    form = CheckRecipeAdminForm
+    list_display = ["repository", "project", "check_names", "is_enabled", "updated_at"]
+    list_filter = ["is_enabled", "project"]
+    search_fields = ["repository__full_name", "project__name"]
+    list_select_related = ["repository", "project"]
+    # The catalogue may hold thousands of repositories: no select of every one.
+    raw_id_fields = ["repository"]
+
+    @admin.display(description="Checks")
+    def check_names(self, recipe: CheckRecipe) -> str:
+        names = [c.get("name", "?") for c in recipe.checks if isinstance(c, dict)]
+        return ", ".join(names) or "—"
+
+    def changelist_view(self, request, extra_context=None):
+        if _warn_if_evidence_is_off(request) and request.method == "GET":
+            messages.info(request, "Evidence can run on this server: checks run under bubblewrap.")
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        _warn_if_evidence_is_off(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(EvidenceRun)
+class EvidenceRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task", "candidate", "status", "attempts", "error", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["task__title", "task__repository__full_name"]
+    list_select_related = ["task", "candidate"]
+    # failure_detail: the technical cause (a git error, a time limit) people are not shown.
+    fields = [
+        "task", "candidate", "base_run", "status", "error", "failure_detail", "recipe_digest",
+        "key", "attempts", "job_id", "started_at", "finished_at",
+    ]  # fmt: skip
+
+    def changelist_view(self, request, extra_context=None):
+        _warn_if_evidence_is_off(request)
+        return super().changelist_view(request, extra_context)

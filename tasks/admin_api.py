@@ -1,4 +1,5 @@
-"""Admins' management of model endpoints and projects over the API (as in the Django admin).
+"""Admins' management of model endpoints, projects and check recipes over the API (as in the
+Django admin).
 
 Model validation (clean) runs on every write, so the API accepts exactly what the admin
 forms accept. Permissions are the Django model permissions the admin role carries.
@@ -10,7 +11,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, viewsets
 
 from marlin.api import ModelPermissions
-from tasks.models import ModelEndpoint, Project
+from tasks import evidence_sandbox
+from tasks.models import CheckRecipe, ModelEndpoint, Project
 
 
 class CleanedModelSerializer(serializers.ModelSerializer):
@@ -79,5 +81,59 @@ class ProjectAdminViewSet(viewsets.ModelViewSet):
 
     queryset = Project.objects.select_related("endpoint_a", "endpoint_b").order_by("name")
     serializer_class = ProjectAdminSerializer
+    permission_classes = [ModelPermissions]
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+
+class CheckRecipeSerializer(CleanedModelSerializer):
+    """A recipe, checked by CheckRecipe.clean, and against the one-recipe-per-repository (and
+    per project) rule, which would otherwise surface as a database error."""
+
+    evidence_unavailable = serializers.SerializerMethodField(
+        help_text="Why no check can run on this server (bubblewrap missing, switched off), "
+        "or null when checks can run."
+    )
+
+    class Meta:
+        model = CheckRecipe
+        fields = [
+            "id",
+            "repository",
+            "project",
+            "setup_commands",
+            "setup_timeout_seconds",
+            "checks",
+            "acceptance_command",
+            "is_enabled",
+            "evidence_unavailable",
+        ]
+        # The database's constraints are checked in validate(), with their own message.
+        validators: list = []
+
+    def get_evidence_unavailable(self, recipe: CheckRecipe) -> str | None:
+        return evidence_sandbox.availability()
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        instance = self.instance or CheckRecipe()
+        for name, value in attrs.items():
+            setattr(instance, name, value)
+        try:
+            instance.validate_constraints()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["This repository already has a recipe for that scope."]}
+            ) from exc
+        return attrs
+
+
+class CheckRecipeViewSet(viewsets.ModelViewSet):
+    """Check recipes per repository, optionally per project (admins). Each says whether
+    evidence can run on this server at all."""
+
+    queryset = CheckRecipe.objects.select_related("repository", "project").order_by(
+        "repository__full_name", "project__name", "pk"
+    )
+    serializer_class = CheckRecipeSerializer
     permission_classes = [ModelPermissions]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]

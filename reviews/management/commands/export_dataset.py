@@ -45,6 +45,12 @@ class Command(BaseCommand):
             "--min-strength", type=int, default=0, help="0-3: minimum |preference| kept"
         )
         parser.add_argument(
+            "--evidence",
+            default="",
+            help="agrees: only turns whose evidence (tests fixed minus broken) agrees with the "
+            "preference; disagrees: only those where it disagrees (default: every turn)",
+        )
+        parser.add_argument(
             "--prompt-style",
             default=ExportJob.PromptStyle.MODEL,
             help="the prompt in pairwise formats (trl, openai, criterion:<axis>): model (what "
@@ -112,6 +118,7 @@ class Command(BaseCommand):
             "kinds": options["kind"],
             "contractor": options["contractor"] or "",
             "min_strength": options["min_strength"],
+            "evidence": options["evidence"],
             "prompt_style": options["prompt_style"],
         }
         if options["project"]:
