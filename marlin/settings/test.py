@@ -24,6 +24,7 @@ def _index_addresses(hosts: list[str]) -> list[str]:
                 found.add(sockaddr[0])
     return sorted(found)
 
+
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Only GitHub; the loopback git server of a test run is added by tests/conftest.py.
