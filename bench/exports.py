@@ -328,11 +328,12 @@ def build_data() -> None:
 
     task_cols = ("id, created_at, updated_at, base_ref, commit_sha, title, kind, status, round, "
                  "submitted_at, accepted_at, contractor_id, project_id, repository_id, "
-                 "active_seconds, last_heartbeat_at")  # fmt: skip
+                 "active_seconds, last_heartbeat_at, focus_files, acceptance_tests")  # fmt: skip
     turn_cols = "id, created_at, updated_at, number, prompt, task_id, active_seconds"
     cand_cols = ("id, created_at, updated_at, slot, status, explanation, diff, error, attempts, "
                  "started_at, finished_at, endpoint_id, turn_id, job_id, applies_cleanly, "
-                 "apply_error, is_truncated, raw_answer, input_tokens, output_tokens")  # fmt: skip
+                 "apply_error, is_truncated, raw_answer, input_tokens, output_tokens, "
+                 "failure_detail")  # fmt: skip
     judg_cols = ("id, created_at, updated_at, round, preference, scores, justification, "
                  "turn_id, warnings")  # fmt: skip
     review_cols = ("id, created_at, updated_at, round, decision, feedback, reviewer_id, "
@@ -392,6 +393,7 @@ def build_data() -> None:
                             f"{explanation}\n\n```diff\n{diff}```",
                             # Prompt with repository context; the answer at ~3.6 chars/token.
                             rng.randint(4_000, 30_000), (len(explanation) + len(diff)) * 10 // 36,
+                            "",
                         ))  # fmt: skip
                     preference = _preference(
                         rng, strength[pair[0]], strength[pair[1]], lean[contractor.pk]
@@ -414,6 +416,7 @@ def build_data() -> None:
                     task_id, created, accepted, repo.default_branch,
                     f"{rng.getrandbits(160):040x}", title, kind, "ACCEPTED", 1, submitted,
                     accepted, contractor.pk, project.pk, repo.pk, task_active, submitted,
+                    "[]", "[]",
                 ))  # fmt: skip
                 reviews.append(_row(
                     task_id, accepted, accepted, 1, "ACCEPT",
