@@ -11,15 +11,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import orjson
 from django.db.models import Count, F, FilteredRelation, Q, QuerySet
 from django.db.models.functions import Sign, TruncDate
 from django.utils import timezone
 
 from reviews.bradley_terry import Comparison, ModelStrength, bradley_terry
-from reviews.exports import AcceptancePaths, RunResultsText, acceptance_paths
 from reviews.models import Review
-from tasks import evidence
 from tasks.models import (
     Candidate,
     EvidenceRun,
@@ -257,58 +254,21 @@ def _applies_cleanly(project: Project | None) -> dict[str, tuple[int, int]]:
 
 
 def _evidence_clean(project: Project | None) -> dict[str, tuple[int, int]]:
-    """Per model, (clean, counted) over the candidates of accepted tasks whose evidence
-    (their run and the base commit's) succeeded: evidence.clean_candidate decides.
-
-    Whether a candidate is clean depends on every test's outcome at the base commit and on
-    the task's acceptance test paths, so it is judged here, not in SQL. Two streamed queries
-    whatever the number of candidates: the candidates' runs in base-run order, and the base
-    runs (each read once, not once per candidate) in the same order, merged as they come.
-    """
+    """Per model, (clean, counted) over the candidates of accepted tasks with a verdict
+    (EvidenceRun.is_clean, stored once a candidate's run and its base run are done): one
+    grouped query, whatever the number of candidates."""
     runs = EvidenceRun.objects.filter(
-        candidate__isnull=False,
-        status=EvidenceRun.Status.SUCCEEDED,
-        task__status=Task.Status.ACCEPTED,
+        candidate__isnull=False, is_clean__isnull=False, task__status=Task.Status.ACCEPTED
     )
     if project is not None:
         runs = runs.filter(task__project=project)
     rows = (
-        runs.annotate(results_json=RunResultsText("results"))
-        .values_list("base_run_id", "candidate__endpoint__name", "results_json")
-        .order_by("base_run_id", "pk")
+        runs.values("candidate__endpoint__name")
+        .annotate(clean=Count("pk", filter=Q(is_clean=True)), total=Count("pk"))
+        .values_list("candidate__endpoint__name", "clean", "total")
+        .order_by("candidate__endpoint__name")
     )
-    bases = (
-        EvidenceRun.objects.filter(
-            pk__in=runs.values("base_run_id"), status=EvidenceRun.Status.SUCCEEDED
-        )
-        .annotate(
-            results_json=RunResultsText("results"),
-            paths_json=AcceptancePaths("task__acceptance_tests"),
-        )
-        .values_list("pk", "results_json", "paths_json")
-        .order_by("pk")
-    )
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    base_rows = bases.iterator(chunk_size=500)
-    base_row = next(base_rows, None)
-    base_id, base, paths = None, None, []
-    for run_base_id, model, results in rows.iterator(chunk_size=500):
-        # Both streams ascend by base run id (a run with none comes last).
-        while base_row is not None and run_base_id is not None and base_row[0] < run_base_id:
-            base_row = next(base_rows, None)
-        if base_row is None or base_row[0] != run_base_id:
-            base_id, base, paths = None, None, []  # no base, or it did not succeed
-        elif base_id != run_base_id:
-            base_id, base = run_base_id, orjson.loads(base_row[1])
-            paths = acceptance_paths(base_row[2])
-        summary = evidence.summary(
-            base=base, candidate=orjson.loads(results) or {}, acceptance_paths=paths
-        )
-        clean = evidence.clean_candidate(summary)
-        if clean is not None:
-            counts[model][0] += clean
-            counts[model][1] += 1
-    return {model: (clean, total) for model, (clean, total) in sorted(counts.items())}
+    return {model: (clean, total) for model, clean, total in rows}
 
 
 def _median(values: QuerySet, count: int) -> float | None:

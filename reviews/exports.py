@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.db.models import Exists, ExpressionWrapper, F, Func, OuterRef, TextField
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, TextField
 
 from marlin.exceptions import ApplicationError
 from marlin.threads import map_ahead
@@ -187,105 +187,40 @@ def _line_comments(task_ids: list[int]) -> dict[tuple[int, int, str], list[dict]
     return comments
 
 
-# An evidence run's results without its logs (up to 64 kB a check) and its setup, which
-# neither the export nor the dashboard reads: dropped by PostgreSQL before the row is sent.
-# Measured on 25k runs: about as fast as reading them whole (PostgreSQL does more, Python
-# less), but a chunk in flight holds the test outcomes only, not 2,500 runs' logs.
-_RESULTS_WITHOUT_LOGS = (
-    "CASE WHEN jsonb_typeof(%(expressions)s) = 'object' THEN jsonb_set(jsonb_set("
-    "%(expressions)s - 'setup', '{checks}', COALESCE(("
-    "SELECT jsonb_agg(CASE WHEN jsonb_typeof(c.value) = 'object' THEN c.value - 'log' "
-    "ELSE c.value END ORDER BY c.ordinality) FROM jsonb_array_elements(CASE WHEN "
-    "jsonb_typeof(%(expressions)s -> 'checks') = 'array' THEN %(expressions)s -> 'checks' "
-    "ELSE '[]' END) WITH ORDINALITY AS c), '[]'), false), '{acceptance}', CASE WHEN "
-    "jsonb_typeof(%(expressions)s -> 'acceptance') = 'object' THEN "
-    "(%(expressions)s -> 'acceptance') - 'log' ELSE 'null' END, false)::text "
-    "ELSE %(expressions)s::text END"
-)
-
-
-class RunResultsText(Func):
-    """An EvidenceRun's `results` (or `base_run__results`) as JSON text for orjson: without
-    the logs on PostgreSQL, whole on other databases (the embedded SQLite)."""
-
-    template = "%(expressions)s"
-    output_field = TextField()
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection, template=_RESULTS_WITHOUT_LOGS, **extra_context)
-
-
-class AcceptancePaths(Func):
-    """A task's acceptance tests as JSON text: their paths only on PostgreSQL (the contents,
-    up to 1 MB a task, stay in the database), whole elsewhere; see acceptance_paths()."""
-
-    template = "%(expressions)s"
-    output_field = TextField()
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        template = "jsonb_path_query_array(%(expressions)s, '$[*].path')::text"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
-
-
-def acceptance_paths(text: str | None) -> list[str]:
-    """The paths in an AcceptancePaths value."""
-    return [t["path"] if isinstance(t, dict) else t for t in orjson.loads(text or "[]") or ()]
-
-
-# In EvidenceRun's field order, as Model.from_db wants them.
-_RUN_FIELDS = ("id", "task_id", "base_run_id", "recipe", "recipe_digest", "status", "results",
-               "error")  # fmt: skip
+# In EvidenceRun's field order, as Model.from_db wants them (it ignores this tuple's order).
+_RUN_FIELDS = ("id", "recipe", "recipe_digest", "status", "verdict", "is_clean", "error")
 
 
 def _evidence(task_ids: list[int]) -> dict[tuple[int, int, str], dict]:
-    """export_evidence of every candidate of a chunk's tasks that has an evidence run.
-
-    One query for the runs (and one for the tasks' acceptance paths if there are any),
-    streamed in task order, each task's base runs first: a run's results (every test's
-    outcome) are read, summed up and dropped one at a time, so a chunk holds only summaries.
-    """
+    """export_evidence of every candidate of a chunk's tasks that has an evidence run: one
+    query, reading each run's stored verdict (never every test's outcome nor the logs)."""
     rows = (
-        EvidenceRun.objects.filter(task_id__in=task_ids)
-        .order_by("task_id", F("candidate_id").asc(nulls_first=True))
-        .annotate(recipe_json=_as_text("recipe"), results_json=RunResultsText("results"))
+        EvidenceRun.objects.filter(task_id__in=task_ids, candidate__isnull=False)
+        .annotate(recipe_json=_as_text("recipe"), verdict_json=_as_text("verdict"))
         .values_list(
             "pk",
-            "task_id",
-            "base_run_id",
             "recipe_json",
             "recipe_digest",
             "status",
-            "results_json",
             "error",
+            "verdict_json",
+            "is_clean",
+            "task_id",
             "candidate__turn__number",
             "candidate__slot",
-        )
+        )  # fmt: skip
     )
     found: dict[tuple[int, int, str], dict] = {}
-    paths: dict[int, list[str]] | None = None
-    task: int | None = None
-    bases: dict[int, EvidenceRun] = {}  # the base runs of `task`
-    for row in rows.iterator(chunk_size=100):
-        pk, task_id, base_id, recipe, digest, status, results, error, number, slot = row
-        if paths is None:
-            tests = Task.objects.filter(pk__in=task_ids).annotate(
-                paths_json=AcceptancePaths("acceptance_tests")
-            )
-            paths = {t: acceptance_paths(text) for t, text in tests.values_list("pk", "paths_json")}
+    for pk, recipe, digest, status, error, verdict, clean, task_id, number, slot in rows.iterator(
+        chunk_size=500
+    ):
         # from_db: a model built from its row, several times cheaper than EvidenceRun(...).
         run = EvidenceRun.from_db(
             None, _RUN_FIELDS,
-            (pk, task_id, base_id, orjson.loads(recipe), digest, status,
-             orjson.loads(results) if results is not None else None, error),
+            (pk, orjson.loads(recipe), digest, status,
+             orjson.loads(verdict) if verdict is not None else None, clean, error),
         )  # fmt: skip
-        if task_id != task:
-            task, bases = task_id, {}
-        if slot is None:
-            bases[pk] = run
-            continue
-        # Attached, not fetched one query a run: a base run is always one of the task's own.
-        run.base_run = bases.get(base_id) if base_id is not None else None
-        found[task_id, number, slot] = export_evidence(run, acceptance_paths=paths[task_id])
+        found[task_id, number, slot] = export_evidence(run)
     return found
 
 

@@ -136,6 +136,7 @@ def evidence_collect(*, run_id: int, job_id: str = "") -> EvidenceRun | None:
         return None
     if reason := evidence_sandbox.availability():
         run.fail(reason=reason, job_id=job_id)
+        evidence_record_verdicts(run=run)
         return run
     try:
         results = _gather(run)
@@ -152,7 +153,34 @@ def evidence_collect(*, run_id: int, job_id: str = "") -> EvidenceRun | None:
             run.fail(reason=setup["reason"], job_id=job_id, results=results)
         else:
             run.succeed(results=results, job_id=job_id)
+    evidence_record_verdicts(run=run)
     return run
+
+
+@transaction.atomic
+def evidence_record_verdicts(*, run: EvidenceRun) -> None:
+    """Store the verdict of every candidate run that `run` completes: itself once its base
+    run is done, or, for a base run, each of its candidates that is done.
+
+    Either may finish last, in two processes at once: both lock the base run's row, so the
+    second to get the lock sees the first one's result.
+    """
+    base_id = run.pk if run.is_base else run.base_run_id
+    base = EvidenceRun.objects.select_for_update().get(pk=base_id) if base_id else None
+    if base is not None and not base.is_terminal:
+        return
+    candidates = EvidenceRun.objects.filter(base_run=base) if run.is_base else (
+        EvidenceRun.objects.filter(pk=run.pk)
+    )  # fmt: skip
+    base_results = base.results if base and base.status == EvidenceRun.Status.SUCCEEDED else None
+    for candidate in candidates.filter(status=EvidenceRun.Status.SUCCEEDED).select_related("task"):
+        summary = evidence.summary(
+            base=base_results, candidate=candidate.results or {},
+            acceptance_paths=[test["path"] for test in candidate.task.acceptance_tests],
+        )  # fmt: skip
+        EvidenceRun.objects.filter(pk=candidate.pk, status=EvidenceRun.Status.SUCCEEDED).update(
+            verdict=summary, is_clean=evidence.clean_candidate(summary)
+        )
 
 
 def evidence_fail(*, run_id: int, reason: str, detail: str = "", job_id: str | None = None) -> None:
@@ -162,6 +190,8 @@ def evidence_fail(*, run_id: int, reason: str, detail: str = "", job_id: str | N
         run.fail(reason=reason, detail=failure_detail.scrub(detail), job_id=job_id)
     except InvalidTransition:
         logger.info("evidence run %s not failed: no longer held by job %s", run_id, job_id)
+        return
+    evidence_record_verdicts(run=run)
 
 
 def _gather(run: EvidenceRun) -> dict[str, Any]:
@@ -338,32 +368,29 @@ def _masked_setup(results: dict | None, names: list[str]) -> dict:
     return setup
 
 
-def export_evidence(run: EvidenceRun | None, *, acceptance_paths: list[str]) -> dict | None:
-    """The native export's per-candidate evidence: statuses, counts and deltas, no logs."""
+def export_evidence(run: EvidenceRun | None) -> dict | None:
+    """The native export's per-candidate evidence: the stored verdict, no logs; None without
+    a run. `applied` is None until the run and its base run are both done."""
     if run is None:
         return None
-    base = run.base_run
     record: dict[str, Any] = {
         "status": run.status,
         "recipe": run.recipe,
         "recipe_hash": run.recipe_digest,
         "error": run.error,
     }
-    if run.status != EvidenceRun.Status.SUCCEEDED:
+    verdict = run.verdict
+    if run.status != EvidenceRun.Status.SUCCEEDED or verdict is None:
         return record | {"applied": None}
-    base_results = base.results if base is not None and base.status == "SUCCEEDED" else None
-    summary = evidence.summary(
-        base=base_results, candidate=run.results or {}, acceptance_paths=acceptance_paths
-    )
     return record | {
-        "applied": summary["applied"],
-        "fixes": summary["fixes"],
-        "breaks": summary["breaks"],
-        "checks": summary["checks"],
-        "acceptance": summary["acceptance"],
-        "acceptance_passed": summary.get("acceptance_passed"),
-        "acceptance_total": summary.get("acceptance_total"),
-        "clean": evidence.clean_candidate(summary),
+        "applied": verdict["applied"],
+        "fixes": verdict["fixes"],
+        "breaks": verdict["breaks"],
+        "checks": verdict["checks"],
+        "acceptance": verdict["acceptance"],
+        "acceptance_passed": verdict.get("acceptance_passed"),
+        "acceptance_total": verdict.get("acceptance_total"),
+        "clean": run.is_clean,
     }
 
 
@@ -389,6 +416,7 @@ def evidence_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
                     failed += 1
                 except InvalidTransition:
                     continue
+                evidence_record_verdicts(run=run)
                 continue
             try:
                 run.send_again()

@@ -835,6 +835,12 @@ class EvidenceRun(BaseModel):
     )
     # {"applied", "setup": {...}, "checks": [...], "acceptance": {...} | None}
     results = models.JSONField(null=True, blank=True)
+    # A candidate's run once it and its base run are done: what the evidence says against
+    # the base (tasks.evidence.summary, no logs) and whether the candidate is clean (passes
+    # the acceptance tests, breaks nothing). Stored so exports and the dashboard read it
+    # instead of every test's outcome.
+    verdict = models.JSONField(null=True, blank=True)
+    is_clean = models.BooleanField(null=True, blank=True)
     # Why the run could not be done, for people; the technical cause for admins.
     error = models.TextField(blank=True)
     failure_detail = models.TextField(blank=True)
@@ -909,7 +915,7 @@ class EvidenceRun(BaseModel):
         change, the tests or the recipe it was run for is no longer the one to check."""
         move(self, to=self.Status.QUEUED, transitions=EVIDENCE_TRANSITIONS, key=key,
              recipe=recipe, recipe_digest=recipe_digest, base_run=base_run, results=None,
-             error="", failure_detail="", attempts=0, job_id="", started_at=None,
+             verdict=None, is_clean=None, error="", failure_detail="", attempts=0, job_id="", started_at=None,
              finished_at=None)  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from reviews.export_jobs import export_job_execute, write_export
 from reviews.exports import export_lines, native_records
 from reviews.forms import ExportForm
 from reviews.models import ExportJob
-from tasks import evidence
+from tasks import evidence, evidence_services
 from tasks.models import EvidenceRun, Task
 from tests.api_clients import api_client_for
 from tests.reviews.test_export_summary import use_own_export_folder
@@ -95,6 +95,8 @@ def add_evidence(task: Task, *, a: dict | None, b: dict | None, failed: str = ""
             recipe=RECIPE, recipe_digest=DIGEST, results=found, error=failed if not found else "",
             status=EvidenceRun.Status.SUCCEEDED if found else EvidenceRun.Status.FAILED,
         )  # fmt: skip
+    # As the job does once the base run is done: each candidate's verdict is stored.
+    evidence_services.evidence_record_verdicts(run=base)
 
 
 @pytest.fixture
@@ -256,23 +258,14 @@ def test_the_native_exports_queries_do_not_grow_with_the_records_carrying_eviden
     assert one[1:] == three[1:] == (one[1], 1)
 
 
-def test_the_export_reads_results_without_their_logs_and_tests_without_their_contents(three):
+def test_the_export_reads_each_runs_stored_verdict_never_its_logs_or_test_outcomes(three):
+    with CaptureQueriesContext(connection) as queries:
+        records = list(native_records(ExportFilters(), chunk_size=500))
+    reads = [q["sql"] for q in queries.captured_queries if "tasks_evidencerun" in q["sql"]]
+    assert len(reads) == 1
+    assert '"tasks_evidencerun"."verdict"' in reads[0]
+    assert '"tasks_evidencerun"."results"' not in reads[0]
+    assert LOG not in json.dumps(records)
+    # The verdict was stored when the base run finished, not computed by the export.
     run = EvidenceRun.objects.filter(candidate__isnull=False, status="SUCCEEDED").first()
-    read = EvidenceRun.objects.annotate(text=exports.RunResultsText("results")).get(pk=run.pk)
-    slim = json.loads(read.text)
-    # Everything the summary reads is kept, in order; only the logs and the setup are not.
-    assert LOG in json.dumps(run.results) and LOG not in read.text
-    assert slim == {
-        "applied": True,
-        "checks": [{k: v for k, v in c.items() if k != "log"} for c in run.results["checks"]],
-        "acceptance": {k: v for k, v in run.results["acceptance"].items() if k != "log"},
-    }
-    failed = EvidenceRun.objects.filter(status="FAILED").annotate(
-        text=exports.RunResultsText("results")
-    )
-    assert [r.text for r in failed] == [None]
-    task = Task.objects.annotate(paths=exports.AcceptancePaths("acceptance_tests")).get(
-        pk=three["agrees"].pk
-    )
-    assert "def test_zero" not in task.paths
-    assert exports.acceptance_paths(task.paths) == [ACCEPT_PATH]
+    assert run.verdict["fixes"] is not None and run.is_clean is not None

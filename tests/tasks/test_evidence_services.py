@@ -324,3 +324,24 @@ def test_logs_never_name_a_model(checked_repository, contractor, project, eviden
     log = shown["summary"]["checks"][0]["log"]
     assert "made by [model], via [model]" in log
     assert "Claude" not in log and own_name not in log
+
+
+def test_the_verdict_is_stored_whichever_of_the_base_and_the_candidate_finishes_last(judged_turn):
+    for slot, diff in (("A", FIXING), ("B", BREAKING)):
+        Candidate.objects.filter(turn=judged_turn, slot=slot).update(diff=diff)
+    evidence_services.evidence_request(turn=judged_turn)
+    runs = EvidenceRun.objects.filter(task=judged_turn.task)
+    base = runs.get(candidate__isnull=True)
+    # A's run finishes first: the base is still to run, so A has no verdict yet.
+    first = runs.get(candidate__slot="A")
+    evidence_services.evidence_collect(run_id=first.pk, job_id="a")
+    first.refresh_from_db()
+    assert first.status == EvidenceRun.Status.SUCCEEDED and first.verdict is None
+    evidence_services.evidence_collect(run_id=base.pk, job_id="base")
+    first.refresh_from_db()
+    assert (first.verdict["fixes"], first.verdict["breaks"], first.is_clean) == (1, 0, True)
+    # B's run finishes after the base: it stores its own verdict.
+    second = runs.get(candidate__slot="B")
+    evidence_services.evidence_collect(run_id=second.pk, job_id="b")
+    second.refresh_from_db()
+    assert (second.verdict["fixes"], second.verdict["breaks"], second.is_clean) == (0, 1, False)
