@@ -60,7 +60,7 @@ from reviews.export_filters import ExportFilters
 from reviews.export_jobs import export_job_execute, export_job_start
 from tasks import generation
 from tasks.diffview import candidate_diff_view
-from tasks.models import Candidate
+from tasks.models import Candidate, CheckRecipe
 from tests.api_clients import api_token_for
 from tests.factories import RepositoryFactory
 from tests.tasks.helpers import create_task, decide, generate_all, submit
@@ -189,6 +189,9 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
         text="Seeded.",
     )  # fmt: skip
     catalogue_import = CatalogueImport.objects.create(requested_by=admin_user, filename="r.json")
+    recipe = CheckRecipe.objects.create(
+        repository=ready_repository, checks=[{"name": "tests", "command": ["pytest"]}]
+    )
     return {
         "users": {"admin": admin_user, "contractor": contractor, "reviewer": reviewer},
         # The task each role's coverage phase works on: one it can still act on.
@@ -208,6 +211,7 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
             "projects": [project.pk],
             "endpoints": [project.endpoint_a_id, project.endpoint_b_id],
             "users": [contractor.pk, reviewer.pk],
+            "check_recipes": [recipe.pk],
         },
     }
 
@@ -259,6 +263,12 @@ def _config(
                 ),
                 operation(r"^/api/admin/endpoints/\{id\}/", "endpoints"),
                 operation(r"^/api/admin/users/\{id\}/", "users"),
+                operation(
+                    r"^/api/admin/check-recipes/\{id\}/",
+                    "check_recipes",
+                    repository="repositories",
+                    project="projects",
+                ),  # fmt: skip
                 operation(r"^/api/(reviews/)?tasks/\{id\}/", "tasks"),
                 operation(r"^/api/candidates/\{id\}/", "candidates"),
                 operation(r"^/api/line-comments/\{id\}/", "line_comments"),
