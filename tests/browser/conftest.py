@@ -65,13 +65,20 @@ class _RequestsInFlight:
         for ident, thread in list(self.threads.items()):
             if not thread.is_alive():
                 del self.threads[ident]
-        return bool(self.threads)
+        return bool(self.threads) or any(_serving_connection(t) for t in threading.enumerate())
 
     def wait_idle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         with self.changed:
             while self._busy() and time.monotonic() < deadline:
                 self.changed.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _serving_connection(thread: threading.Thread) -> bool:
+    """A live-server thread still holding a connection: it may be reading a request that
+    has not reached Django's request_started yet, and would query a flushed database."""
+    target = getattr(thread, "_target", None)  # socketserver names its handler thread's target
+    return thread.is_alive() and getattr(target, "__name__", "") == "process_request_thread"
 
 
 IN_FLIGHT = _RequestsInFlight()
