@@ -15,8 +15,8 @@ from django.db.models import Count, F, FilteredRelation, Q, QuerySet
 from django.db.models.functions import Sign, TruncDate
 from django.utils import timezone
 
-from reviews.bradley_terry import Comparison, ModelStrength, bradley_terry
 from reviews.models import Review
+from tasks.bradley_terry import Comparison, ModelStrength, bradley_terry
 from tasks.models import (
     Candidate,
     EvidenceRun,

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from reviews.bradley_terry import (
+from tasks.bradley_terry import (
     Comparison,
     ModelStrength,
     bradley_terry,
