@@ -255,7 +255,13 @@ def build_data() -> None:
     from django.db import connection, transaction
 
     from repos.models import Repository
-    from tasks.models import DEFAULT_RUBRIC_AXES, ModelEndpoint, Project, default_rubric_axes
+    from tasks.models import (
+        DEFAULT_RUBRIC_AXES,
+        ModelEndpoint,
+        Project,
+        ProjectEndpoint,
+        default_rubric_axes,
+    )
     from tasks.services import judgement_warnings
 
     if "bench" not in connection.settings_dict["NAME"]:
@@ -265,7 +271,8 @@ def build_data() -> None:
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE reviews_review, tasks_submission, tasks_judgement, tasks_candidate, "
-            "tasks_turn, tasks_task, tasks_project, tasks_modelendpoint, repos_repository, "
+            "tasks_turn, tasks_task, tasks_projectendpoint, tasks_project, tasks_modelendpoint, "
+            "repos_repository, "
             "auth_user RESTART IDENTITY CASCADE"
         )
     stamp = datetime.combine(FIRST_DAY - timedelta(days=30), dtime(9), tzinfo=UTC)
@@ -298,15 +305,22 @@ def build_data() -> None:
     projects = Project.objects.bulk_create(
         [
             Project(name="Web services (bench)", guidelines=DATA_MARK,
-                    rubric_axes=default_rubric_axes(), endpoint_a=endpoints[0],
-                    endpoint_b=endpoints[1], max_turns=3),
+                    rubric_axes=default_rubric_axes(), max_turns=3),
             Project(name="Systems code (bench)", guidelines=DATA_MARK,
                     rubric_axes=[*[dict(a) for a in DEFAULT_RUBRIC_AXES], testing_axis],
-                    endpoint_a=endpoints[2], endpoint_b=endpoints[3], max_turns=3),
+                    max_turns=3),
         ]
     )  # fmt: skip
     project_axes = {p.pk: [a["key"] for a in p.rubric_axes] for p in projects}
-    project_endpoints = {p.pk: (p.endpoint_a_id, p.endpoint_b_id) for p in projects}
+    project_endpoints = {
+        projects[0].pk: (endpoints[0].pk, endpoints[1].pk),
+        projects[1].pk: (endpoints[2].pk, endpoints[3].pk),
+    }
+    ProjectEndpoint.objects.bulk_create(
+        ProjectEndpoint(project_id=project_id, endpoint_id=endpoint_id)
+        for project_id, pair in project_endpoints.items()
+        for endpoint_id in pair
+    )
     repos = Repository.objects.bulk_create(
         [
             Repository(
@@ -328,7 +342,8 @@ def build_data() -> None:
 
     task_cols = ("id, created_at, updated_at, base_ref, commit_sha, title, kind, status, round, "
                  "submitted_at, accepted_at, contractor_id, project_id, repository_id, "
-                 "active_seconds, last_heartbeat_at, focus_files, acceptance_tests")  # fmt: skip
+                 "active_seconds, last_heartbeat_at, focus_files, acceptance_tests, "
+                 "first_endpoint_id, second_endpoint_id")  # fmt: skip
     turn_cols = "id, created_at, updated_at, number, prompt, task_id, active_seconds"
     cand_cols = ("id, created_at, updated_at, slot, status, explanation, diff, error, attempts, "
                  "started_at, finished_at, endpoint_id, turn_id, job_id, applies_cleanly, "
@@ -416,7 +431,7 @@ def build_data() -> None:
                     task_id, created, accepted, repo.default_branch,
                     f"{rng.getrandbits(160):040x}", title, kind, "ACCEPTED", 1, submitted,
                     accepted, contractor.pk, project.pk, repo.pk, task_active, submitted,
-                    "[]", "[]",
+                    "[]", "[]", *sorted(project_endpoints[project.pk]),
                 ))  # fmt: skip
                 reviews.append(_row(
                     task_id, accepted, accepted, 1, "ACCEPT",

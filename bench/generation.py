@@ -133,7 +133,7 @@ def prepare(git_root: Path, git_base: str, fake_base_url: str):
     from repos import git_client
     from repos import services as repo_services
     from repos.models import Repository
-    from tasks.models import ModelEndpoint, Project, Task
+    from tasks.models import ModelEndpoint, Project, ProjectEndpoint, Task
 
     owner, name = REPOSITORY.split("/")
     git_client.create_bare_repository(git_root / owner / f"{name}.git", FILES, message="calc")
@@ -172,10 +172,9 @@ def prepare(git_root: Path, git_base: str, fake_base_url: str):
         )
         endpoint.full_clean()
         endpoints.append(endpoint)
-    project, _ = Project.objects.update_or_create(
-        name=PROJECT,
-        defaults={"endpoint_a": endpoints[0], "endpoint_b": endpoints[1], "is_active": True},
-    )
+    project, _ = Project.objects.update_or_create(name=PROJECT, defaults={"is_active": True})
+    for endpoint in endpoints:
+        ProjectEndpoint.objects.get_or_create(project=project, endpoint=endpoint)
     Task.objects.filter(project=project).delete()  # earlier runs' tasks
     user, created = get_user_model().objects.get_or_create(username=USERNAME)
     if created:

@@ -24,7 +24,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         *[
             ("tasks", f"{verb}_{model}")
             for verb in ("view", "add", "change")
-            for model in ("project", "modelendpoint")
+            for model in ("project", "modelendpoint", "projectendpoint")
         ],
         *[
             ("tasks", f"view_{model}")

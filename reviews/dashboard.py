@@ -7,7 +7,7 @@ so their cost stays flat in Python whatever the number of judged turns.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -16,7 +16,7 @@ from django.db.models.functions import Sign, TruncDate
 from django.utils import timezone
 
 from reviews.models import Review
-from tasks.bradley_terry import Comparison, ModelStrength, bradley_terry
+from tasks.bradley_terry import Comparison, ModelStrength, bradley_terry_counted
 from tasks.models import (
     Candidate,
     EvidenceRun,
@@ -30,7 +30,7 @@ from tasks.models import (
 THROUGHPUT_DAYS = 30
 
 
-def _final_judgements(project: Project | None) -> QuerySet[Judgement]:
+def final_judgements(project: Project | None) -> QuerySet[Judgement]:
     judgements = Judgement.objects.filter(
         turn__task__status=Task.Status.ACCEPTED, round=F("turn__task__round")
     )
@@ -39,7 +39,7 @@ def _final_judgements(project: Project | None) -> QuerySet[Judgement]:
     return judgements
 
 
-def _with_slots(judgements: QuerySet[Judgement]) -> QuerySet[Judgement]:
+def with_slots(judgements: QuerySet[Judgement]) -> QuerySet[Judgement]:
     """Join each judgement to its turn's candidate in slot A and in slot B (one join each,
     not a subquery per row: the difference at 100k judged turns is seconds)."""
     return judgements.annotate(
@@ -155,7 +155,7 @@ def _outcomes(judgements: QuerySet[Judgement]) -> list[dict]:
     """(endpoint in A, endpoint in B, sign of the preference, count) rows."""
     names = _endpoint_names()
     rows = (
-        _with_slots(judgements)
+        with_slots(judgements)
         .annotate(sign=Sign("preference"))
         .values("in_a__endpoint_id", "in_b__endpoint_id", "sign")
         .annotate(n=Count("pk"))
@@ -175,16 +175,16 @@ def _outcomes(judgements: QuerySet[Judgement]) -> list[dict]:
 def model_strengths(rows: list[dict], *, samples: int = 200) -> list[ModelStrength]:
     """Bradley-Terry strengths with bootstrap intervals from the grouped outcomes.
 
-    A negative preference means A was preferred; a repeated Comparison object is the same
-    comparison counted n times (bradley_terry only reads its fields).
+    A negative preference means A was preferred. Each kind of comparison goes to the fit
+    with its count, so the cost does not grow with the number of judged turns.
     """
-    comparisons: list[Comparison] = []
+    comparisons: Counter[Comparison] = Counter()
     for row in rows:
         if row["ea"] is None or row["eb"] is None:
             continue
         outcome = {-1: 1.0, 0: 0.5, 1: 0.0}[int(row["sign"])]
-        comparisons.extend([Comparison(a=row["ea"], b=row["eb"], outcome=outcome)] * row["n"])
-    return bradley_terry(comparisons, samples=samples)
+        comparisons[Comparison(a=row["ea"], b=row["eb"], outcome=outcome)] += row["n"]
+    return bradley_terry_counted(comparisons, samples=samples)
 
 
 def _position_bias(judgements: QuerySet[Judgement]) -> tuple[PositionBias, dict[str, PositionBias]]:
@@ -224,7 +224,7 @@ def _score_distributions(
     for slot, joined in (("A", "in_a"), ("B", "in_b")):
         columns = {f"s_{axis}": F(f"scores__{slot}__{axis}") for axis in axes}
         rows = (
-            _with_slots(judgements)
+            with_slots(judgements)
             .annotate(model=F(f"{joined}__endpoint_id"), **columns)
             .values("model", *columns)
             .annotate(n=Count("pk"))
@@ -287,7 +287,7 @@ def _per_day(rows, person_key: str) -> dict[date, dict[str, int]]:
 
 
 def dashboard(*, project: Project | None = None, samples: int = 200) -> Dashboard:
-    judgements = _final_judgements(project)
+    judgements = final_judgements(project)
     outcomes = _outcomes(judgements)
     overall, by_contractor = _position_bias(judgements)
     tasks = Task.objects.all() if project is None else Task.objects.filter(project=project)

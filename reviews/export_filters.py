@@ -89,8 +89,8 @@ class ExportFilters:
             tasks = tasks.filter(kind__in=self.kinds)
         if self.endpoint_ids:
             tasks = tasks.filter(
-                Q(project__endpoint_a_id__in=self.endpoint_ids)
-                | Q(project__endpoint_b_id__in=self.endpoint_ids)
+                Q(first_endpoint_id__in=self.endpoint_ids)
+                | Q(second_endpoint_id__in=self.endpoint_ids)
             )
         if self.contractor_id is not None:
             tasks = tasks.filter(contractor_id=self.contractor_id)

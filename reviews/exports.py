@@ -33,7 +33,8 @@ from tasks.models import (
 
 # 2: model_prompt (what the models were sent), judgement_history (every round);
 # candidates' line_comments (the contractor's, with path, side and line) added since, and
-# each candidate's evidence with the turn's evidence_agrees.
+# each candidate's evidence with the turn's evidence_agrees; and the task's pair (both
+# endpoints' names, in the same order on every turn) now that a project has a pool.
 NATIVE_SCHEMA_VERSION = 2
 # How pairwise formats give the prompt: "model" is what the models were sent (system
 # message, repository context, the conversation as they saw it); "bare" the contractor's
@@ -66,7 +67,8 @@ def judged_turn_count(filters: ExportFilters) -> int:
 _TASK_FIELDS = (
     "pk", "project__name", "repository__full_name", "repository__clone_url", "commit_sha",
     "base_ref", "title", "kind", "active_seconds", "contractor_id", "round", "status",
-    "created_at", "submitted_at", "accepted_at", "focus_files",
+    "created_at", "submitted_at", "accepted_at", "focus_files", "first_endpoint_id",
+    "second_endpoint_id",
 )  # fmt: skip
 _TURN_FIELDS = ("pk", "task_id", "number", "prompt", "active_seconds", "has_identical_candidates")
 _CANDIDATE_FIELDS = (
@@ -127,7 +129,9 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
             .order_by()
             .values_list(*_CANDIDATE_FIELDS)
         )
-        if any(c[2] not in endpoints for c in candidates):  # the first chunk, or a new endpoint
+        tasks_rows = list(Task.objects.filter(pk__in=ids).order_by("pk").values_list(*_TASK_FIELDS))
+        named = {c[2] for c in candidates} | {e for t in tasks_rows for e in t[-2:]}
+        if not named <= endpoints.keys():  # the first chunk, or a new endpoint
             endpoints = _endpoints()
         # Both candidates of a turn share their prompt's row: each is read once.
         prompt_ids = {c[-1] for c in candidates if c[-1] is not None}
@@ -137,7 +141,7 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
             .values_list("pk", "messages_json")
         )
         yield _ChunkRows(
-            tasks=list(Task.objects.filter(pk__in=ids).order_by("pk").values_list(*_TASK_FIELDS)),
+            tasks=tasks_rows,
             turns=list(
                 Turn.objects.filter(task_id__in=ids)
                 .order_by("task_id", "number")
@@ -334,7 +338,8 @@ def _task_records(
 ) -> Iterator[dict]:
     (task_id, project, repository, clone_url, commit_sha, base_ref, title, kind,
      task_active_seconds, contractor_id, rounds, status, created_at, submitted_at,
-     accepted_at, focus_files) = task  # fmt: skip
+     accepted_at, focus_files, first_endpoint, second_endpoint) = task  # fmt: skip
+    pair = [endpoints[first_endpoint][0], endpoints[second_endpoint][0]]
     reviews = reviews_of.get(task_id, ())
     reviewer_ids = sorted({r[3] for r in reviews})
     review_list = [{"round": r[1], "decision": r[2], "reviewer_id": r[3]} for r in reviews]
@@ -372,6 +377,8 @@ def _task_records(
             "model_prompt": model_prompt,
             "model_prompt_status": prompt_status,
             "candidates": slots,
+            # The two endpoints this task compares (every turn), by name.
+            "pair": pair,
             # The two made the same change (None: the turn is older than this check).
             "identical_candidates": identical,
             "scores": scores,

@@ -5,7 +5,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 
-from tasks import evidence, evidence_sandbox
+from tasks import evidence, evidence_sandbox, pool
 from tasks.models import (
     Candidate,
     CheckRecipe,
@@ -13,6 +13,7 @@ from tasks.models import (
     Judgement,
     ModelEndpoint,
     Project,
+    ProjectEndpoint,
     Task,
     TaskEvent,
     Turn,
@@ -63,12 +64,36 @@ class ProjectAdminForm(forms.ModelForm):
             self.fields["pay_per_task"].initial = None
 
 
+class ProjectEndpointInline(admin.TabularInline):
+    """The pool. Rows are retired (unticked), never deleted: the leaderboard keeps them."""
+
+    model = ProjectEndpoint
+    extra = 1
+    can_delete = False
+    fields = ["endpoint", "weight", "is_enabled", "draw_state"]
+    readonly_fields = ["draw_state"]
+    verbose_name = "endpoint in the pool"
+    verbose_name_plural = "pool of endpoints (untick “is enabled” to retire one)"
+
+    @admin.display(description="now")
+    def draw_state(self, row: ProjectEndpoint) -> str:
+        if row.pk is None:
+            return "—"
+        states = {e.endpoint.pk: e.state for e in pool.pool_entries(row.project)}
+        return states.get(row.endpoint_id, "—")
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     form = ProjectAdminForm
-    list_display = ["name", "endpoint_a", "endpoint_b", "pay_per_task", "is_active"]
-    list_filter = ["is_active"]
+    list_display = ["name", "pool_summary", "pair_sampling", "pay_per_task", "is_active"]
+    list_filter = ["is_active", "pair_sampling"]
     search_fields = ["name"]
+    inlines = [ProjectEndpointInline]
+
+    @admin.display(description="pool")
+    def pool_summary(self, project: Project) -> str:
+        return pool.pool_summary(pool.pool_entries(project))
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
@@ -110,7 +135,7 @@ class TaskAdmin(admin.ModelAdmin):
     # Who did the work, on what, and its history are facts: never edited after the event.
     readonly_fields = [
         "project", "repository", "contractor", "base_ref", "commit_sha", "status", "round",
-        "submitted_at", "accepted_at",
+        "submitted_at", "accepted_at", "first_endpoint", "second_endpoint",
     ]  # fmt: skip
     inlines = [TaskEventInline]
 

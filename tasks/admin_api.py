@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, viewsets
 
 from marlin.api import ModelPermissions
-from tasks import evidence_sandbox
-from tasks.models import CheckRecipe, ModelEndpoint, Project
+from tasks import evidence_sandbox, pool
+from tasks.models import CheckRecipe, ModelEndpoint, Project, ProjectEndpoint
 
 
 class CleanedModelSerializer(serializers.ModelSerializer):
@@ -27,6 +27,15 @@ class CleanedModelSerializer(serializers.ModelSerializer):
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
         return attrs
+
+
+def unique_or_refuse(instance, message: str) -> None:
+    """The database's constraints checked before the write, so a clash is a 400 with
+    `message` rather than an IntegrityError."""
+    try:
+        instance.validate_constraints()
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"non_field_errors": [message]}) from exc
 
 
 class ModelEndpointSerializer(CleanedModelSerializer):
@@ -61,10 +70,63 @@ class ProjectAdminSerializer(CleanedModelSerializer):
             "max_turns",
             "claim_minutes",
             "max_rounds",
-            "endpoint_a",
-            "endpoint_b",
+            "pair_sampling",
             "is_active",
+            "pool",
+            "pool_summary",
         ]
+
+    pool = serializers.SerializerMethodField(
+        help_text="The project's endpoints with what each does now; change them at "
+        "/api/admin/project-endpoints/."
+    )
+
+    pool_summary = serializers.SerializerMethodField(
+        help_text="What the pool does now, e.g. “3 drawing tasks, 1 retired”."
+    )
+
+    def get_pool_summary(self, project: Project) -> str:
+        return pool.pool_summary(pool.pool_entries(project))
+
+    def get_pool(self, project: Project) -> list[dict]:
+        return [
+            {
+                "endpoint": e.endpoint.pk,
+                "name": e.endpoint.name,
+                "weight": e.weight,
+                "is_retired": e.is_retired,
+                "state": e.state,
+            }
+            for e in pool.pool_entries(project)
+        ]
+
+
+class ProjectEndpointSerializer(CleanedModelSerializer):
+    """One endpoint in one project's pool. Retire it with is_enabled false; rows are never
+    deleted, so the leaderboard keeps the endpoint's record."""
+
+    class Meta:
+        model = ProjectEndpoint
+        fields = ["id", "project", "endpoint", "weight", "is_enabled"]
+        # The database's constraint is checked in validate(), with its own message.
+        validators: list = []
+
+    def validate(self, attrs: dict) -> dict:
+        # Checked before the model's clean, which copies attrs onto the instance.
+        if self.instance is not None and any(
+            getattr(self.instance, f"{name}_id") != attrs[name].pk
+            for name in ("project", "endpoint")
+            if name in attrs
+        ):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["A pool row keeps its project and endpoint; add a new row."]}
+            )
+        attrs = super().validate(attrs)
+        unique_or_refuse(
+            self.instance or ProjectEndpoint(**attrs),
+            "This endpoint is already in the project's pool.",
+        )
+        return attrs
 
 
 class ModelEndpointViewSet(viewsets.ModelViewSet):
@@ -77,12 +139,29 @@ class ModelEndpointViewSet(viewsets.ModelViewSet):
 
 
 class ProjectAdminViewSet(viewsets.ModelViewSet):
-    """Projects with their rubric, pay, turn and round limits and the two endpoints (admins)."""
+    """Projects with their rubric, pay, turn and round limits, pair sampling and pool (admins)."""
 
-    queryset = Project.objects.select_related("endpoint_a", "endpoint_b").order_by("name")
+    queryset = Project.objects.order_by("name")
     serializer_class = ProjectAdminSerializer
     permission_classes = [ModelPermissions]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+
+class ProjectEndpointViewSet(viewsets.ModelViewSet):
+    """Endpoints in projects' pools (admins): add one mid-project, reweigh or retire it.
+    A new row takes part in the next task's draw."""
+
+    queryset = ProjectEndpoint.objects.select_related("project", "endpoint").order_by(
+        "project__name", "created_at", "pk"
+    )
+    serializer_class = ProjectEndpointSerializer
+    permission_classes = [ModelPermissions]
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+    def get_queryset(self):
+        rows = super().get_queryset()
+        project = self.request.query_params.get("project", "")
+        return rows.filter(project_id=int(project)) if project.isdigit() else rows
 
 
 class CheckRecipeSerializer(CleanedModelSerializer):
@@ -118,12 +197,7 @@ class CheckRecipeSerializer(CleanedModelSerializer):
         instance = self.instance or CheckRecipe()
         for name, value in attrs.items():
             setattr(instance, name, value)
-        try:
-            instance.validate_constraints()
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(
-                {"non_field_errors": ["This repository already has a recipe for that scope."]}
-            ) from exc
+        unique_or_refuse(instance, "This repository already has a recipe for that scope.")
         return attrs
 
 

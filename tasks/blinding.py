@@ -24,10 +24,12 @@ _INVISIBLE_RE = re.compile("[\u00ad\u034f\u180e\u200b-\u200f\u2060-\u2064\ufeff]
 
 
 def identity_names(candidate) -> list[str]:
-    """The names that identify a candidate's model: its own endpoint (which answered, even
-    if the project changed since) and both of its project's (a model may name its rival)."""
-    project = candidate.turn.task.project
-    endpoints = {candidate.endpoint, project.endpoint_a, project.endpoint_b}
+    """The names that identify a candidate's model: its own endpoint (which answered), its
+    task's pair, and every endpoint in the project's pool (a model may name a rival; the
+    pool is read from a prefetch when the selector made one)."""
+    task = candidate.turn.task
+    endpoints = {candidate.endpoint, task.first_endpoint, task.second_endpoint}
+    endpoints |= {row.endpoint for row in task.project.pool.all()}
     return [n for e in endpoints for n in (e.name, e.model_id)]
 
 

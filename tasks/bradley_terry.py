@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,9 +83,13 @@ class _Tally:
         return self.decisive + 0.5 * self.ties
 
 
-def _tally(comparisons: Iterable[Comparison]) -> _Tally:
-    # One pass over the comparisons (an iterator is fine); the rest works on distinct keys.
-    counts = Counter((c.a, c.b, c.outcome) for c in comparisons)
+def _tally(counted: Mapping[Comparison, int]) -> _Tally:
+    # Works on distinct comparisons with their counts: the cost does not grow with N.
+    counts: Counter[tuple[str, str, float]] = Counter()
+    for c, n in counted.items():
+        if n < 0:
+            raise ValueError(f"a comparison cannot be counted {n!r} times")
+        counts[(c.a, c.b, c.outcome)] += n
     for a, b, outcome in counts:
         if outcome not in _OUTCOMES:
             raise ValueError(
@@ -118,7 +122,7 @@ def count_outcomes(comparisons: Iterable[Comparison]) -> tuple[list[str], np.nda
     of comparisons between i and j, whichever side each was shown on. Comparisons of a model
     with itself are not counted. Raises ValueError for an outcome other than 0.0, 0.5 or 1.0.
     """
-    tally = _tally(comparisons)
+    tally = _tally(Counter(comparisons))
     return tally.models, tally.wins
 
 
@@ -279,7 +283,19 @@ def bradley_terry(
     level: float = 0.95,
     seed: int = 0,
 ) -> list[ModelStrength]:
-    """Strength of every model named in `comparisons`, best first, with bootstrap intervals.
+    """`bradley_terry_counted` of the comparisons, each counted as often as it occurs."""
+    return bradley_terry_counted(Counter(comparisons), samples=samples, level=level, seed=seed)
+
+
+def bradley_terry_counted(
+    counted: Mapping[Comparison, int],
+    *,
+    samples: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[ModelStrength]:
+    """Strength of every model named in `counted` (each comparison with how many times it was
+    made, as grouped queries return them), best first, with bootstrap intervals.
 
     The point estimate is `fit_strengths` (default prior of 0.5 pseudo-wins) on the win
     matrix of all comparisons. The interval is a percentile bootstrap: the comparisons are
@@ -307,7 +323,7 @@ def bradley_terry(
         raise ValueError(f"samples must be at least 1, got {samples!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level!r}")
-    tally = _tally(comparisons)
+    tally = _tally(counted)
     models = tally.models
     n = len(models)
     if n == 0:

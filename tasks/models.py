@@ -136,7 +136,13 @@ def _undeclared(name: str) -> str:
 
 
 class Project(BaseModel):
-    """What contractors work on: guidelines, rubric, pay and the two endpoints compared."""
+    """What contractors work on: guidelines, rubric, pay and the pool of endpoints compared
+    (each task is given a pair drawn from the pool, see tasks/pairing.py)."""
+
+    class PairSampling(models.TextChoices):
+        UNIFORM = "uniform", "Uniform: every pair equally often"
+        WEIGHTED = "weighted", "Weighted: by the endpoints' weights"
+        ADAPTIVE = "adaptive", "Adaptive: the pairs the leaderboard is least sure of"
 
     name = models.CharField(max_length=200, unique=True)
     guidelines = models.TextField(blank=True)
@@ -149,8 +155,9 @@ class Project(BaseModel):
     system_prompt = models.TextField(blank=True)
     min_turns = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     max_turns = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
-    endpoint_a = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
-    endpoint_b = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
+    pair_sampling = models.CharField(
+        max_length=16, choices=PairSampling.choices, default=PairSampling.ADAPTIVE
+    )
     is_active = models.BooleanField(default=True)
     # Optional: pay no more than this per hour of active time on the task.
     hourly_rate_cap = models.DecimalField(
@@ -178,7 +185,7 @@ class Project(BaseModel):
         return [axis["key"] for axis in self.rubric_axes]
 
     def clean(self) -> None:
-        """A rubric every page can render, and two different endpoints to compare."""
+        """A rubric every page can render and a sane number of turns."""
         errors: dict[str, str] = {}
         axes = self.rubric_axes
         if not isinstance(axes, list) or not axes:
@@ -206,12 +213,38 @@ class Project(BaseModel):
                 errors["rubric_axes"] = "Two axes share a key."
             if "rubric_axes" not in errors and (problem := weight_error(axes)):
                 errors["rubric_axes"] = problem
-        if self.endpoint_a_id and self.endpoint_a_id == self.endpoint_b_id:
-            errors["endpoint_b"] = "A project compares two different endpoints."
         if self.min_turns and self.max_turns and self.min_turns > self.max_turns:
             errors["max_turns"] = "The maximum number of turns is below the minimum."
         if errors:
             raise ValidationError(errors)
+
+
+class ProjectEndpoint(BaseModel):
+    """One endpoint in a project's pool. Retiring it (is_enabled off) stops new tasks from
+    drawing it; tasks that already compare it keep their pair, and the leaderboard keeps it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pool")
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="pools")
+    # Relative: under weighted sampling a pair is drawn in proportion to the product of its
+    # two weights.
+    weight = models.DecimalField(
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    is_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "endpoint"], name="one_pool_row_per_endpoint"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} in {self.project}"
 
 
 class Task(BaseModel):
@@ -264,10 +297,21 @@ class Task(BaseModel):
     # The contractor's acceptance tests, [{path, content}]: never sent to the models, written
     # into each candidate's tree (and the base commit's) before the checks run.
     acceptance_tests = models.JSONField(default=list, blank=True)
+    # The two endpoints this task compares, drawn from the project's pool when it is created
+    # and kept for every turn. Stored in id order, so a pair has one spelling to group by;
+    # which one answers in slot A is drawn per turn.
+    first_endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
+    second_endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
         permissions = [("work_on_tasks", "Can create and judge tasks (contractor)")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(first_endpoint__lt=models.F("second_endpoint")),
+                name="task_pair_in_id_order",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Task #{self.pk}: {self.title}"

@@ -10,13 +10,28 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from tasks.evidence_services import candidate_evidence
-from tasks.models import REVIEWED_STATES, Candidate, EvidenceRun, Project, Task, TaskEvent, Turn
+from tasks.models import (
+    REVIEWED_STATES,
+    Candidate,
+    EvidenceRun,
+    Project,
+    ProjectEndpoint,
+    Task,
+    TaskEvent,
+    Turn,
+)
+
+
+def pool_prefetch(path: str) -> Prefetch:
+    """The project's pool with its endpoints, which blinding masks (tasks.blinding)."""
+    return Prefetch(path, queryset=ProjectEndpoint.objects.select_related("endpoint"))
 
 
 def _task_qs() -> QuerySet[Task]:
     return Task.objects.select_related(
-        "project__endpoint_a", "project__endpoint_b", "repository", "contractor"
+        "project", "first_endpoint", "second_endpoint", "repository", "contractor"
     ).prefetch_related(
+        pool_prefetch("project__pool"),
         Prefetch(
             "turns",
             queryset=Turn.objects.prefetch_related(
@@ -61,8 +76,11 @@ def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
     review (never their own task)."""
     candidate = get_object_or_404(
         Candidate.objects.select_related(
-            "endpoint", "turn__task__project__endpoint_a", "turn__task__project__endpoint_b"
-        ),
+            "endpoint",
+            "turn__task__project",
+            "turn__task__first_endpoint",
+            "turn__task__second_endpoint",
+        ).prefetch_related(pool_prefetch("turn__task__project__pool")),
         pk=pk,
     )
     task = candidate.turn.task

@@ -20,7 +20,7 @@ from repos import git_client
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
-from tasks import evidence, generation
+from tasks import evidence, generation, pool
 from tasks.contradictions import axis_weights, judgement_warnings
 from tasks.focus_files import FocusFilesError, clean_focus_files
 from tasks.models import (
@@ -81,7 +81,7 @@ def task_create(
         raise ApplicationError(" ".join(exc.messages)) from exc
     if not project.is_active:
         raise ApplicationError(f"Project {project} is closed.")
-    _check_endpoints(project)
+    first_endpoint, second_endpoint = pool.pair_draw(project=project)
     # Lock the repository row: the open-task quota must hold against concurrent creations.
     repository = Repository.objects.select_for_update().get(pk=repository.pk)
     if not repository.is_enabled:
@@ -109,13 +109,15 @@ def task_create(
         kind=kind,
         focus_files=focus_files,
         acceptance_tests=acceptance_tests,
+        first_endpoint=first_endpoint,
+        second_endpoint=second_endpoint,
     )
     task.full_clean()
     task.save()
     repo_services.repository_count_task(repository=repository)
     TaskEvent.objects.create(task=task, from_status="", to_status=task.status, actor=contractor)
     turn = Turn.objects.create(task=task, number=1, prompt=prompt)
-    _turn_create_candidates(turn=turn, project=project)
+    _turn_create_candidates(turn=turn, task=task)
     task.start_generation(by=contractor)
     return task
 
@@ -137,15 +139,16 @@ def _check_focus_files_exist(*, repository: Repository, sha: str, paths: list[st
             ) from exc
 
 
-def _check_endpoints(project: Project) -> None:
-    if not (project.endpoint_a.is_enabled and project.endpoint_b.is_enabled):
-        # Said to contractors: which of the two is off is not theirs to know.
-        raise ApplicationError("This project's models are paused; try again later.")
+def _check_pair_enabled(task: Task) -> None:
+    # A pair retired from the pool still finishes its tasks; a disabled endpoint answers no one.
+    if not (task.first_endpoint.is_enabled and task.second_endpoint.is_enabled):
+        raise ApplicationError(pool.PAUSED)
 
 
-def _turn_create_candidates(*, turn: Turn, project: Project) -> None:
-    # Slots are drawn per turn so position never reveals which endpoint answered.
-    endpoints = [project.endpoint_a, project.endpoint_b]
+def _turn_create_candidates(*, turn: Turn, task: Task) -> None:
+    # The pair is the task's for every turn; slots are drawn per turn so position never
+    # reveals which endpoint answered.
+    endpoints = [task.first_endpoint, task.second_endpoint]
     random.SystemRandom().shuffle(endpoints)
     candidates = [
         Candidate.objects.create(turn=turn, slot=slot, endpoint=endpoint)
@@ -413,7 +416,7 @@ def task_follow_up(
     task = _lock_for_contractor(task, by, doing="continue")
     prompt = _check_prompt(prompt)
     _refuse_unless_awaiting(task, "continued")
-    _check_endpoints(task.project)
+    _check_pair_enabled(task)
     latest = task.turns.order_by("-number").first()
     if latest.number >= task.project.max_turns:
         raise ApplicationError(
@@ -426,7 +429,7 @@ def task_follow_up(
         confirm_warnings=confirm_warnings,
     )
     turn = Turn.objects.create(task=task, number=latest.number + 1, prompt=prompt)
-    _turn_create_candidates(turn=turn, project=task.project)
+    _turn_create_candidates(turn=turn, task=task)
     task.continue_conversation(by=by)
     return turn
 

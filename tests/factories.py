@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 
 from marlin import roles
 from repos.models import Repository
-from tasks.models import ModelEndpoint, Project
+from tasks.models import ModelEndpoint, Project, ProjectEndpoint
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -41,8 +41,24 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     guidelines = "Judge as a senior engineer would."
     pay_per_task = "280.00"
     min_justification_chars = 20
-    endpoint_a = factory.SubFactory(ModelEndpointFactory)
-    endpoint_b = factory.SubFactory(ModelEndpointFactory)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """`endpoints=[...]` is the pool; `endpoint_a=`/`endpoint_b=` name the first two of a
+        two-endpoint pool (the rest are made up)."""
+        endpoints = kwargs.pop("endpoints", None)
+        first, second = kwargs.pop("endpoint_a", None), kwargs.pop("endpoint_b", None)
+        project = super()._create(model_class, *args, **kwargs)
+        if endpoints is None:
+            endpoints = [first or ModelEndpointFactory(), second or ModelEndpointFactory()]
+        for endpoint in endpoints:
+            ProjectEndpoint.objects.create(project=project, endpoint=endpoint)
+        return project
+
+
+def pool_endpoints(project: Project) -> list[ModelEndpoint]:
+    """The project's pool in the order it was made (endpoint_a, endpoint_b, ...)."""
+    return [row.endpoint for row in project.pool.select_related("endpoint").order_by("pk")]
 
 
 class RepositoryFactory(factory.django.DjangoModelFactory):
@@ -56,3 +72,9 @@ class RepositoryFactory(factory.django.DjangoModelFactory):
     language = "Python"
     stars = 100
     description = "A repository"
+
+
+def pair_of(project: Project) -> dict[str, ModelEndpoint]:
+    """A task's pair fields for its project's first two pool endpoints, in id order."""
+    first, second = sorted(pool_endpoints(project)[:2], key=lambda e: e.pk)
+    return {"first_endpoint": first, "second_endpoint": second}

@@ -34,22 +34,35 @@ def test_an_admin_adds_an_endpoint_and_a_project_comparing_it(api):
         format="json",
     )
     assert response.status_code == 201, response.content
-    other = ModelEndpointFactory()
+    endpoint_ids = [response.json()["id"], ModelEndpointFactory().pk]
     response = api.post(
         reverse("api-admin-project-list"),
         {
             "name": "Security fixes",
             "guidelines": "Judge as a security reviewer would.",
-            "endpoint_a": response.json()["id"],
-            "endpoint_b": other.pk,
             "pay_per_task": "250.00",
             "max_rounds": 2,
+            "pair_sampling": "weighted",
         },
         format="json",
     )
     assert response.status_code == 201, response.content
+    assert "fewer than two endpoints" in response.json()["pool_summary"]
     project = Project.objects.get(name="Security fixes")
     assert project.max_rounds == 2 and project.axis_keys[0] == "correctness"
+    for endpoint_id, weight in zip(endpoint_ids, ("1.00", "2.50"), strict=True):
+        response = api.post(
+            reverse("api-admin-project-endpoint-list"),
+            {"project": project.pk, "endpoint": endpoint_id, "weight": weight},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+    body = api.get(reverse("api-admin-project-detail", args=[project.pk])).json()
+    assert [(row["endpoint"], row["weight"], row["state"]) for row in body["pool"]] == [
+        (endpoint_ids[0], 1.0, "drawing tasks"),
+        (endpoint_ids[1], 2.5, "drawing tasks"),
+    ]
+    assert body["pool_summary"] == "2 drawing tasks"
 
 
 @pytest.mark.parametrize(
@@ -69,18 +82,56 @@ def test_an_endpoint_the_admin_forms_would_refuse_is_refused(api, payload, field
     assert not ModelEndpoint.objects.filter(name="Bad").exists()
 
 
-def test_a_project_comparing_an_endpoint_with_itself_is_refused(api, project):
-    response = api.patch(
-        reverse("api-admin-project-detail", args=[project.pk]),
-        {"endpoint_b": project.endpoint_a_id, "rubric_axes": [{"key": "Bad Key"}]},
+def test_an_endpoint_is_in_a_pool_once_and_a_bad_rubric_is_refused(api, project):
+    first = project.pool.order_by("pk").first()
+    response = api.post(
+        reverse("api-admin-project-endpoint-list"),
+        {"project": project.pk, "endpoint": first.endpoint_id},
         format="json",
     )
     assert response.status_code == 400
-    body = response.json()
-    assert "two different endpoints" in body["endpoint_b"][0]
-    assert "needs a key (lower_snake_case)" in body["rubric_axes"][0]
+    assert "already in the project's pool" in response.json()["non_field_errors"][0]
+    response = api.patch(
+        reverse("api-admin-project-endpoint-detail", args=[first.pk]),
+        {"endpoint": ModelEndpointFactory().pk, "weight": "0"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "greater than or equal to 0.01" in response.json()["weight"][0]
+    response = api.patch(
+        reverse("api-admin-project-endpoint-detail", args=[first.pk]),
+        {"endpoint": ModelEndpointFactory().pk},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "keeps its project and endpoint" in response.json()["non_field_errors"][0]
+    assert project.pool.count() == 2
+    url = reverse("api-admin-project-detail", args=[project.pk])
+    response = api.patch(url, {"pair_sampling": "best"}, format="json")
+    assert response.status_code == 400
+    assert "not a valid choice" in response.json()["pair_sampling"][0]
+    response = api.patch(url, {"rubric_axes": [{"key": "Bad Key"}]}, format="json")
+    assert response.status_code == 400
+    assert "needs a key (lower_snake_case)" in response.json()["rubric_axes"][0]
     project.refresh_from_db()
-    assert project.endpoint_b_id != project.endpoint_a_id
+    assert project.pair_sampling == "adaptive" and project.axis_keys[0] == "correctness"
+
+
+def test_retiring_an_endpoint_over_the_api_leaves_its_tasks_alone(api, project):
+    first = project.pool.order_by("pk").first()
+    response = api.patch(
+        reverse("api-admin-project-endpoint-detail", args=[first.pk]),
+        {"is_enabled": False},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    body = api.get(reverse("api-admin-project-detail", args=[project.pk])).json()
+    assert [row["state"] for row in body["pool"]] == ["retired", "drawing tasks"]
+    assert "no new tasks" in body["pool_summary"]
+    # Never deleted (the leaderboard keeps the row): the admin role has no delete permission.
+    response = api.delete(reverse("api-admin-project-endpoint-detail", args=[first.pk]))
+    assert response.status_code == 403
+    assert project.pool.count() == 2
 
 
 def test_an_admin_adds_a_person_with_one_role_and_cannot_grant_superpowers(api):

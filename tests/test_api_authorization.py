@@ -39,13 +39,14 @@ from tasks.models import (
     CheckRecipe,
     EvidenceRun,
     Judgement,
+    ProjectEndpoint,
     Submission,
     Task,
     TaskEvent,
     Turn,
 )
 from tests.api_clients import api_client_for, api_token_for
-from tests.factories import RepositoryFactory, UserFactory
+from tests.factories import RepositoryFactory, UserFactory, pool_endpoints
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
 
 PERSONAS = ("anonymous", "owner", "other_contractor", "reviewer", "admin", "outsider")
@@ -81,7 +82,7 @@ class World:
 
     @property
     def endpoint(self):
-        return self.project.endpoint_a
+        return pool_endpoints(self.project)[0]
 
     @cached_property
     def failed_evidence_candidate(self) -> Candidate:
@@ -101,6 +102,10 @@ class World:
             recipe_digest="d", status=EvidenceRun.Status.FAILED, error="The setup failed.",
         )  # fmt: skip
         return candidate
+
+    @cached_property
+    def pool_row(self) -> ProjectEndpoint:
+        return self.project.pool.order_by("pk").first()
 
     @cached_property
     def recipe(self) -> CheckRecipe:
@@ -610,6 +615,8 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
     "admin_endpoint": (Call("api-admin-endpoint-detail", target="endpoint"),  ADMIN_ONLY),
     "admin_projects": (Call("api-admin-project-list"),                     ADMIN_ONLY),
     "admin_project": (Call("api-admin-project-detail", target="project"),  ADMIN_ONLY),
+    "admin_pool": (Call("api-admin-project-endpoint-list"),               ADMIN_ONLY),
+    "admin_pool_row": (Call("api-admin-project-endpoint-detail", target="pool_row"), ADMIN_ONLY),
     "admin_recipes": (Call("api-admin-check-recipe-list"),                 ADMIN_ONLY),
     "admin_recipe": (Call("api-admin-check-recipe-detail", target="recipe"), ADMIN_ONLY),
     "admin_users": (Call("api-admin-user-list"),                           ADMIN_ONLY),
@@ -882,12 +889,15 @@ def test_anonymous_calls_are_told_to_authenticate(world):
 
 
 ENDPOINT_NAMES = {"a": ("Kestrel Prime", "kx-0917-preview"), "b": ("Heron Ultra", "hu-2-large")}
-ENDPOINT_KEYS = {"endpoint", "endpoint_a", "endpoint_b", "endpoint_id", "model_id", "provider"}
+ENDPOINT_KEYS = {
+    "endpoint", "endpoint_a", "endpoint_b", "endpoint_id", "model_id", "provider",
+    "first_endpoint", "second_endpoint", "pair", "pool",
+}  # fmt: skip
 
 
 @pytest.fixture
 def named_endpoints(project):
-    for slot, endpoint in (("a", project.endpoint_a), ("b", project.endpoint_b)):
+    for slot, endpoint in (("a", pool_endpoints(project)[0]), ("b", pool_endpoints(project)[1])):
         endpoint.name, endpoint.model_id = ENDPOINT_NAMES[slot]
         endpoint.save()
     return [n for pair in ENDPOINT_NAMES.values() for n in pair]
@@ -906,7 +916,11 @@ def name_the_models(task: Task) -> None:
     project = task.project
     for candidate in Candidate.objects.filter(turn__task=task).select_related("endpoint"):
         own = candidate.endpoint
-        rival = project.endpoint_b if own.pk == project.endpoint_a_id else project.endpoint_a
+        rival = (
+            pool_endpoints(project)[1]
+            if own.pk == pool_endpoints(project)[0].pk
+            else pool_endpoints(project)[0]
+        )
         Candidate.objects.filter(pk=candidate.pk).update(
             explanation=f"I am {own.name} ({own.model_id}), made by Anthropic",
             error=f"{rival.name} ({rival.model_id}) timed out",

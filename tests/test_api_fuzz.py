@@ -62,7 +62,7 @@ from tasks import generation
 from tasks.diffview import candidate_diff_view
 from tasks.models import Candidate, CheckRecipe
 from tests.api_clients import api_token_for
-from tests.factories import RepositoryFactory
+from tests.factories import RepositoryFactory, pool_endpoints
 from tests.tasks.helpers import create_task, decide, generate_all, submit
 
 # The order matters only for who runs the coverage phase of an operation several roles use.
@@ -209,9 +209,10 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
             "exports": [export.pk],
             "catalogue_imports": [catalogue_import.pk],
             "projects": [project.pk],
-            "endpoints": [project.endpoint_a_id, project.endpoint_b_id],
+            "endpoints": [pool_endpoints(project)[0].pk, pool_endpoints(project)[1].pk],
             "users": [contractor.pk, reviewer.pk],
             "check_recipes": [recipe.pk],
+            "project_endpoints": list(project.pool.values_list("pk", flat=True)),
         },
     }
 
@@ -252,14 +253,18 @@ def _config(
             "operations": [
                 operation(r"^/api/repositories/\{id\}/", "repositories"),
                 operation(r"^/api/admin/repositories/\{id\}/", "repositories"),
+                operation(r"^/api/admin/projects/\{id\}/", "projects"),
                 operation(
-                    r"^/api/admin/projects/\{id\}/",
-                    "projects",
-                    endpoint_a="endpoints",
-                    endpoint_b="endpoints",
+                    r"^/api/admin/project-endpoints/\{id\}/",
+                    "project_endpoints",
+                    project="projects",
+                    endpoint="endpoints",
                 ),
                 operation(
-                    r"^/api/admin/projects/$", "", endpoint_a="endpoints", endpoint_b="endpoints"
+                    r"^/api/admin/project-endpoints/$",
+                    "",
+                    project="projects",
+                    endpoint="endpoints",
                 ),
                 operation(r"^/api/admin/endpoints/\{id\}/", "endpoints"),
                 operation(r"^/api/admin/users/\{id\}/", "users"),

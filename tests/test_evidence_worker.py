@@ -26,7 +26,7 @@ from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task
 from tests import evidence_repo
 from tests.api_clients import api_client_for
 from tests.conftest import wait_for
-from tests.factories import RepositoryFactory
+from tests.factories import RepositoryFactory, pool_endpoints
 from tests.fakes.model_servers import FakeAnthropicServer, FakeOpenAIServer, ok
 from tests.tasks.helpers import vendor_project
 
@@ -138,8 +138,8 @@ def test_evidence_tells_the_fixing_candidate_from_the_breaking_one(
     task.refresh_from_db()
     assert task.status == Task.Status.AWAITING_PREFERENCE
     # Slots are drawn at random: the candidates are told apart by the model that wrote them.
-    fixing = Candidate.objects.get(turn__task=task, endpoint=project.endpoint_a)
-    breaking = Candidate.objects.get(turn__task=task, endpoint=project.endpoint_b)
+    fixing = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(project)[0])
+    breaking = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(project)[1])
     assert fixing.applies_cleanly and breaking.applies_cleanly
     assert "text.split()" in fixing.diff and "text.upper()\n" in breaking.diff
     # The acceptance tests are hidden from the models.

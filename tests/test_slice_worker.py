@@ -13,6 +13,7 @@ from repos.models import Repository
 from reviews.models import Review
 from tasks.models import Candidate, Judgement, Task, TaskEvent
 from tests.conftest import wait_for
+from tests.factories import pool_endpoints
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -73,7 +74,10 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
     candidates = Candidate.objects.filter(turn__task=task)
     assert sorted(c.slot for c in candidates) == ["A", "B"]
     # The two slots hold the project's two endpoints, one each.
-    assert {c.endpoint_id for c in candidates} == {project.endpoint_a_id, project.endpoint_b_id}
+    assert {c.endpoint_id for c in candidates} == {
+        pool_endpoints(project)[0].pk,
+        pool_endpoints(project)[1].pk,
+    }
     for candidate in candidates:
         assert candidate.status == Candidate.Status.SUCCEEDED
         assert candidate.diff.startswith("--- a/")
@@ -81,7 +85,9 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
 
     page = carol.get(reverse("tasks:detail", args=[task.pk])).content.decode()
     assert "Candidate A" in page and "Candidate B" in page
-    assert project.endpoint_a.name not in page and project.endpoint_b.name not in page
+    assert (
+        pool_endpoints(project)[0].name not in page and pool_endpoints(project)[1].name not in page
+    )
 
     response = carol.post(
         reverse("tasks:submit", args=[task.pk]),
@@ -142,6 +148,6 @@ def test_the_slice_runs_end_to_end_through_a_real_worker(
     assert record["rounds"] == 2
     assert record["reviewer_ids"] == [reviewer.pk]
     assert {record["candidates"]["A"]["endpoint"], record["candidates"]["B"]["endpoint"]} == {
-        project.endpoint_a.name,
-        project.endpoint_b.name,
+        pool_endpoints(project)[0].name,
+        pool_endpoints(project)[1].name,
     }

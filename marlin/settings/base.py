@@ -252,6 +252,16 @@ if not (MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS < MARLIN_GENERATION_TIME_LIMIT
         "MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS must be below "
         "MARLIN_GENERATION_TIME_LIMIT_SECONDS, and that below 3600."
     )
+# Pair sampling: an endpoint at its max_concurrency with at least this many candidates
+# waiting is skipped when a new task draws its pair (while two others remain).
+MARLIN_POOL_SATURATION_QUEUE = env_int("MARLIN_POOL_SATURATION_QUEUE", 8, minimum=1)
+# Below this many comparisons a model's leaderboard row is marked provisional.
+MARLIN_LEADERBOARD_MIN_COMPARISONS = env_int("MARLIN_LEADERBOARD_MIN_COMPARISONS", 20, minimum=1)
+# Empty: pairs are drawn from the system's randomness. A number makes every draw repeatable
+# (the test settings set one).
+MARLIN_PAIRING_SEED = (
+    env_int("MARLIN_PAIRING_SEED", 0) if os.environ.get("MARLIN_PAIRING_SEED") else None
+)
 # Periodic repair of rows whose job died or whose message was lost; run by `celery beat`.
 CELERY_BEAT_SCHEDULE = {
     "generation-reap-stale": {

@@ -74,3 +74,5 @@ MARLIN_EVIDENCE_DIR = Path(os.environ.get("MARLIN_EVIDENCE_DIR") or VAR_DIR / "t
 # and nothing else private (the loopback never: marlin/egress.py).
 if "MARLIN_EVIDENCE_SETUP_NETWORKS" not in os.environ:
     MARLIN_EVIDENCE_SETUP_NETWORKS = _index_addresses(MARLIN_EVIDENCE_SETUP_HOSTS)  # noqa: F405
+# Pair draws repeat from run to run (tasks/pool.py seeds each draw from this).
+MARLIN_PAIRING_SEED = 1729

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tasks.models import Judgement, Task
+from tests.factories import pool_endpoints
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -97,8 +98,8 @@ def test_a_task_is_cloned_judged_bounced_revised_accepted_and_exported_in_a_real
     )
     # The contractor sees the work, never which model produced it.
     expect(candidates.locator(":scope > div.diff")).to_have_count(2)
-    expect(carol.locator("main")).not_to_contain_text(project.endpoint_a.name)
-    expect(carol.locator("main")).not_to_contain_text(project.endpoint_b.name)
+    expect(carol.locator("main")).not_to_contain_text(pool_endpoints(project)[0].name)
+    expect(carol.locator("main")).not_to_contain_text(pool_endpoints(project)[1].name)
 
     _fill_judgement(carol, project, preference_label="A better", justification=FIRST_JUSTIFICATION)
     expect(task_status).to_have_text("Submitted for review")

@@ -31,7 +31,7 @@ from reviews.models import ExportJob
 from tasks import generation, services
 from tasks.models import Candidate, Task
 from tests.conftest import DEMO_FILES, wait_for
-from tests.factories import ModelEndpointFactory, ProjectFactory, RepositoryFactory
+from tests.factories import ModelEndpointFactory, ProjectFactory, RepositoryFactory, pool_endpoints
 from tests.tasks.helpers import decide, valid_scores
 
 JUSTIFICATION = "A careful justification of this judgement."
@@ -264,22 +264,27 @@ def test_the_kind_filter(world):
 def test_the_endpoint_filter_keeps_tasks_of_projects_comparing_the_endpoint(world):
     project, project2 = world["project"], world["project2"]
     # Either side of the comparison counts.
-    assert turns(world, ExportFilters(endpoint_ids=(project.endpoint_a_id,))) == [
+    assert turns(world, ExportFilters(endpoint_ids=(pool_endpoints(project)[0].pk,))) == [
         ("t1", 1), ("t2", 1), ("t2", 2),
     ]  # fmt: skip
-    assert turns(world, ExportFilters(endpoint_ids=(project2.endpoint_b_id,))) == [
+    assert turns(world, ExportFilters(endpoint_ids=(pool_endpoints(project2)[1].pk,))) == [
         ("t3", 1), ("t4", 1),
     ]  # fmt: skip
     assert (
-        turns(world, ExportFilters(endpoint_ids=(project.endpoint_b_id, project2.endpoint_a_id)))
+        turns(
+            world,
+            ExportFilters(
+                endpoint_ids=(pool_endpoints(project)[1].pk, pool_endpoints(project2)[0].pk)
+            ),
+        )
         == ACCEPTED_TURNS
     )
     unused = ModelEndpointFactory(name="never-compared")
     assert turns(world, ExportFilters(endpoint_ids=(unused.pk,))) == []
     # A third project comparing one endpoint of each: its (lack of) tasks change nothing,
     # and the filter matches the endpoint on any project comparing it.
-    ProjectFactory(endpoint_a=project2.endpoint_a, endpoint_b=project.endpoint_b)
-    assert turns(world, ExportFilters(endpoint_ids=(project2.endpoint_a_id,))) == [
+    ProjectFactory(endpoint_a=pool_endpoints(project2)[0], endpoint_b=pool_endpoints(project)[1])
+    assert turns(world, ExportFilters(endpoint_ids=(pool_endpoints(project2)[0].pk,))) == [
         ("t3", 1), ("t4", 1),
     ]  # fmt: skip
 
@@ -561,7 +566,7 @@ def test_an_export_started_on_the_page_is_written_by_the_worker_and_downloaded(
             "submitted_to": today,
             "repositories": f" {ready_repository.full_name} ",
             "kinds": ["bug_fix"],
-            "endpoints": [project.endpoint_a_id, project.endpoint_b_id],
+            "endpoints": [pool_endpoints(project)[0].pk, pool_endpoints(project)[1].pk],
             "contractor": contractor.username,
             "min_strength": "1",
         },
@@ -576,7 +581,7 @@ def test_an_export_started_on_the_page_is_written_by_the_worker_and_downloaded(
         submitted_to=timezone.localdate(),
         repository_ids=(ready_repository.pk,),
         kinds=("bug_fix",),
-        endpoint_ids=tuple(sorted((project.endpoint_a_id, project.endpoint_b_id))),
+        endpoint_ids=tuple(sorted((pool_endpoints(project)[0].pk, pool_endpoints(project)[1].pk))),
         contractor_id=contractor.pk,
         min_strength=1,
     )
@@ -719,10 +724,10 @@ def _command(*args: str, out_path, stderr=None) -> list[dict]:
             [("t1", 1), ("t3", 1), ("t5", 1), ("t6", 1)],
         ),
         (lambda w: ["--contractor", "dave"], [("t3", 1), ("t4", 1)]),
-        (lambda w: ["--endpoint", w["project"].endpoint_b.name], [("t1", 1), ("t2", 1), ("t2", 2)]),
+        (lambda w: ["--endpoint", pool_endpoints(w["project"])[1].name], [("t1", 1), ("t2", 1), ("t2", 2)]),
         (
-            lambda w: ["--endpoint", w["project"].endpoint_b.name, "--endpoint",
-                       w["project2"].endpoint_a.name],
+            lambda w: ["--endpoint", pool_endpoints(w["project"])[1].name, "--endpoint",
+                       pool_endpoints(w["project2"])[0].name],
             ACCEPTED_TURNS,
         ),  # fmt: skip
         (lambda w: ["--min-strength", "3"], [("t2", 2), ("t4", 1)]),

@@ -10,7 +10,7 @@ from reviews.services import NoteInput, review_decide
 from tasks import services as task_services
 from tasks.models import Task, TaskEvent
 from tests.concurrency import run_racing
-from tests.factories import UserFactory
+from tests.factories import UserFactory, pool_endpoints
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
 
 
@@ -333,5 +333,5 @@ def test_the_review_page_never_names_the_models(client, submitted_task, reviewer
     page = client.get(reverse("reviews:detail", args=[submitted_task.pk])).content.decode()
     assert "Candidate A" in page and "Candidate B" in page
     project = submitted_task.project
-    for endpoint in (project.endpoint_a, project.endpoint_b):
+    for endpoint in (pool_endpoints(project)[0], pool_endpoints(project)[1]):
         assert endpoint.name not in page and endpoint.model_id not in page

@@ -12,6 +12,7 @@ from tasks.bradley_terry import (
     Comparison,
     ModelStrength,
     bradley_terry,
+    bradley_terry_counted,
     count_outcomes,
     fit_strengths,
 )
@@ -349,3 +350,24 @@ def test_disconnected_models_do_not_crash_and_are_centred_per_component():
 def test_bad_bootstrap_arguments_are_refused(samples, level):
     with pytest.raises(ValueError):
         bradley_terry(TINY, samples=samples, level=level)
+
+
+def test_counted_comparisons_fit_exactly_as_the_same_comparisons_listed():
+    made = {
+        Comparison(a="x", b="y", outcome=1.0): 7,
+        Comparison(a="y", b="z", outcome=0.5): 3,
+        Comparison(a="z", b="x", outcome=0.0): 5,
+        Comparison(a="y", b="x", outcome=1.0): 2,
+    }
+    listed = [c for c, n in made.items() for _ in range(n)]
+    assert bradley_terry_counted(made, seed=3) == bradley_terry(listed, seed=3)
+    # A million judged turns cost what these fifteen do: the fit reads counts.
+    huge = {c: n * 100_000 for c, n in made.items()}
+    assert [s.wins for s in bradley_terry_counted(huge, samples=20)] == [
+        s.wins * 100_000 for s in bradley_terry(listed, samples=20)
+    ]
+
+
+def test_a_negative_count_is_refused():
+    with pytest.raises(ValueError, match="cannot be counted -1 times"):
+        bradley_terry_counted({Comparison(a="x", b="y", outcome=1.0): -1})

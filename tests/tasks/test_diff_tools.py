@@ -19,6 +19,7 @@ from repos import services as repo_services
 from tasks import services
 from tasks.diffview import build_diff_view, mark_words
 from tasks.models import Candidate
+from tests.factories import pool_endpoints
 from tests.tasks.helpers import create_task, generate_all, valid_scores
 
 _ids = itertools.count(time.time_ns() % 10**9 * 1000 + 500)
@@ -346,7 +347,7 @@ def test_a_vs_b_shows_what_b_has_that_a_does_not(client, task, contractor):
 
 def test_a_vs_b_masks_model_names(client, task, contractor):
     project = task.project
-    name = project.endpoint_a.model_id
+    name = pool_endpoints(project)[0].model_id
     b_diff = (
         "--- a/calc/ops.py\n+++ b/calc/ops.py\n@@ -1,2 +1,3 @@\n def add(a, b):\n"
         f"+    # written by {name}\n     return a + b\n"

@@ -39,7 +39,7 @@ from tasks.evidence_sandbox import (
 )
 from tasks.models import CheckRecipe, EvidenceRun, Task
 from tests.conftest import wait_for
-from tests.factories import RepositoryFactory
+from tests.factories import RepositoryFactory, pair_of
 
 PROJECT = {
     "calc/__init__.py": "",
@@ -544,7 +544,8 @@ def test_hostile_checks_fail_only_themselves_and_the_worker_stays_healthy(
     shutil.rmtree(repo_services.repository_cache_path(repository), ignore_errors=True)
     repository.queue_clone()
     repo_services.repository_clone(repository_id=repository.pk)
-    task = Task.objects.create(project=project, repository=repository, contractor=contractor,
+    task = Task.objects.create(project=project, **pair_of(project), repository=repository,
+                               contractor=contractor,
                                base_ref="main", commit_sha=sha, title="Hostile checks",
                                kind=Task.Kind.BUG_FIX)  # fmt: skip
 

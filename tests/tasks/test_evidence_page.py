@@ -17,6 +17,7 @@ from django.urls import reverse
 from tasks import generation, services
 from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task
 from tests.api_clients import api_client_for
+from tests.factories import pool_endpoints
 from tests.tasks.helpers import create_task, generate_all, submit, valid_scores
 
 ACCEPTANCE = [{"path": "tests/test_accept.py", "content": "def test_zero():\n    pass\n"}]
@@ -95,7 +96,7 @@ BREAKING = _results(
 
 @pytest.fixture
 def task(ready_repository, project, contractor) -> Task:
-    endpoint = project.endpoint_b
+    endpoint = pool_endpoints(project)[1]
     endpoint.name, endpoint.model_id = SECRET_NAME, SECRET_MODEL
     endpoint.save()
     task = generate_all(

@@ -18,7 +18,7 @@ from repos import git_client
 from repos import services as repo_services
 from tasks import evidence_services, generation
 from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task
-from tests.factories import RepositoryFactory
+from tests.factories import RepositoryFactory, pool_endpoints
 from tests.tasks.helpers import create_task, generate_all
 
 OPS = "def add(a, b):\n    return a + b\n\n\ndef div(a, b):\n    return a / b\n"
@@ -310,7 +310,7 @@ def test_a_turn_that_failed_to_generate_queues_no_evidence(judged_turn):
 
 
 def test_logs_never_name_a_model(checked_repository, contractor, project, evidence_dir):
-    own_name = project.endpoint_a.name
+    own_name = pool_endpoints(project)[0].name
     CheckRecipe.objects.create(
         repository=checked_repository,
         checks=[{"name": "talks", "kind": "status",

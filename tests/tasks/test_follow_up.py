@@ -9,6 +9,7 @@ import pytest
 from marlin.exceptions import ApplicationError
 from tasks import generation, services
 from tasks.models import Candidate, Task, Turn
+from tests.factories import pool_endpoints
 from tests.fakes.model_servers import fake_token_count
 from tests.tasks.helpers import create_task, valid_scores, vendor_project
 
@@ -123,7 +124,7 @@ def test_a_transient_error_is_retried_then_shown_as_failed(
 def test_an_endpoint_at_its_concurrency_cap_makes_candidates_wait_queued(
     ready_repository, fake_project, contractor
 ):
-    endpoint = fake_project.endpoint_a
+    endpoint = pool_endpoints(fake_project)[0]
     endpoint.max_concurrency = 1
     endpoint.save()
     first = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
@@ -146,9 +147,10 @@ def test_an_endpoint_at_its_concurrency_cap_makes_candidates_wait_queued(
 
 def test_a_paused_endpoint_takes_no_new_work(ready_repository, fake_project, contractor):
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
-    fake_project.endpoint_b.is_enabled = False
-    fake_project.endpoint_b.save()
-    queued = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_b)
+    paused = pool_endpoints(fake_project)[1]
+    paused.is_enabled = False
+    paused.save()
+    queued = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[1])
     generation.candidate_generate(candidate_id=queued.pk, job_id="j")
     queued.refresh_from_db()
     assert queued.status == Candidate.Status.FAILED
@@ -164,7 +166,7 @@ def test_a_job_whose_worker_keeps_dying_gives_up_at_the_attempt_cap(
     settings.MARLIN_GENERATION_MAX_ATTEMPTS = 2
     alpha, _ = fake_models
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
-    candidate = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_a)
+    candidate = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[0])
     candidate.claim(job_id="j")  # attempt 1: the worker died
     candidate.claim(job_id="j")  # attempt 2 (redelivered): died again
     generation.candidate_generate(candidate_id=candidate.pk, job_id="j")  # third delivery
@@ -181,7 +183,7 @@ def test_an_answer_without_a_change_fails_at_once(
     alpha, _ = fake_models
     alpha.enqueue(ok("I would rather not change anything."))
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
-    candidate = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_a)
+    candidate = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[0])
     generation.candidate_generate(candidate_id=candidate.pk, job_id="j")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED
@@ -210,7 +212,7 @@ def test_an_oversized_answer_is_cut_and_marked(
     diff = "```diff\n--- a/calc/ops.py\n+++ b/calc/ops.py\n@@ -5,2 +5,3 @@\n def div(a, b):\n     return a / b\n+# x\n```\n"
     alpha.enqueue(ok(diff + "Explanation. " * 500))
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
-    candidate = Candidate.objects.get(turn__task=task, endpoint=fake_project.endpoint_a)
+    candidate = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[0])
     generation.candidate_generate(candidate_id=candidate.pk, job_id="j")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.SUCCEEDED

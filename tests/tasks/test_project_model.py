@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 
-from tasks.models import default_rubric_axes
-from tests.factories import ModelEndpointFactory, ProjectFactory
+from tasks.models import ProjectEndpoint, default_rubric_axes
+from tests.factories import ModelEndpointFactory, ProjectFactory, pool_endpoints
 
 
 def test_the_default_project_is_valid(db):
@@ -27,19 +28,22 @@ def test_the_default_project_is_valid(db):
     ],
 )
 def test_a_rubric_pages_cannot_render_is_refused(db, axes):
-    project = ProjectFactory.build(
-        endpoint_a=ModelEndpointFactory(), endpoint_b=ModelEndpointFactory(), rubric_axes=axes
-    )
+    project = ProjectFactory.build(rubric_axes=axes)
     with pytest.raises(ValidationError) as info:
         project.full_clean()
     assert "rubric_axes" in info.value.message_dict
 
 
-def test_a_project_compares_two_different_endpoints(db):
-    endpoint = ModelEndpointFactory()
-    project = ProjectFactory.build(
-        endpoint_a=endpoint, endpoint_b=endpoint, rubric_axes=default_rubric_axes()
-    )
-    with pytest.raises(ValidationError) as info:
-        project.full_clean()
-    assert "endpoint_b" in info.value.message_dict
+def test_an_endpoint_is_in_a_project_pool_once(db):
+    project = ProjectFactory(rubric_axes=default_rubric_axes())
+    again = ProjectEndpoint(project=project, endpoint=pool_endpoints(project)[0])
+    with pytest.raises(ValidationError, match="Project endpoint with this Project and Endpoint"):
+        again.validate_constraints()
+    with pytest.raises(IntegrityError, match="one_pool_row_per_endpoint"):
+        again.save()
+
+
+def test_a_pool_weight_is_positive(db):
+    row = ProjectEndpoint(project=ProjectFactory(), endpoint=ModelEndpointFactory(), weight=0)
+    with pytest.raises(ValidationError, match="greater than or equal to 0.01"):
+        row.full_clean()

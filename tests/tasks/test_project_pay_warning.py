@@ -36,8 +36,17 @@ def _form(**overrides) -> dict:
         "system_prompt": "",
         "min_turns": "1",
         "max_turns": "3",
-        "endpoint_a": str(ModelEndpointFactory().pk),
-        "endpoint_b": str(ModelEndpointFactory().pk),
+        "pair_sampling": "adaptive",
+        "pool-TOTAL_FORMS": "2",
+        "pool-INITIAL_FORMS": "0",
+        "pool-MIN_NUM_FORMS": "0",
+        "pool-MAX_NUM_FORMS": "1000",
+        "pool-0-endpoint": str(ModelEndpointFactory().pk),
+        "pool-0-weight": "1",
+        "pool-0-is_enabled": "on",
+        "pool-1-endpoint": str(ModelEndpointFactory().pk),
+        "pool-1-weight": "1",
+        "pool-1-is_enabled": "on",
         "is_active": "on",
         "hourly_rate_cap": "",
         "claim_minutes": "60",
@@ -88,12 +97,12 @@ def test_changing_a_project_to_zero_pay_warns_too(admin_client):
     page = admin_client.get(change_url).content.decode()
     assert 'value="280.00"' in PAY_INPUT.search(page).group(0)  # an existing pay is shown
     assert PAY_HELP in page
-    data = _form(
-        name="Old project",
-        endpoint_a=str(project.endpoint_a_id),
-        endpoint_b=str(project.endpoint_b_id),
-        pay_per_task="0.00",
-    )
+    rows = list(project.pool.order_by("pk"))
+    data = _form(name="Old project", pay_per_task="0.00")
+    data.update({"pool-TOTAL_FORMS": "2", "pool-INITIAL_FORMS": "2"})
+    for number, row in enumerate(rows):
+        data.update({f"pool-{number}-id": str(row.pk), f"pool-{number}-project": str(project.pk),
+                     f"pool-{number}-endpoint": str(row.endpoint_id)})  # fmt: skip
     response = admin_client.post(change_url, data)
     assert response.status_code == 302
     [warning] = _warnings(response)

@@ -7,6 +7,7 @@ from marlin.exceptions import ApplicationError
 from repos.models import Repository
 from tasks import services
 from tasks.models import Candidate, Task, TaskEvent, Turn
+from tests.factories import pool_endpoints
 from tests.tasks.helpers import create_task
 
 
@@ -32,7 +33,10 @@ def test_it_creates_a_task_pinned_to_the_head_with_two_queued_candidates(
     assert len(task.commit_sha) == 40
     candidates = Candidate.objects.filter(turn__task=task)
     assert sorted(candidates.values_list("slot", flat=True)) == ["A", "B"]
-    assert {c.endpoint_id for c in candidates} == {project.endpoint_a_id, project.endpoint_b_id}
+    assert {c.endpoint_id for c in candidates} == {
+        pool_endpoints(project)[0].pk,
+        pool_endpoints(project)[1].pk,
+    }
     assert all(c.status == Candidate.Status.QUEUED for c in candidates)
     # One generation job per candidate, enqueued only after the commit.
     assert len(callbacks) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from marlin.exceptions import InvalidTransition
 from tasks.models import TASK_TRANSITIONS, Task, TaskEvent
-from tests.factories import ProjectFactory, RepositoryFactory, UserFactory
+from tests.factories import ProjectFactory, RepositoryFactory, UserFactory, pair_of
 
 S = Task.Status
 
@@ -40,8 +40,10 @@ def _call(task: Task, to: str, user) -> None:
 
 
 def _task_in(status: str) -> Task:
+    project = ProjectFactory()
     task = Task.objects.create(
-        project=ProjectFactory(),
+        project=project,
+        **pair_of(project),
         repository=RepositoryFactory(),
         contractor=UserFactory(),
         base_ref="main",

@@ -19,7 +19,7 @@ from reviews.claims import review_claim
 from reviews.services import review_decide
 from tasks import generation
 from tasks import services as task_services
-from tasks.models import Candidate, ModelEndpoint, Project, Task
+from tasks.models import Candidate, ModelEndpoint, Project, ProjectEndpoint, Task
 
 DEMO_USERS = [
     ("contractor", "contractor-demo-pass", roles.CONTRACTOR),
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             beta, _ = ModelEndpoint.objects.get_or_create(
                 name="demo-beta", defaults={"model_id": "demo-beta-1"}
             )
-            Project.objects.get_or_create(
+            project, _ = Project.objects.get_or_create(
                 name="Demo project",
                 defaults={
                     "guidelines": (
@@ -57,10 +57,10 @@ class Command(BaseCommand):
                         "Judge both candidates on the rubric, then say which you prefer and why."
                     ),
                     "pay_per_task": "280.00",
-                    "endpoint_a": alpha,
-                    "endpoint_b": beta,
                 },
             )
+            for endpoint in (alpha, beta):
+                ProjectEndpoint.objects.get_or_create(project=project, endpoint=endpoint)
             self._repositories(git_root, base_url=base_url)
         self._sample_task(git_root, port=int(options["git_port"]))
         self.stdout.write("Demo users (username / password):")
