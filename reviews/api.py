@@ -24,6 +24,7 @@ from reviews import (
     dashboard,
     earnings,
     export_jobs,
+    leaderboard,
     metrics,
     notifications,
     selectors,
@@ -515,19 +516,105 @@ class ExportJobDownloadApi(APIView):
 
 
 class DashboardQuerySerializer(serializers.Serializer):
-    project = serializers.IntegerField(required=False, help_text="A project id; default: all.")
+    project = serializers.IntegerField(
+        required=False, help_text="A project id; default: all (and no leaderboard)."
+    )
+
+
+class LeaderboardRatingSerializer(serializers.Serializer):
+    strength = serializers.FloatField(
+        allow_null=True, help_text="Bradley-Terry log-strength, centred; null: no comparisons."
+    )
+    low = serializers.FloatField(allow_null=True, help_text="95% bootstrap interval, low end.")
+    high = serializers.FloatField(allow_null=True, help_text="95% bootstrap interval, high end.")
+    comparisons = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    win_rate = serializers.FloatField(allow_null=True, help_text="Ties count half.")
+    provisional = serializers.BooleanField(
+        help_text="Fewer comparisons than min_comparisons, or an interval that says nothing."
+    )
+    provisional_reason = serializers.CharField(allow_blank=True)
+
+
+class LeaderboardModelSerializer(LeaderboardRatingSerializer):
+    endpoint = serializers.IntegerField()
+    name = serializers.CharField()
+    rank = serializers.IntegerField(allow_null=True, help_text="Null: no comparisons yet.")
+    retired = serializers.BooleanField(help_text="In the pool but drawing no new tasks.")
+    in_pool = serializers.BooleanField(
+        help_text="False: answered judged turns of the project but has no pool row."
+    )
+
+
+class LeaderboardCellSerializer(serializers.Serializer):
+    endpoint = serializers.IntegerField(help_text="The opponent.")
+    win_rate = serializers.FloatField(allow_null=True, help_text="Null: they never met.")
+    comparisons = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+
+
+class LeaderboardMatrixRowSerializer(serializers.Serializer):
+    endpoint = serializers.IntegerField()
+    against = LeaderboardCellSerializer(many=True)
+
+
+class LeaderboardAxisModelSerializer(LeaderboardRatingSerializer):
+    endpoint = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class LeaderboardAxisSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    models = LeaderboardAxisModelSerializer(many=True, help_text="Best first on this axis.")
+
+
+class LeaderboardSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    min_comparisons = serializers.IntegerField()
+    judged_turns = serializers.IntegerField()
+    models = LeaderboardModelSerializer(many=True, help_text="Best first.")
+    win_matrix = LeaderboardMatrixRowSerializer(many=True)
+    axes = LeaderboardAxisSerializer(many=True)
+
+
+class DashboardSerializer(serializers.Serializer):
+    strengths = serializers.ListField(child=serializers.DictField())
+    position_bias = serializers.DictField()
+    mean_scores = serializers.DictField()
+    applies_cleanly = serializers.DictField()
+    evidence_clean = serializers.DictField()
+    submissions_per_day = serializers.DictField()
+    reviews_per_day = serializers.DictField()
+    judged_turns = serializers.IntegerField()
+    bounce_rate = serializers.FloatField(allow_null=True)
+    decisions = serializers.IntegerField()
+    rounds_per_task = serializers.FloatField(allow_null=True)
+    median_seconds_on_task = serializers.FloatField(allow_null=True)
+    score_distributions = serializers.DictField()
+    leaderboard = LeaderboardSerializer(
+        allow_null=True, help_text="The project's leaderboard; null without a project."
+    )
 
 
 class DashboardApi(APIView):
     """The dashboard's figures: strengths with intervals, win rates, position bias, mean
-    scores, applies-cleanly rates, bounce rate, rounds, time on task and throughput."""
+    scores, applies-cleanly rates, bounce rate, rounds, time on task and throughput; for a
+    project, its leaderboard too (every model of the pool, the win matrix, per-axis
+    strengths)."""
 
     permission_classes = [IsOverseer]
 
-    @extend_schema(parameters=[DashboardQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[DashboardQuerySerializer], responses={200: DashboardSerializer})
     def get(self, request: Request) -> Response:
         form = validated(DashboardForm(request.query_params))
-        board = dashboard.dashboard(project=form.cleaned_data["project"])
+        project = form.cleaned_data["project"]
+        board = dashboard.dashboard(project=project)
+        ranked = leaderboard.leaderboard(project=project) if project else None
         return Response(
             {
                 **dashboard.chart_data(board),
@@ -537,5 +624,10 @@ class DashboardApi(APIView):
                 "rounds_per_task": board.rounds_per_task,
                 "median_seconds_on_task": board.median_seconds_on_task,
                 "score_distributions": board.score_distributions,
+                "leaderboard": (
+                    LeaderboardSerializer(leaderboard.leaderboard_data(ranked)).data
+                    if ranked
+                    else None
+                ),
             }
         )

@@ -17,6 +17,7 @@ from reviews import (
     dashboard,
     earnings,
     export_jobs,
+    leaderboard,
     metrics,
     notifications,
     selectors,
@@ -195,7 +196,8 @@ def reviewer_metrics(request: HttpRequest) -> HttpResponse:
 @login_required
 @overseer_required
 def dashboard_page(request: HttpRequest) -> HttpResponse:
-    """Win rates, Bradley-Terry strengths, bias and throughput, per project or overall."""
+    """Win rates, Bradley-Terry strengths, bias and throughput, per project or overall; a
+    project's page adds its leaderboard."""
     form = DashboardForm(request.GET or None)
     project = form.cleaned_data["project"] if form.is_valid() else None
     board = dashboard.dashboard(project=project)
@@ -203,6 +205,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "form": form if form.is_bound else DashboardForm(),
         "project": project,
         "board": board,
+        "leaderboard": leaderboard.leaderboard(project=project) if project else None,
         "chart_data": dashboard.chart_data(board),
     }
     return render(request, "reviews/dashboard.html", context)
