@@ -120,7 +120,7 @@ def test_it_never_returns_a_retired_endpoint():
     for key in keys:
         wins[(99, key)] = wins[(key, 99)] = 1.0
         assigned[(key, 99)] = 2
-    counts = draws(500, members=FIVE, mode=ADAPTIVE, wins=wins, assigned=assigned)
+    counts = draws(200, members=FIVE, mode=ADAPTIVE, wins=wins, assigned=assigned)
     assert {key for pair in counts for key in pair} <= set(keys)
 
 
@@ -172,7 +172,7 @@ def test_adaptive_with_tasks_out_but_no_judgement_is_uniform():
     # Past the warm-up (every member has tasks in flight) but nothing judged: no pair is
     # more uncertain than another, so none may be favoured.
     assigned = dict.fromkeys(combinations([3, 8, 11, 20, 41], 2), 1)
-    n = 2_000
+    n = 1_000
     counts = draws(n, members=FIVE, mode=ADAPTIVE, assigned=assigned)
     assert chi_square(counts, {pair: n / 10 for pair in assigned}) < CHI2_999[9]
 
@@ -181,9 +181,9 @@ def test_adaptive_favours_the_pair_whose_order_is_in_doubt():
     keys = [3, 8, 11, 20, 41]
     wins, assigned = settled_record(keys)
     wins[(8, 11)] = wins[(11, 8)] = 10.0  # 10-10: 8 and 11 may be either way round
-    counts = draws(1000, members=FIVE, mode=ADAPTIVE, wins=wins, assigned=assigned)
+    counts = draws(600, members=FIVE, mode=ADAPTIVE, wins=wins, assigned=assigned)
     assert counts.most_common(1)[0][0] == (8, 11)
-    assert counts[(8, 11)] > 500
+    assert counts[(8, 11)] > 300
     # The exploration floor: no pair is starved.
     assert set(counts) == set(assigned)
 
@@ -219,17 +219,18 @@ def test_a_pool_settled_beyond_doubt_is_drawn_uniformly():
     wins = {(1, 2): 8808, (2, 1): 1192, (2, 3): 8808, (3, 2): 1192, (1, 3): 9820, (3, 1): 180}
     assigned = dict.fromkeys(combinations(keys, 2), 10_000)
     members = [Member(key=k) for k in keys]
-    n = 3_000
+    n = 600
     counts = draws(n, members=members, mode=ADAPTIVE, wins=wins, assigned=assigned)
     assert chi_square(counts, {pair: n / 3 for pair in assigned}) < CHI2_999[3]
 
 
 def test_a_new_member_is_drawn_at_once():
-    # 300 judgements among five, then a sixth endpoint joins with no record at all.
-    rng = seeded(5)
-    picks = draws_of_newcomer(rng, *record_of_five(300, rng))
-    assert picks[0]
-    assert sum(picks) >= pairing.WARMUP
+    # 300 judgements among five, then a sixth endpoint joins with no record at all. Its
+    # first tasks go to it whatever the seed: the scores alone would only make that likely.
+    wins, assigned = record_of_five(300, seeded(5))
+    for seed in range(20):
+        picks = draws_of_newcomer(seeded(seed), wins.copy(), assigned.copy())
+        assert picks[:3] == [True, True, True], (seed, picks)
 
 
 def test_without_the_warm_up_the_scores_still_favour_a_new_member(monkeypatch):
@@ -249,16 +250,16 @@ def test_retired_endpoints_inform_the_draw():
     wins = {(1, 3): 10, (3, 1): 10, (2, 3): 10, (3, 2): 10}
     assigned = {(1, 3): 20, (2, 3): 20}
     via_99 = {(1, 99): 18, (99, 1): 2, (99, 2): 18, (2, 99): 2}
-    without = draws(1000, members=members, mode=ADAPTIVE, wins=wins, assigned=assigned)
+    without = draws(400, members=members, mode=ADAPTIVE, wins=wins, assigned=assigned)
     with_99 = draws(
-        1000,
+        400,
         members=members,
         mode=ADAPTIVE,
         wins=wins | via_99,
         assigned=assigned | {(1, 99): 20, (2, 99): 20},
     )
-    assert without[(1, 2)] > 250
-    assert with_99[(1, 2)] < 50
+    assert without[(1, 2)] > 100
+    assert with_99[(1, 2)] < 20
 
 
 def test_tasks_in_flight_spread_the_draws():
@@ -291,10 +292,10 @@ def test_tasks_in_flight_spread_the_draws():
 def test_adaptive_ranks_the_pool_with_fewer_judgements_than_uniform():
     # The bench's simulation (bench/pairing_bench.py), small enough for the suite: two
     # endpoints far out and three close together, as pools often are. Its order settles in
-    # about 100 judgements, so a short budget and 12 seeds show the difference; the bench
-    # measures the subtler sets over 100 seeds (about 30% fewer at the median there).
+    # 50 to 150 judgements, so a short budget and 10 seeds show the difference; the bench
+    # measures the subtler sets over 100 seeds (37% to 49% fewer at the median there).
     strengths = (3.0, 0.7, 0.2, -0.3, -3.0)
-    seeds, budget = range(12), 250
+    seeds, budget = range(10), 250
     needed = {
         mode: [
             judgements_to_converge(simulate(strengths=strengths, mode=mode, seed=s, budget=budget))
