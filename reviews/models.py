@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marlin.models import BaseModel
+from marlin.state_machine import move
 
 
 class Review(BaseModel):
@@ -272,3 +273,200 @@ class LineComment(BaseModel):
 
     def __str__(self) -> str:
         return f"Comment on {self.path}:{self.line} ({self.side}) of candidate {self.candidate_id}"
+
+
+# --- Quality control (see reviews/quality_*.py) ---------------------------------------------
+
+
+class GoldTurn(BaseModel):
+    """An accepted turn with a known answer, mixed into judging tasks to measure contractors.
+
+    `expected` and `score_ranges` are in the turn's own slots; a judging task that shows the
+    candidates swapped is mapped back before it is graded.
+    """
+
+    class Direction(models.IntegerChoices):
+        A = -1, "A is better"
+        SAME = 0, "About the same"
+        B = 1, "B is better"
+
+    turn = models.OneToOneField("tasks.Turn", on_delete=models.PROTECT, related_name="gold")
+    expected = models.SmallIntegerField(choices=Direction.choices)
+    # {"A": {axis_key: [low, high]}, "B": {...}}; an axis left out accepts any score.
+    score_ranges = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Gold turn {self.turn_id}"
+
+
+class JudgingTask(BaseModel):
+    """A second judgement of an accepted turn by another contractor: the same prompt and the
+    same two candidates (maybe in swapped slots), no prompt writing and no generation.
+
+    The judgement is stored as the contractor saw it (their A is the turn's B when
+    `swapped`); reviews.quality_pairs maps it back before comparing.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        TAKEN = "TAKEN", "Being judged"
+        SUBMITTED = "SUBMITTED", "Submitted"
+
+    project = models.ForeignKey(
+        "tasks.Project", on_delete=models.PROTECT, related_name="judging_tasks"
+    )
+    turn = models.ForeignKey("tasks.Turn", on_delete=models.PROTECT, related_name="judging_tasks")
+    # Set for a gold turn served to a contractor; None for overlap.
+    gold = models.ForeignKey(
+        GoldTurn, on_delete=models.PROTECT, null=True, blank=True, related_name="judging_tasks"
+    )
+    contractor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="judging_tasks",
+    )
+    swapped = models.BooleanField()
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    taken_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.PositiveIntegerField(default=0)
+    # The judgement, in the slots as shown; empty until submitted.
+    preference = models.SmallIntegerField(null=True, blank=True)
+    scores = models.JSONField(null=True, blank=True)
+    justification = models.TextField(blank=True)
+    # The project's judging rate, fixed when submitted (judging tasks are not reviewed).
+    earned = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            # One contractor judges a turn at most once, gold or not.
+            models.UniqueConstraint(
+                fields=["turn", "contractor"],
+                condition=Q(contractor__isnull=False),
+                name="judging_task_one_per_contractor",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="OPEN") | Q(contractor__isnull=False),
+                name="judging_task_taken_has_contractor",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="SUBMITTED")
+                | (Q(preference__gte=-3, preference__lte=3) & Q(scores__isnull=False)),
+                name="judging_task_submitted_has_judgement",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Judging task {self.pk} of turn {self.turn_id}"
+
+    def take(self, *, by) -> None:
+        """OPEN → TAKEN by a contractor (gold tasks are created already taken)."""
+        move(self, to=self.Status.TAKEN, transitions=JUDGING_TRANSITIONS,
+             contractor=by, taken_at=timezone.now())  # fmt: skip
+
+    def submit(self, *, preference: int, scores: dict, justification: str, earned) -> None:
+        """TAKEN → SUBMITTED with the judgement and its pay."""
+        move(self, to=self.Status.SUBMITTED, transitions=JUDGING_TRANSITIONS,
+             preference=preference, scores=scores, justification=justification,
+             earned=earned, submitted_at=timezone.now())  # fmt: skip
+
+
+_J = JudgingTask.Status
+JUDGING_TRANSITIONS: dict[str, set[str]] = {
+    _J.OPEN: {_J.TAKEN},
+    _J.TAKEN: {_J.SUBMITTED},
+    _J.SUBMITTED: set(),
+}
+
+
+class SubmissionFlag(models.Model):
+    """An effort or bias signal on one submission, for reviewers and admins only."""
+
+    class Kind(models.TextChoices):
+        FAST = "fast", "Time on task far below the project's median"
+        DUPLICATE = "duplicate", "Justification nearly repeats an earlier one"
+        ONE_SLOT = "one_slot", "Preference always on one slot"
+        FLAT_SCORES = "flat_scores", "Scores never vary"
+
+    submission = models.ForeignKey(
+        "tasks.Submission", on_delete=models.CASCADE, related_name="flags"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # In words, with the figures behind it ("12 min against a median of 58 min").
+    detail = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["submission", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "kind"], name="flag_one_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on submission {self.submission_id}"
+
+
+class ReviewAudit(BaseModel):
+    """A second reviewer's look at an accepted task: the first decision upheld or overturned."""
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        TAKEN = "TAKEN", "Being audited"
+        UPHELD = "UPHELD", "Upheld"
+        OVERTURNED = "OVERTURNED", "Overturned"
+
+    review = models.OneToOneField(Review, on_delete=models.PROTECT, related_name="audit")
+    auditor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audits",
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    note = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="OPEN") | Q(auditor__isnull=False),
+                name="audit_taken_has_auditor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Audit of review {self.review_id}"
+
+    def take(self, *, by) -> None:
+        """OPEN → TAKEN by a reviewer other than the one audited."""
+        move(self, to=self.Status.TAKEN, transitions=AUDIT_TRANSITIONS, auditor=by)
+
+    def decide(self, *, overturn: bool, note: str) -> None:
+        """TAKEN → UPHELD or OVERTURNED."""
+        to = self.Status.OVERTURNED if overturn else self.Status.UPHELD
+        move(self, to=to, transitions=AUDIT_TRANSITIONS, note=note, decided_at=timezone.now())
+
+
+_A = ReviewAudit.Status
+AUDIT_TRANSITIONS: dict[str, set[str]] = {
+    _A.OPEN: {_A.TAKEN},
+    _A.TAKEN: {_A.UPHELD, _A.OVERTURNED},
+    _A.UPHELD: set(),
+    _A.OVERTURNED: set(),
+}

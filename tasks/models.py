@@ -176,6 +176,25 @@ class Project(BaseModel):
     max_rounds = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)]
     )
+    # Quality control (reviews/quality_*.py), each a share in percent.
+    overlap_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Accepted turns judged again by a second contractor, in percent.",
+    )
+    gold_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Judging tasks served from the project's gold turns, in percent.",
+    )
+    audit_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Accepted tasks audited by a second reviewer, in percent.",
+    )
+    pay_per_judging_task = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -736,6 +755,9 @@ class Judgement(BaseModel):
     justification = models.TextField()
     # Consistency warnings the contractor saw and confirmed before submitting.
     warnings = models.JSONField(default=list, blank=True)
+    # MinHash of the justification's word shingles (reviews/quality_flags.py): near-duplicates
+    # of a contractor's earlier justifications are found without rereading them.
+    minhash = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["turn", "round"]
