@@ -15,7 +15,14 @@ from marlin.exceptions import (
 )
 from marlin.permissions import is_reviewer
 from marlin.text import normalise_newlines
-from reviews import claims, comment_services, earnings, notifications
+from reviews import (
+    claims,
+    comment_services,
+    earnings,
+    notifications,
+    quality_audits,
+    quality_overlap,
+)
 from reviews.models import Review, ReviewNote
 from tasks.models import Task, Turn
 
@@ -124,6 +131,8 @@ def review_decide(
             if decision == Review.Decision.ACCEPT:
                 task.accept(by=reviewer)
                 earnings.earning_record(task=task)
+                quality_overlap.judging_tasks_for_accepted(task=task)
+                quality_audits.audit_maybe_open(review=review)
             elif rejects:
                 task.reject(by=reviewer, reason=feedback)
             else:

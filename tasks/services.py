@@ -20,6 +20,7 @@ from repos import git_client
 from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
+from reviews import quality_flags
 from tasks import evidence, generation, pool
 from tasks.contradictions import axis_weights, judgement_warnings
 from tasks.focus_files import FocusFilesError, clean_focus_files
@@ -385,13 +386,14 @@ def task_submit_once(
     if Turn.objects.filter(task=task).exclude(judgements__round=task.round).exists():
         raise ApplicationError("Every turn needs a judgement before the task is submitted.")
     task.submit(by=by)
-    Submission.objects.create(
+    submission = Submission.objects.create(
         task=task,
         round=task.round,
         active_seconds=task.active_seconds,
         turn_count=turns,
         submitted_by=by,
     )
+    quality_flags.submission_flags_record(submission=submission)
     return SubmitOutcome(task=task, replayed=False)
 
 
