@@ -351,6 +351,12 @@ class JudgingTask(BaseModel):
     class Meta:
         ordering = ["created_at", "pk"]
         constraints = [
+            # A turn is judged again once (by a second contractor); gold is served many times.
+            models.UniqueConstraint(
+                fields=["turn"],
+                condition=Q(gold__isnull=True),
+                name="judging_task_one_overlap_per_turn",
+            ),
             # One contractor judges a turn at most once, gold or not.
             models.UniqueConstraint(
                 fields=["turn", "contractor"],
