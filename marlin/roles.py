@@ -21,6 +21,12 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("reviews", "view_review"),
         ("reviews", "view_reviewclaim"),
         ("reviews", "view_earning"),
+        # Quality control: gold turns are the admin's to mark; the rest is read.
+        *[("reviews", f"{verb}_goldturn") for verb in ("view", "add", "change")],
+        *[
+            ("reviews", f"view_{model}")
+            for model in ("judgingtask", "submissionflag", "reviewaudit")
+        ],
         *[
             ("tasks", f"{verb}_{model}")
             for verb in ("view", "add", "change")

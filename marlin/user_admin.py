@@ -12,8 +12,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from marlin.roles import ADMIN
+from reviews.quality_flags import contractor_recent_flags
 
 User = get_user_model()
 _PRIVILEGES = ("is_staff", "is_superuser", "user_permissions")
@@ -22,6 +26,9 @@ _PRIVILEGES = ("is_staff", "is_superuser", "user_permissions")
 class RoleUserAdmin(UserAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            # Effort and bias flags (issue 18): for admins only, never shown to the contractor.
+            fieldsets = [*fieldsets, ("Quality flags", {"fields": ["quality_flags"]})]
         if request.user.is_superuser or obj is None:
             return fieldsets
         return [
@@ -29,8 +36,34 @@ class RoleUserAdmin(UserAdmin):
             for name, opts in fieldsets
         ]
 
+    @admin.display(description="Recent flags")
+    def quality_flags(self, obj) -> str:
+        flags = list(contractor_recent_flags(contractor_id=obj.pk))
+        if not flags:
+            return "None"
+        rows = format_html_join(
+            "",
+            '<tr><td>{}</td><td><a href="{}">task #{}</a> round {}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    f"{timezone.localtime(flag.created_at):%Y-%m-%d %H:%M}",
+                    reverse("reviews:detail", args=[flag.submission.task_id]),
+                    flag.submission.task_id,
+                    flag.submission.round,
+                    flag.get_kind_display(),
+                    flag.detail,
+                )
+                for flag in flags
+            ),
+        )
+        return format_html(
+            '<table class="quality-flags"><thead><tr><th>When</th><th>Submission</th>'
+            "<th>Flag</th><th>Detail</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
+        readonly = [*super().get_readonly_fields(request, obj), "quality_flags"]
         if not request.user.is_superuser:
             # Also refused if posted by hand: a field missing from the form is never saved.
             readonly += [f for f in _PRIVILEGES if f not in readonly]

@@ -27,6 +27,7 @@ from reviews import (
     leaderboard,
     metrics,
     notifications,
+    quality_flags,
     selectors,
     services,
 )
@@ -61,6 +62,8 @@ class QueueTaskSerializer(serializers.ModelSerializer):
     claimed = serializers.SerializerMethodField()
     claimed_by_you = serializers.SerializerMethodField()
     claim_expires_at = serializers.DateTimeField(allow_null=True)
+    flag_count = serializers.IntegerField(read_only=True)
+    flags = serializers.SerializerMethodField()
 
     class Meta:
         model = Task
@@ -75,6 +78,13 @@ class QueueTaskSerializer(serializers.ModelSerializer):
             "claimed",
             "claimed_by_you",
             "claim_expires_at",
+            "flag_count",
+            "flags",
+        ]
+
+    def get_flags(self, task: Task) -> list[dict[str, str]]:
+        return [
+            {"kind": f.kind, "detail": f.detail} for f in quality_flags.task_current_flags(task)
         ]
 
     def get_claimed(self, task: Task) -> bool:
@@ -85,7 +95,8 @@ class QueueTaskSerializer(serializers.ModelSerializer):
 
 
 class ReviewQueueApi(ListAPIView):
-    """Submitted tasks waiting for a decision, oldest first (never your own)."""
+    """Submitted tasks waiting for a decision, oldest first (never your own);
+    `flag=<kind>` keeps flagged ones, `sort=flags` puts the most flagged first."""
 
     permission_classes = [IsReviewer]
     serializer_class = QueueTaskSerializer
@@ -99,6 +110,8 @@ class ReviewQueueApi(ListAPIView):
             project_id=getattr(form.cleaned_data["project"], "pk", None),
             repository_id=getattr(form.cleaned_data["repository"], "pk", None),
             kind=form.cleaned_data["kind"],
+            flag=form.cleaned_data["flag"],
+            sort=form.cleaned_data["sort"],
         )
 
 
@@ -216,6 +229,10 @@ class EarningsTaskSerializer(serializers.ModelSerializer):
 class EarningsSerializer(serializers.Serializer):
     pending = serializers.DecimalField(max_digits=12, decimal_places=2)
     accepted = serializers.DecimalField(max_digits=12, decimal_places=2)
+    judged = serializers.IntegerField(help_text="Pairs you judged (judging tasks).")
+    judging = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="Their pay, fixed when each was submitted."
+    )
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
     tasks = EarningsTaskSerializer(many=True)
 
@@ -258,7 +275,11 @@ class PayoutContractorSerializer(serializers.Serializer):
     email = serializers.CharField()
     tasks = serializers.IntegerField()
     hours = serializers.FloatField()
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    judged = serializers.IntegerField(help_text="Pairs judged (judging tasks) in the period.")
+    judging_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="Accepted tasks and judged pairs together."
+    )
 
 
 class PayoutReviewerSerializer(serializers.Serializer):

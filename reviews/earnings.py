@@ -15,7 +15,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from reviews.exports import csv_safe
-from reviews.models import Earning, Review
+from reviews.models import Earning, JudgingTask, Review
 from tasks.models import Project, Task
 
 CENT = Decimal("0.01")
@@ -51,10 +51,13 @@ class ContractorEarnings:
     tasks: list[Task]
     pending: Decimal
     accepted: Decimal
+    # Judged pairs (judging tasks): paid when submitted, never reviewed.
+    judged: int = 0
+    judging: Decimal = Decimal("0")
 
     @property
     def total(self) -> Decimal:
-        return self.pending + self.accepted
+        return self.pending + self.accepted + self.judging
 
 
 def contractor_earnings(*, user: Any) -> ContractorEarnings:
@@ -80,7 +83,16 @@ def contractor_earnings(*, user: Any) -> ContractorEarnings:
             pending += task.pay
         else:
             task.pay = None
-    return ContractorEarnings(tasks=tasks, pending=pending, accepted=accepted)
+    judged = JudgingTask.objects.filter(
+        contractor=user, status=JudgingTask.Status.SUBMITTED
+    ).aggregate(count=Count("pk"), amount=Sum("earned"))
+    return ContractorEarnings(
+        tasks=tasks,
+        pending=pending,
+        accepted=accepted,
+        judged=judged["count"],
+        judging=Decimal(judged["amount"] or 0).quantize(CENT),
+    )
 
 
 @dataclass(frozen=True)
@@ -105,25 +117,52 @@ class Period:
 
 
 def payout_by_contractor(*, period: Period) -> list[dict]:
-    """Accepted tasks, hours and amount per contractor for the period (by acceptance time)."""
+    """Per contractor for the period: accepted tasks (by acceptance time), hours, judged
+    pairs (by submission time, paid at the judging rate) and the amount to pay for both."""
     since, until = period.bounds
-    rows = (
+    people = ("contractor_id", "contractor__username", "contractor__email")
+    tasks = (
         Earning.objects.filter(earned_at__gte=since, earned_at__lt=until)
-        .values("contractor_id", "contractor__username", "contractor__email")
+        .values(*people)
         .annotate(tasks=Count("pk"), seconds=Sum("active_seconds"), amount=Sum("amount"))
-        .order_by("contractor__username")
     )
+    judged = (
+        JudgingTask.objects.filter(
+            status=JudgingTask.Status.SUBMITTED, submitted_at__gte=since, submitted_at__lt=until
+        )
+        .values(*people)
+        .annotate(judged=Count("pk"), seconds=Sum("active_seconds"), amount=Sum("earned"))
+    )
+    rows: dict[int, dict] = {}
+    for source, count in ((tasks, "tasks"), (judged, "judged")):
+        for row in source:
+            entry = rows.setdefault(
+                row["contractor_id"],
+                {
+                    "contractor_id": row["contractor_id"],
+                    "username": row["contractor__username"],
+                    "email": row["contractor__email"],
+                    "tasks": 0,
+                    "judged": 0,
+                    "seconds": 0,
+                    "judging_amount": Decimal(0),
+                    "amount": Decimal(0),
+                },
+            )
+            entry[count] = row[count]
+            entry["seconds"] += row["seconds"] or 0
+            # SQLite sums decimals without their scale (280, not 280.00).
+            entry["amount"] += Decimal(row["amount"] or 0)
+            if count == "judged":
+                entry["judging_amount"] = Decimal(row["amount"] or 0)
     return [
         {
-            "contractor_id": row["contractor_id"],
-            "username": row["contractor__username"],
-            "email": row["contractor__email"],
-            "tasks": row["tasks"],
-            "hours": round((row["seconds"] or 0) / 3600, 2),
-            # SQLite sums decimals without their scale (280, not 280.00).
-            "amount": Decimal(row["amount"] or 0).quantize(CENT),
+            **{key: value for key, value in entry.items() if key != "seconds"},
+            "hours": round(entry["seconds"] / 3600, 2),
+            "judging_amount": entry["judging_amount"].quantize(CENT),
+            "amount": entry["amount"].quantize(CENT),
         }
-        for row in rows
+        for entry in sorted(rows.values(), key=lambda entry: entry["username"])
     ]
 
 
@@ -169,6 +208,9 @@ PAYOUT_CSV_HEADER = [
     "tasks",
     "hours",
     "amount",
+    # Appended, so the earlier columns keep their places; `amount` includes judging pay.
+    "judged_pairs",
+    "judging_amount",
 ]
 
 
@@ -189,6 +231,8 @@ def payout_csv_lines(*, period: Period) -> Iterator[str]:
                 row["tasks"],
                 row["hours"],
                 row["amount"],
+                row["judged"],
+                row["judging_amount"],
             )
         )
         yield buffer.getvalue()

@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from repos.models import Repository
 from reviews.earnings import Period
 from reviews.export_filters import EVIDENCE_FILTERS, ExportFilters
-from reviews.models import ExportJob, Review
+from reviews.models import ExportJob, Review, SubmissionFlag
+from reviews.quality_flags import SORT_BY_FLAGS
 from reviews.services import FEEDBACK_MAX_CHARS, NoteInput
 from tasks.models import ModelEndpoint, Project, Task
 
@@ -62,6 +63,10 @@ class QueueFilterForm(forms.Form):
         required=False,
     )
     kind = forms.ChoiceField(choices=[("", "Any kind"), *Task.Kind.choices], required=False)
+    flag = forms.ChoiceField(choices=[("", "Any"), *SubmissionFlag.Kind.choices], required=False)
+    sort = forms.ChoiceField(
+        choices=[("", "Oldest first"), (SORT_BY_FLAGS, "Most flags first")], required=False
+    )
 
 
 class PeriodForm(forms.Form):

@@ -1,7 +1,300 @@
-"""Effort and bias flags on a submission (issue 18); filled in by helper F."""
+"""Effort and bias flags on a submission (issue 18), for reviewers and admins only.
+
+The MinHash part is pure: a justification becomes a signature of NUM_HASHES integers, and the
+share of equal positions between two signatures estimates the Jaccard similarity of their
+word-shingle sets. Only signatures are stored (Judgement.minhash), so a new justification is
+compared with a contractor's earlier ones without rereading their text.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-def submission_flags_record(*, submission) -> list:
-    return []
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from reviews.models import SubmissionFlag
+from tasks.models import Judgement, Submission, Task
+
+# 64 hashes give an estimate within about +-0.06 of the true Jaccard similarity (one standard
+# error at J = 0.6): precise enough for a review hint, and 64 integers a judgement to store.
+NUM_HASHES = 64
+# Two-word shingles: justifications are short, and with three-word shingles changing three
+# words of a thirty-word text already drops the similarity to about 0.5, below any threshold
+# that still keeps unrelated justifications about the same code apart.
+SHINGLE_WORDS = 2
+# Near-duplicate from here on (measured in tests/reviews/test_quality_flags.py): four words
+# changed in a 35-word justification is a true similarity of about 0.64, which the 64-hash
+# estimate can place two standard errors lower; different justifications of the same change
+# share stock phrases ("zero divisor", "the new test") yet measure below 0.1.
+DUPLICATE_THRESHOLD = 0.5
+# How far back a contractor's earlier justifications are compared: enough to catch a stock
+# text reused over weeks, while each submit reads a bounded number of signatures.
+DUPLICATE_LOOKBACK = 500
+
+# A submission this much faster than the project's median cannot have had the candidates
+# read; a quarter leaves room for quick but honest work on an easy task.
+FAST_FRACTION = 4
+# Below this many earlier submissions the project's median says little.
+FAST_MIN_HISTORY = 10
+# The median follows the project's recent pace, read from a bounded window.
+FAST_LOOKBACK = 1000
+
+# Ten decisive preferences in a row on the same slot happen by chance with probability
+# 2 * 0.5**10 (about 0.2%) when the slots are drawn at random per turn: a position bias.
+STREAK_LENGTH = 10
+
+_MERSENNE = (1 << 61) - 1
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _coefficients() -> list[tuple[int, int]]:
+    # Derived from fixed salts, not from `random`, so that signatures stored today still
+    # compare with those computed by another process or Python version.
+    pairs = []
+    for i in range(NUM_HASHES):
+        digest = hashlib.blake2b(f"marlin-minhash-{i}".encode(), digest_size=16).digest()
+        a = int.from_bytes(digest[:8], "big") % (_MERSENNE - 1) + 1
+        b = int.from_bytes(digest[8:], "big") % _MERSENNE
+        pairs.append((a, b))
+    return pairs
+
+
+_COEFFICIENTS = _coefficients()
+
+
+def words(text: str) -> list[str]:
+    """The text's words, lower-cased, with punctuation and spacing gone."""
+    return _WORD.findall(text.casefold())
+
+
+def shingles(text: str, k: int = SHINGLE_WORDS) -> set[str]:
+    """The set of k-word runs of the text (the whole text when it is shorter than k words)."""
+    tokens = words(text)
+    if len(tokens) <= k:
+        return {" ".join(tokens)} if tokens else set()
+    return {" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
+
+
+def minhash(text: str) -> list[int]:
+    """The text's MinHash signature: for each of NUM_HASHES universal hashes (a*x+b mod p over
+    a 64-bit blake2b of the shingle), the smallest value over its shingles. Empty for no words."""
+    hashed = [
+        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
+        for s in shingles(text)
+    ]
+    if not hashed:
+        return []
+    return [min((a * x + b) % _MERSENNE for x in hashed) for a, b in _COEFFICIENTS]
+
+
+def jaccard_estimate(first: Sequence[int], second: Sequence[int]) -> float:
+    """Share of positions where two signatures agree; 0 when either is empty or they differ
+    in length (signatures from another NUM_HASHES are not comparable)."""
+    if not first or len(first) != len(second):
+        return 0.0
+    return sum(x == y for x, y in zip(first, second, strict=True)) / len(first)
+
+
+def jaccard(first: str, second: str) -> float:
+    """The exact Jaccard similarity of two texts' shingle sets (what minhash estimates)."""
+    a, b = shingles(first), shingles(second)
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+# --- the rules ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flag:
+    kind: str
+    detail: str
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    return f"{round(seconds / 60)} min"
+
+
+def fast_flag(*, submission: Submission) -> Flag | None:
+    """Time on task below 1/FAST_FRACTION of the median of the project's earlier submissions."""
+    earlier = list(
+        Submission.objects.filter(task__project_id=submission.task.project_id, pk__lt=submission.pk)
+        .order_by("-pk")
+        .values_list("active_seconds", flat=True)[:FAST_LOOKBACK]
+    )
+    if len(earlier) < FAST_MIN_HISTORY:
+        return None
+    median = statistics.median(earlier)
+    if submission.active_seconds * FAST_FRACTION >= median:
+        return None
+    return Flag(
+        SubmissionFlag.Kind.FAST,
+        f"Submitted after {_minutes(submission.active_seconds)} of work against a project "
+        f"median of {_minutes(median)} over the last {len(earlier)} submissions.",
+    )
+
+
+def duplicate_flag(*, submission: Submission, judgements: Iterable[Judgement]) -> Flag | None:
+    """A justification of this round nearly repeats one of the contractor's last
+    DUPLICATE_LOOKBACK judgements in other tasks (the task's own earlier rounds are copies)."""
+    earlier = list(
+        Judgement.objects.filter(turn__task__contractor_id=submission.task.contractor_id)
+        .exclude(turn__task_id=submission.task_id)
+        .order_by("-created_at", "-pk")
+        .values_list("minhash", "turn__task_id", "turn__number")[:DUPLICATE_LOOKBACK]
+    )
+    matches = []
+    for judgement in judgements:
+        best = max(
+            (
+                (jaccard_estimate(judgement.minhash, signature), task_id, number)
+                for signature, task_id, number in earlier
+            ),
+            default=(0.0, None, None),
+        )
+        if best[0] >= DUPLICATE_THRESHOLD:
+            matches.append((best, judgement.turn.number))
+    if not matches:
+        return None
+    (similarity, task_id, number), turn_number = max(matches)
+    detail = (
+        f"The justification of turn {turn_number} is about {similarity:.0%} alike the one of "
+        f"turn {number} in task #{task_id}"
+    )
+    if len(matches) > 1:
+        detail += f"; {len(matches)} of this round's justifications repeat earlier ones"
+    return Flag(SubmissionFlag.Kind.DUPLICATE, detail + ".")
+
+
+def _latest_judgements(*, contractor_id: int, decisive: bool) -> list[Judgement]:
+    # One judgement per turn: its task's current round. A revision copies the earlier round's
+    # rows, and counting both would let one bounced task fill half a streak.
+    rows = Judgement.objects.filter(
+        turn__task__contractor_id=contractor_id, round=F("turn__task__round")
+    )
+    if decisive:
+        rows = rows.exclude(preference=0)
+    return list(rows.order_by("-created_at", "-pk").only("preference", "scores")[:STREAK_LENGTH])
+
+
+def one_slot_flag(*, submission: Submission) -> Flag | None:
+    """The contractor's last STREAK_LENGTH decisive preferences all chose the same slot."""
+    latest = _latest_judgements(contractor_id=submission.task.contractor_id, decisive=True)
+    slots = {j.preferred_slot for j in latest}
+    if len(latest) < STREAK_LENGTH or len(slots) != 1:
+        return None
+    return Flag(
+        SubmissionFlag.Kind.ONE_SLOT,
+        f"The contractor's last {len(latest)} preferences that were not ties all chose "
+        f"slot {slots.pop()}.",
+    )
+
+
+def _canonical(scores: object) -> object:
+    if isinstance(scores, dict):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in scores.items()))
+    return scores
+
+
+def flat_scores_flag(*, submission: Submission) -> Flag | None:
+    """The contractor's last STREAK_LENGTH judgements all carry exactly the same scores."""
+    latest = _latest_judgements(contractor_id=submission.task.contractor_id, decisive=False)
+    if len(latest) < STREAK_LENGTH or len({_canonical(j.scores) for j in latest}) != 1:
+        return None
+    scores = latest[0].scores
+    shown = ", ".join(
+        f"{slot} {'/'.join(str(v) for _, v in sorted(axes.items()))}"
+        for slot, axes in sorted(scores.items())
+        if isinstance(axes, dict)
+    )
+    return Flag(
+        SubmissionFlag.Kind.FLAT_SCORES,
+        f"The contractor's last {len(latest)} judgements all gave the same scores ({shown}).",
+    )
+
+
+@transaction.atomic
+def submission_flags_record(*, submission: Submission) -> list[SubmissionFlag]:
+    """Store the MinHash of this round's justifications, then record the submission's flags.
+
+    Idempotent: a flag is keyed by (submission, kind) and rewritten in place, so recording
+    the same submission again never adds a row. Reads are bounded (FAST_LOOKBACK,
+    DUPLICATE_LOOKBACK, STREAK_LENGTH rows). Nothing here is shown to the contractor.
+    """
+    judgements = list(
+        Judgement.objects.filter(turn__task_id=submission.task_id, round=submission.round)
+        .select_related("turn")
+        .order_by("turn__number")
+    )
+    for judgement in judgements:
+        judgement.minhash = minhash(judgement.justification)
+    Judgement.objects.bulk_update(judgements, ["minhash"])
+    found = [
+        fast_flag(submission=submission),
+        duplicate_flag(submission=submission, judgements=judgements),
+        one_slot_flag(submission=submission),
+        flat_scores_flag(submission=submission),
+    ]
+    flags = []
+    for flag in found:
+        if flag is None:
+            continue
+        row, _ = SubmissionFlag.objects.update_or_create(
+            submission=submission, kind=flag.kind, defaults={"detail": flag.detail[:300]}
+        )
+        flags.append(row)
+    return flags
+
+
+# --- reads for reviewers ------------------------------------------------------------------
+
+SORT_BY_FLAGS = "flags"
+
+
+def tasks_with_flags(tasks: QuerySet[Task], *, flag: str = "") -> QuerySet[Task]:
+    """Tasks annotated with `flag_count` (flags on their current round) and carrying
+    `current_submissions` (that round's Submission, flags prefetched); only those with a flag
+    of kind `flag` when one is given. Sort on `flag_count` to put the most flagged first.
+    """
+    current = SubmissionFlag.objects.filter(
+        submission__task=OuterRef("pk"), submission__round=OuterRef("round")
+    )
+    count = current.order_by().values("submission__task").annotate(n=Count("pk")).values("n")
+    tasks = tasks.annotate(flag_count=Coalesce(Subquery(count), 0)).prefetch_related(
+        Prefetch(
+            "submissions",
+            queryset=Submission.objects.filter(round=F("task__round")).prefetch_related("flags"),
+            to_attr="current_submissions",
+        )
+    )
+    if flag:
+        tasks = tasks.filter(Exists(current.filter(kind=flag)))
+    return tasks
+
+
+def task_current_flags(task: Task) -> list[SubmissionFlag]:
+    """The flags on the task's current round, from `tasks_with_flags`' prefetch."""
+    return [flag for s in task.current_submissions for flag in s.flags.all()]
+
+
+def contractor_recent_flags(*, contractor_id: int, limit: int = 50) -> QuerySet[SubmissionFlag]:
+    """A contractor's latest flags, newest first, for the admin's page on them."""
+    return (
+        SubmissionFlag.objects.filter(submission__task__contractor_id=contractor_id)
+        .select_related("submission__task")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def task_round_flags(*, task: Task) -> list[SubmissionFlag]:
+    """The flags on the task's current round, for the review page."""
+    return list(SubmissionFlag.objects.filter(submission__task=task, submission__round=task.round))

@@ -56,12 +56,8 @@ def _clean_ranges(*, project: Project, score_ranges: Any) -> dict[str, dict[str,
     return clean
 
 
-@transaction.atomic
-def gold_turn_mark(*, turn: Turn, by: Any, expected: int, score_ranges: Any = None) -> GoldTurn:
-    """Make an accepted turn gold, with the expected direction (-1 A, 0 same, 1 B) and the
-    tolerated score ranges."""
-    if not can_oversee(by):
-        raise PermissionDeniedError("Only admins mark gold turns.")
+def gold_turn_check(*, turn: Turn, expected: Any, score_ranges: Any) -> dict:
+    """The score ranges cleaned, once the turn may be gold with this answer."""
     task = turn.task
     if task.status != Task.Status.ACCEPTED:
         raise ApplicationError("Only a turn of an accepted task can be gold.")
@@ -69,7 +65,16 @@ def gold_turn_mark(*, turn: Turn, by: Any, expected: int, score_ranges: Any = No
         raise ApplicationError("Both candidates of this turn made the same change.")
     if expected not in GoldTurn.Direction.values:
         raise ApplicationError("The expected direction is -1 (A), 0 (about the same) or 1 (B).")
-    ranges = _clean_ranges(project=task.project, score_ranges=score_ranges)
+    return _clean_ranges(project=task.project, score_ranges=score_ranges)
+
+
+@transaction.atomic
+def gold_turn_mark(*, turn: Turn, by: Any, expected: int, score_ranges: Any = None) -> GoldTurn:
+    """Make an accepted turn gold, with the expected direction (-1 A, 0 same, 1 B) and the
+    tolerated score ranges."""
+    if not can_oversee(by):
+        raise PermissionDeniedError("Only admins mark gold turns.")
+    ranges = gold_turn_check(turn=turn, expected=expected, score_ranges=score_ranges)
     try:
         with transaction.atomic():
             return GoldTurn.objects.create(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reviews import claims, selectors
+from reviews import claims, quality_flags, selectors
 from reviews.comment_selectors import line_comments_page_context
 from reviews.round_changes import round_changes
 from tasks.diffview import attach_diff_views
@@ -59,6 +59,7 @@ def review_page_context(*, task: Task, viewer: Any) -> dict:
     submission = next((s for s in task.submissions.all() if s.round == task.round), None)
     return {
         "task": task,
+        "flags": quality_flags.task_round_flags(task=task),
         "turns": items,
         "has_changes": any(c.any for c in changes.values()),
         "claim": claim,

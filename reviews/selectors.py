@@ -8,6 +8,7 @@ from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 
 from marlin.permissions import can_oversee
+from reviews import quality_flags
 from reviews.models import Review, ReviewNote
 from tasks.models import Task, TaskEvent
 
@@ -18,10 +19,14 @@ def review_queue_for(
     project_id: int | None = None,
     repository_id: int | None = None,
     kind: str = "",
+    flag: str = "",
+    sort: str = "",
 ) -> QuerySet[Task]:
     """Submitted tasks waiting for a decision, oldest first, never the reviewer's own.
 
-    Each task carries `claim_reviewer_id` and `claim_expires_at` (None when unclaimed).
+    Each task carries `claim_reviewer_id` and `claim_expires_at` (None when unclaimed), and
+    its current round's effort flags (quality_flags.tasks_with_flags). `flag` keeps tasks
+    flagged with that kind; `sort="flags"` puts the most flagged first (oldest first among equals).
     """
     tasks = (
         Task.objects.filter(status=Task.Status.SUBMITTED)
@@ -39,13 +44,17 @@ def review_queue_for(
         tasks = tasks.filter(repository_id=repository_id)
     if kind:
         tasks = tasks.filter(kind=kind)
+    tasks = quality_flags.tasks_with_flags(tasks, flag=flag)
+    order = ["submitted_at", "pk"]
+    if sort == quality_flags.SORT_BY_FLAGS:
+        order.insert(0, "-flag_count")
     return (
         tasks.select_related("project", "repository")
         .annotate(
             claim_reviewer_id=F("open_claim__reviewer_id"),
             claim_expires_at=F("open_claim__expires_at"),
         )
-        .order_by("submitted_at", "pk")
+        .order_by(*order)
     )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviews import comment_views, views
+from reviews import audit_views, comment_views, judging_views, views
 
 app_name = "reviews"
 urlpatterns = [
@@ -9,6 +9,10 @@ urlpatterns = [
     path("tasks/<int:pk>/claim/", views.review_claim, name="claim"),
     path("tasks/<int:pk>/release/", views.review_release, name="release"),
     path("tasks/<int:pk>/decide/", views.review_decide, name="decide"),
+    path("audits/", audit_views.audit_queue, name="audits"),
+    path("audits/<int:pk>/", audit_views.audit_detail, name="audit_detail"),
+    path("audits/<int:pk>/take/", audit_views.audit_take, name="audit_take"),
+    path("audits/<int:pk>/decide/", audit_views.audit_decide, name="audit_decide"),
     path(
         "candidates/<int:pk>/line-comments/",
         comment_views.line_comment_add,
@@ -19,6 +23,9 @@ urlpatterns = [
         comment_views.line_comment_delete,
         name="line_comment_delete",
     ),
+    path("judging/", judging_views.judging_list, name="judging"),
+    path("judging/next/", judging_views.judging_next, name="judging_next"),
+    path("judging/<int:pk>/", judging_views.judging_detail, name="judging_detail"),
     path("earnings/", views.my_earnings, name="earnings"),
     path("payouts/", views.payouts, name="payouts"),
     path("metrics/", views.reviewer_metrics, name="metrics"),

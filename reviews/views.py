@@ -20,6 +20,7 @@ from reviews import (
     leaderboard,
     metrics,
     notifications,
+    quality_gold,
     selectors,
     services,
 )
@@ -57,6 +58,8 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             "project_id": getattr(form.cleaned_data["project"], "pk", None),
             "repository_id": getattr(form.cleaned_data["repository"], "pk", None),
             "kind": form.cleaned_data["kind"],
+            "flag": form.cleaned_data["flag"],
+            "sort": form.cleaned_data["sort"],
         }
     tasks = selectors.review_queue_for(user=request.user, **filters)
     return render(
@@ -207,6 +210,10 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "board": board,
         "leaderboard": leaderboard.leaderboard(project=project) if project else None,
         "chart_data": dashboard.chart_data(board),
+        "gold_accuracy": sorted(
+            quality_gold.gold_accuracy_by_contractor(project=project).values(),
+            key=lambda row: row.username,
+        ),
     }
     return render(request, "reviews/dashboard.html", context)
 

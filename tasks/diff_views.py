@@ -1,6 +1,7 @@
 """The diff tools' endpoints: the diff with whitespace hidden, unchanged lines around hunks,
 and the direct A vs B diff of a turn. Each is a fragment of the workspace and review pages,
-seen by whoever may see the candidates (tasks.selectors.candidate_get_for_viewer)."""
+seen by whoever may see the candidates (tasks.selectors.candidate_get_for_diff).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _bad_request(message: str) -> HttpResponse:
 @require_GET
 def candidate_diff(request: HttpRequest, pk: int) -> HttpResponse:
     """A candidate's diff view (or one file of it with ?file=n), whitespace hidden on ask."""
-    candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
+    candidate = selectors.candidate_get_for_diff(user=request.user, pk=pk)
     view = candidate_diff_view(candidate, ignore_whitespace=_hides_whitespace(request))
     if "file" in request.GET:
         number = request.GET["file"]
@@ -54,7 +55,7 @@ def candidate_diff(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def candidate_context(request: HttpRequest, pk: int) -> HttpResponse:
     """Unchanged lines start..end of a changed file, from the pinned commit, as table rows."""
-    candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
+    candidate = selectors.candidate_get_for_diff(user=request.user, pk=pk)
     params = {name: request.GET.get(name, "") for name in ("file", "start", "end")}
     if not all(value.isdigit() and len(value) < 10 for value in params.values()):
         return _bad_request("file, start and end must be whole numbers.")
@@ -78,6 +79,7 @@ def turn_ab_diff_view(request: HttpRequest, turn_pk: int) -> HttpResponse:
     """The direct diff of a turn's two results (A's as the old side, B's as the new)."""
     turn = get_object_or_404(Turn.objects.select_related("task__repository"), pk=turn_pk)
     # Each candidate through the viewer selector: outsiders get a 404, as for a candidate.
+    # Not for judging tasks: their slots may be swapped, and this diff is in the turn's.
     candidates = [
         selectors.candidate_get_for_viewer(user=request.user, pk=pk)
         for pk in turn.candidates.order_by("slot").values_list("pk", flat=True)

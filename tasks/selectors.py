@@ -95,6 +95,22 @@ def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
     raise Http404
 
 
+def candidate_get_for_diff(*, user: Any, pk: int) -> Candidate:
+    """A candidate whose diff this person may read: a viewer's (candidate_get_for_viewer), or
+    one of the pair a contractor holds a judging task on. Only the diff: its comments and
+    evidence stay with the viewers, so the second judge sees nothing of the first."""
+    try:
+        return candidate_get_for_viewer(user=user, pk=pk)
+    except Http404:
+        candidate = get_object_or_404(Candidate.objects.select_related("turn__task"), pk=pk)
+        if (
+            user.has_perm("tasks.work_on_tasks")
+            and candidate.turn.judging_tasks.filter(contractor=user).exists()
+        ):
+            return candidate
+        raise
+
+
 # --- Evidence as the pages show it ---------------------------------------------------
 
 WAITING = {"state": "waiting", "reason": "The checks run once both candidates are ready."}

@@ -352,7 +352,7 @@ def task_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def candidate_diff_file(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     """One large changed file of a candidate, loaded when the person opens it."""
-    candidate = selectors.candidate_get_for_viewer(user=request.user, pk=pk)
+    candidate = selectors.candidate_get_for_diff(user=request.user, pk=pk)
     view = candidate_diff_view(candidate)
     if index >= len(view.files):
         raise Http404("No such file in this change.")

@@ -31,7 +31,15 @@ from reviews import export_jobs
 from reviews.claims import review_claim
 from reviews.comment_services import line_comment_add
 from reviews.forms import ExportForm
-from reviews.models import Earning, ExportJob, LineComment, Notification, Review, ReviewClaim
+from reviews.models import (
+    Earning,
+    ExportJob,
+    JudgingTask,
+    LineComment,
+    Notification,
+    Review,
+    ReviewClaim,
+)
 from tasks import generation
 from tasks.diffview import candidate_diff_view
 from tasks.models import (
@@ -213,6 +221,28 @@ class World:
         self.export_files.append((job.file.storage, job.file.name))
         return job
 
+    def _accepted_with_overlap(self, contractor) -> Task:
+        self.project.overlap_percent = 100
+        self.project.save()
+        task = submit(generate_all(self.new_task(contractor)))
+        decide(task, reviewer=self.rex)
+        return task
+
+    @cached_property
+    def judging_open(self) -> list[JudgingTask]:
+        """An open judging task on a turn of each contractor's: each may take the other's."""
+        for contractor in (self.owner, self.users["other_contractor"]):
+            self._accepted_with_overlap(contractor)
+        return list(JudgingTask.objects.filter(status=JudgingTask.Status.OPEN))
+
+    @cached_property
+    def judging_held(self) -> JudgingTask:
+        """The owner's accepted turn, held for judging by the other contractor."""
+        task = self._accepted_with_overlap(self.owner)
+        judging_task = JudgingTask.objects.get(turn__task=task)
+        judging_task.take(by=self.users["other_contractor"])
+        return judging_task
+
     @cached_property
     def catalogue_import(self) -> CatalogueImport:
         """A catalogue import queued by the admin and not yet run."""
@@ -286,6 +316,9 @@ def snapshot() -> dict[str, set]:
             LineComment.objects.values_list("pk", "candidate_id", "author_id", "text")
         ),
         "notifications": set(Notification.objects.values_list("pk", "user_id", "read_at")),
+        "judging_tasks": set(
+            JudgingTask.objects.values_list("pk", "status", "contractor_id", "preference")
+        ),
         "exports": set(ExportJob.objects.values_list("pk", "status", "requested_by_id")),
         "catalogue_imports": set(
             CatalogueImport.objects.values_list("pk", "status", "requested_by_id")
@@ -411,6 +444,28 @@ def _followed_up(w, user, response):
 def _revised(w, user, response):
     task = Task.objects.get(pk=w.bounced.pk)
     assert (task.status, task.round) == (Task.Status.AWAITING_PREFERENCE, 2)
+
+
+def _own_judging_listed(w, user, response):
+    ids = [row["id"] for row in response.json()["results"]]
+    assert ids == list(JudgingTask.objects.filter(contractor=user).values_list("pk", flat=True))
+    assert (w.judging_held.pk in ids) == (user == w.users["other_contractor"])
+
+
+def _judging_taken(w, user, response):
+    taken = JudgingTask.objects.get(pk=response.json()["id"])
+    assert taken.contractor == user and taken.turn.task.contractor != user
+
+
+def _judging_shown(w, user, response):
+    body = response.content.decode()
+    assert response.json()["prompt"] == SECRET_PROMPT  # the pair is judged as it was asked
+    assert JUSTIFICATION not in body and w.owner.username not in body
+
+
+def _judging_submitted(w, user, response):
+    judging_task = JudgingTask.objects.get(pk=w.judging_held.pk)
+    assert (judging_task.status, judging_task.preference) == (JudgingTask.Status.SUBMITTED, -2)
 
 
 def _regenerated(w, user, response):
@@ -633,6 +688,17 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
                                                                             (401, 201, 404, 404, 404, 404)),
     "line_comment_delete": (Call("api-line-comment", "delete", target="owner_comment",
                                  changes=("line_comments",)),               (401, 204, 404, 404, 404, 404)),
+    # A second contractor judges an accepted turn: never their own, never seen by the first.
+    "judging_tasks": (Call("api-judging-tasks", needs=("judging_held",),
+                           effect=_own_judging_listed),                     (401, 200, 200, 403, 403, 403)),
+    "judging_next": (Call("api-judging-task-next", "post", needs=("judging_open",),
+                          changes=("judging_tasks",), effect=_judging_taken),
+                                                                            (401, 200, 200, 403, 403, 403)),
+    "judging_task": (Call("api-judging-task", target="judging_held",
+                          effect=_judging_shown),                           (401, 404, 200, 403, 403, 403)),
+    "judging_submit": (Call("api-judging-task-submit", "post", target="judging_held",
+                            data=judgement_data, changes=("judging_tasks",),
+                            effect=_judging_submitted),                     (401, 404, 200, 403, 403, 403)),
     "schema": (Call("api-schema", effect=_schema_served),                   (401, *ALL)),
 }
 # fmt: on

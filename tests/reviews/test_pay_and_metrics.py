@@ -256,6 +256,8 @@ def test_payout_by_contractor_counts_only_acceptances_inside_the_period(
         "username": "carol",
         "email": "carol@example.com",
         "tasks": 1,
+        "judged": 0,
+        "judging_amount": Decimal("0"),
         "hours": 1.5,
         "amount": Decimal("280.00"),
     }
@@ -264,6 +266,8 @@ def test_payout_by_contractor_counts_only_acceptances_inside_the_period(
         "username": "dave",
         "email": "dave@example.com",
         "tasks": 1,
+        "judged": 0,
+        "judging_amount": Decimal("0"),
         "hours": 0.25,
         "amount": Decimal("120.00"),
     }
@@ -333,6 +337,8 @@ PAYOUT_HEADER = [
     "tasks",
     "hours",
     "amount",
+    "judged_pairs",
+    "judging_amount",
 ]
 
 
@@ -377,6 +383,8 @@ def test_the_payout_csv_neutralises_formulas_and_has_exact_figures(
         "1",
         "0.25",
         "280.00",
+        "0",
+        "0.00",
     ]
     assert by_id[str(other.pk)] == [
         str(other.pk),
@@ -387,6 +395,8 @@ def test_the_payout_csv_neutralises_formulas_and_has_exact_figures(
         "1",
         "1.0",
         "280.00",
+        "0",
+        "0.00",
     ]
     assert by_id[str(contractor.pk)] == [
         str(contractor.pk),
@@ -397,6 +407,8 @@ def test_the_payout_csv_neutralises_formulas_and_has_exact_figures(
         "1",
         "1.5",
         "280.00",
+        "0",
+        "0.00",
     ]
     for row in rows:
         assert not row[1].startswith(("=", "+", "-", "@"))

@@ -340,14 +340,35 @@ LINE_COMMENTS = {
 }
 
 
+# Quality control has its own matrices: judging tasks in
+# tests/reviews/test_quality_judging_pages.py and tests/test_api_authorization.py, audits in
+# tests/reviews/test_quality_audits.py.
+QUALITY = {
+    "reviews:judging",
+    "reviews:judging_next",
+    "reviews:judging_detail",
+    "api-judging-tasks",
+    "api-judging-task-next",
+    "api-judging-task",
+    "api-judging-task-submit",
+    "reviews:audits",
+    "reviews:audit_detail",
+    "reviews:audit_take",
+    "reviews:audit_decide",
+    "api-audits",
+    "api-audit-take",
+    "api-audit-decide",
+}
+
+
 def test_the_matrix_covers_every_review_and_pay_route():
     from reviews import api_urls, urls
 
     html = {f"reviews:{p.name}" for p in urls.urlpatterns}
     api = {p.name for p in api_urls.urlpatterns}
-    assert (NOT_REVIEW_OR_PAY | LINE_COMMENTS).issubset(html | api)
+    assert (NOT_REVIEW_OR_PAY | LINE_COMMENTS | QUALITY).issubset(html | api)
     covered = {call.url_name for call in CALLS.values()}
-    assert (html | api) - NOT_REVIEW_OR_PAY - LINE_COMMENTS == covered
+    assert (html | api) - NOT_REVIEW_OR_PAY - LINE_COMMENTS - QUALITY == covered
 
 
 # ---------------------------------------------------------------------------------------
