@@ -58,7 +58,8 @@ def _clean_ranges(*, project: Project, score_ranges: Any) -> dict[str, dict[str,
 
 def gold_turn_check(*, turn: Turn, expected: Any, score_ranges: Any) -> dict:
     """The score ranges cleaned, once the turn may be gold with this answer."""
-    task = turn.task
+    # Read again: the caller's task may be older than its acceptance.
+    task = Task.objects.select_related("project").get(pk=turn.task_id)
     if task.status != Task.Status.ACCEPTED:
         raise ApplicationError("Only a turn of an accepted task can be gold.")
     if turn.has_identical_candidates:

@@ -54,16 +54,19 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 from schemathesis.pytest.lazy import get_all_tests
 
+from marlin import roles
 from repos.models import CatalogueImport
 from reviews.claims import review_claim
 from reviews.comment_services import line_comment_add
 from reviews.export_filters import ExportFilters
 from reviews.export_jobs import export_job_execute, export_job_start
+from reviews.models import ReviewAudit
+from reviews.quality_overlap import judging_task_next
 from tasks import generation
 from tasks.diffview import candidate_diff_view
 from tasks.models import Candidate, CheckRecipe
 from tests.api_clients import api_token_for
-from tests.factories import RepositoryFactory, pool_endpoints
+from tests.factories import RepositoryFactory, UserFactory, pool_endpoints
 from tests.tasks.helpers import create_task, decide, generate_all, submit
 
 # The order matters only for who runs the coverage phase of an operation several roles use.
@@ -199,6 +202,18 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
     decide(bounced, reviewer=reviewer, decision="BOUNCE", feedback="Say what add returns.")
     accepted = submit(generate_all(new_task("Make add accept floats.")))
     decide(accepted, reviewer=reviewer, decision="ACCEPT")
+    # A pair the contractor holds for judging (another contractor's accepted turn), and an
+    # open audit of a second reviewer's acceptance that the reviewer may take.
+    project.overlap_percent = 100
+    project.audit_percent = 100
+    project.save()
+    dave, rex = UserFactory(role=roles.CONTRACTOR), UserFactory(role=roles.REVIEWER)
+    judged = create_task(
+        contractor=dave, project=project, repository=ready_repository, prompt="Add abs."
+    )
+    decide(submit(generate_all(judged)), reviewer=rex)
+    judging = judging_task_next(user=contractor)
+    audit = ReviewAudit.objects.get(review__task=judged)
     failed = new_task("Add a multiply function.")
     for candidate in Candidate.objects.filter(turn__task=failed):
         generation.candidate_fail(candidate_id=candidate.pk, reason="The model timed out.")
@@ -238,6 +253,8 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
             "users": [contractor.pk, reviewer.pk],
             "check_recipes": [recipe.pk],
             "project_endpoints": list(project.pool.values_list("pk", flat=True)),
+            "judging_tasks": [judging.pk],
+            "audits": [audit.pk],
         },
     }
 
@@ -300,6 +317,8 @@ def _config(
                     project="projects",
                 ),  # fmt: skip
                 operation(r"^/api/(reviews/)?tasks/\{id\}/", "tasks"),
+                operation(r"^/api/judging-tasks/\{id\}/", "judging_tasks"),
+                operation(r"^/api/reviews/audits/\{id\}/", "audits"),
                 operation(r"^/api/candidates/\{id\}/", "candidates"),
                 operation(r"^/api/line-comments/\{id\}/", "line_comments"),
                 operation(r"^/api/exports/\{id\}/", "exports"),

@@ -523,6 +523,8 @@ def test_a_flagged_submission_end_to_end_is_seen_by_reviewers_only(
 
     client.force_login(reviewer)
     assert _queue_rows(client, flag="fast") == [task.pk]
+    review_page = client.get(reverse("reviews:detail", args=[task.pk])).content.decode()
+    assert 'id="quality-flags"' in review_page and "project median of 60 min" in review_page
 
     client.force_login(contractor)
     for url in (reverse("tasks:detail", args=[task.pk]), reverse("tasks:list")):
