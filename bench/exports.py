@@ -350,7 +350,7 @@ def build_data() -> None:
                  "apply_error, is_truncated, raw_answer, input_tokens, output_tokens, "
                  "failure_detail")  # fmt: skip
     judg_cols = ("id, created_at, updated_at, round, preference, scores, justification, "
-                 "turn_id, warnings")  # fmt: skip
+                 "turn_id, warnings, minhash")  # fmt: skip
     review_cols = ("id, created_at, updated_at, round, decision, feedback, reviewer_id, "
                    "task_id, claimed_at, rejects_task")  # fmt: skip
     sub_cols = "id, round, active_seconds, turn_count, created_at, submitted_by_id, task_id"
@@ -419,6 +419,7 @@ def build_data() -> None:
                         turn_id, judged, judged, 1, preference, json.dumps(scores),
                         _justification(rng, preference), turn_id,
                         json.dumps(judgement_warnings(preference=preference, scores=scores)),
+                        "[]",
                     ))  # fmt: skip
                     turns.append(
                         _row(turn_id, turn_created, judged, number, prompt, task_id, turn_active)

@@ -27,10 +27,14 @@ from reviews import (
     leaderboard,
     metrics,
     notifications,
+    quality_agreement,
+    quality_audits,
     quality_flags,
+    quality_gold,
     selectors,
     services,
 )
+from reviews.audit_api import OverturnRateSerializer
 from reviews.earnings import Period
 from reviews.export_filters import EVIDENCE_FILTERS
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm
@@ -475,6 +479,21 @@ class ExportRequestSerializer(serializers.Serializer):
         help_text="agrees: only turns whose evidence (tests fixed minus broken) points the way "
         "of the preference; disagrees: only those where it points the other way.",
     )
+    min_contractor_agreement = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text="0..1: only tasks of contractors whose preference direction matched the "
+        "other rater's on at least this share of their agreement pairs (contractors with no "
+        "pair are left out).",
+    )
+    min_gold_accuracy = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text="0..1: only tasks of contractors right on at least this share of their gold "
+        "turns (contractors with none graded are left out).",
+    )
     prompt_style = serializers.ChoiceField(
         choices=ExportJob.PromptStyle.choices,
         required=False,
@@ -603,6 +622,14 @@ class LeaderboardSerializer(serializers.Serializer):
     axes = LeaderboardAxisSerializer(many=True)
 
 
+class GoldAccuracySerializer(serializers.Serializer):
+    contractor_id = serializers.IntegerField()
+    username = serializers.CharField()
+    graded = serializers.IntegerField(help_text="Gold judging tasks submitted.")
+    right = serializers.IntegerField(help_text="Of those, the ones matching the gold answer.")
+    accuracy = serializers.FloatField()
+
+
 class DashboardSerializer(serializers.Serializer):
     strengths = serializers.ListField(child=serializers.DictField())
     position_bias = serializers.DictField()
@@ -619,6 +646,17 @@ class DashboardSerializer(serializers.Serializer):
     score_distributions = serializers.DictField()
     leaderboard = LeaderboardSerializer(
         allow_null=True, help_text="The project's leaderboard; null without a project."
+    )
+    agreement = serializers.DictField(
+        help_text="Direction agreement, weighted kappa and Krippendorff's alpha per axis, "
+        "with 95% bootstrap intervals: overall, per contractor and per reviewer. Each figure "
+        'is {"estimate", "low", "high", "n", "reason"}; estimate null with a reason when '
+        "undefined (fewer than 2 pairs, no variation)."
+    )
+    gold_accuracy = GoldAccuracySerializer(many=True)
+    overturn_rates = OverturnRateSerializer(
+        many=True,
+        help_text="Per audited reviewer: audits decided, overturned, rate, 95% Wilson interval.",
     )
 
 
@@ -650,5 +688,14 @@ class DashboardApi(APIView):
                     if ranked
                     else None
                 ),
+                "agreement": quality_agreement.agreement_data(
+                    quality_agreement.agreement(project=project)
+                ),
+                "gold_accuracy": GoldAccuracySerializer(
+                    quality_gold.gold_accuracy_by_contractor(project=project).values(), many=True
+                ).data,
+                "overturn_rates": OverturnRateSerializer(
+                    quality_audits.reviewer_overturn_rates(project=project), many=True
+                ).data,
             }
         )

@@ -10,7 +10,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError
-from tasks.models import Task
+from reviews import quality_export
+from tasks.models import Project, Task
 
 EXPORT_FORMATS = ("native", "trl", "openai", "csv")
 # Keep only turns whose evidence (tests fixed and broken) points the way of the preference,
@@ -54,8 +55,20 @@ class ExportFilters:
     min_strength: int = 0
     # "" (every turn), or one of EVIDENCE_FILTERS.
     evidence: str = ""
+    # 0..1 or None: keep only tasks of contractors whose preference direction matched the
+    # other rater's on at least this share of their agreement pairs, or whose gold judging
+    # tasks were right at least this often. Measured on the project filtered on (every
+    # project without one); a contractor with nothing measured is left out.
+    min_contractor_agreement: float | None = None
+    min_gold_accuracy: float | None = None
 
     def __post_init__(self) -> None:
+        for name, what in _SHARES.items():
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value <= 1):
+                raise ApplicationError(
+                    f"The minimum {what} is a share between 0 and 1 (e.g. 0.8), not {value!r}."
+                )
         if not 0 <= self.min_strength <= 3:
             raise ApplicationError("The minimum preference strength is 0, 1, 2 or 3.")
         if self.evidence and self.evidence not in EVIDENCE_FILTERS:
@@ -94,7 +107,29 @@ class ExportFilters:
             )
         if self.contractor_id is not None:
             tasks = tasks.filter(contractor_id=self.contractor_id)
-        return tasks.order_by("pk")
+        return self._by_quality(tasks).order_by("pk")
+
+    def _by_quality(self, tasks: QuerySet[Task]) -> QuerySet[Task]:
+        if self.min_contractor_agreement is None and self.min_gold_accuracy is None:
+            return tasks
+        project = (
+            Project.objects.filter(pk=self.project_id).first()
+            if self.project_id is not None
+            else None
+        )
+        if self.min_contractor_agreement is not None:
+            tasks = tasks.filter(
+                contractor_id__in=quality_export.contractors_meeting_agreement(
+                    threshold=self.min_contractor_agreement, project=project
+                )
+            )
+        if self.min_gold_accuracy is not None:
+            tasks = tasks.filter(
+                contractor_id__in=quality_export.contractors_meeting_gold(
+                    threshold=self.min_gold_accuracy, project=project
+                )
+            )
+        return tasks
 
     def keeps(self, preference: int) -> bool:
         return abs(preference) >= self.min_strength
@@ -130,4 +165,20 @@ class ExportFilters:
             contractor_id=data.get("contractor_id"),
             min_strength=int(data.get("min_strength") or 0),
             evidence=data.get("evidence") or "",
+            min_contractor_agreement=_share(data.get("min_contractor_agreement")),
+            min_gold_accuracy=_share(data.get("min_gold_accuracy")),
         )
+
+
+_SHARES = {
+    "min_contractor_agreement": "contractor agreement",
+    "min_gold_accuracy": "gold accuracy",
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _share(value: Any) -> float | None:
+    return None if value is None else float(value)

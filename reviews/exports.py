@@ -17,6 +17,7 @@ from marlin.exceptions import ApplicationError
 from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import LineComment, Review
+from reviews.quality_export import ChunkQuality, chunk_quality, record_quality
 from tasks import evidence, prompting
 from tasks.diff_identity import same_change
 from tasks.evidence_services import export_evidence
@@ -35,7 +36,8 @@ from tasks.models import (
 # candidates' line_comments (the contractor's, with path, side and line) added since, and
 # each candidate's evidence with the turn's evidence_agrees; and the task's pair (both
 # endpoints' names, in the same order on every turn) now that a project has a pool.
-NATIVE_SCHEMA_VERSION = 2
+# 3: quality (agreement_group, second_judgements in the turn's slots, gold, flags).
+NATIVE_SCHEMA_VERSION = 3
 # How pairwise formats give the prompt: "model" is what the models were sent (system
 # message, repository context, the conversation as they saw it); "bare" the contractor's
 # prompts and the answers the conversation continued from, nothing else.
@@ -97,6 +99,7 @@ class _ChunkRows:
     line_comments: dict[tuple[int, int, str], list[dict]] = field(default_factory=dict)
     # (task id, turn number, slot) -> the candidate's evidence (export_evidence), if it ran
     evidence: dict[tuple[int, int, str], dict] = field(default_factory=dict)
+    quality: ChunkQuality = field(default_factory=ChunkQuality)
 
 
 def _as_text(json_field: str) -> ExpressionWrapper:
@@ -164,6 +167,7 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
             prompts=prompts,
             line_comments=_line_comments(ids),
             evidence=_evidence(ids),
+            quality=chunk_quality(ids),
         )
 
 
@@ -273,6 +277,12 @@ def _chunk_records(
             # Whether the evidence (tests fixed minus broken) points the way of the
             # preference; None when either side has none or it cannot tell them apart.
             record["evidence_agrees"] = agrees
+            record["quality"] = record_quality(
+                rows.quality,
+                task_id=record["task_id"],
+                turn=record["turn"],
+                round_judged=record["round_judged"],
+            )
             if not filters.keeps(record["preference"]):
                 left_out[WEAK] += 1
             elif not filters.keeps_evidence(agrees):
@@ -586,7 +596,7 @@ CSV_COLUMNS = [
     "task_id", "turn", "project", "repository", "commit_sha", "task_kind", "preference",
     "preference_label", "preferred_slot", "endpoint_a", "endpoint_b", "score_total_a",
     "score_total_b", "applies_cleanly_a", "applies_cleanly_b", "justification", "contractor_id",
-    "rounds", "status", "submitted_at", "accepted_at",
+    "rounds", "status", "submitted_at", "accepted_at", "agreement_group", "gold", "flags",
 ]  # fmt: skip
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -606,13 +616,15 @@ def csv_safe(value: object) -> object:
 
 def _csv_row(r: dict) -> list[object]:
     a, b = r["candidates"]["A"], r["candidates"]["B"]
+    quality = r["quality"]
     row = [
         r["task_id"], r["turn"], r["project"], r["repository"], r["commit_sha"],
         r["task_kind"], r["preference"], r["preference_label"], r["preferred_slot"] or "",
         a["endpoint"], b["endpoint"], sum(r["scores"]["A"].values()),
         sum(r["scores"]["B"].values()), a["applies_cleanly"], b["applies_cleanly"],
         r["justification"], r["contractor_id"], r["rounds"], r["status"],
-        r["submitted_at"], r["accepted_at"],
+        r["submitted_at"], r["accepted_at"], quality["agreement_group"],
+        quality["gold"]["expected"] if quality["gold"] else None, ";".join(quality["flags"]),
     ]  # fmt: skip
     return [csv_safe(cell) for cell in row]
 

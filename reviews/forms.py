@@ -108,6 +108,20 @@ def _format_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def _share_field(what: str, help_text: str) -> forms.FloatField:
+    """A threshold between 0 and 1 on a contractor's measured quality."""
+    message = f"The minimum {what} is a share between 0 and 1 (e.g. 0.8)."
+    return forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        label=f"Minimum {what}",
+        help_text=help_text,
+        error_messages={"invalid": message, "min_value": message, "max_value": message},
+    )
+
+
 class ExportForm(forms.Form):
     """The export's format and filters; the page, the API and the command share these rules."""
 
@@ -172,6 +186,18 @@ class ExportForm(forms.Form):
             + "."
         },
     )
+    min_contractor_agreement = _share_field(
+        "contractor agreement",
+        "0 to 1: keep only tasks of contractors whose preference pointed the same way as the "
+        "other rater's on at least this share of their turns judged twice (on the project "
+        "chosen, else on all). Contractors with no turn judged twice are left out.",
+    )
+    min_gold_accuracy = _share_field(
+        "gold accuracy",
+        "0 to 1: keep only tasks of contractors right on at least this share of their gold "
+        "turns (on the project chosen, else on all). Contractors with no gold turn graded are "
+        "left out.",
+    )
     prompt_style = forms.ChoiceField(
         choices=ExportJob.PromptStyle.choices,
         initial=ExportJob.PromptStyle.MODEL,
@@ -221,6 +247,8 @@ class ExportForm(forms.Form):
             contractor_id=data.get("contractor"),
             min_strength=data.get("min_strength") or 0,
             evidence=data.get("evidence") or "",
+            min_contractor_agreement=data.get("min_contractor_agreement"),
+            min_gold_accuracy=data.get("min_gold_accuracy"),
         )
 
 

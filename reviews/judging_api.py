@@ -33,7 +33,7 @@ class JudgingTaskListApi(APIView):
         available = serializers.IntegerField(help_text="Pairs waiting for you.")
         results = Row(many=True)
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(operation_id="judging_tasks_list", responses={200: OutputSerializer})
     def get(self, request: Request) -> Response:
         rows = quality_overlap.judging_tasks_of(user=request.user)[:200]
         data = {

@@ -47,7 +47,8 @@ def audit_maybe_open(*, review: Review) -> ReviewAudit | None:
     of the task id, so 0 % opens none, 100 % opens every one, and a replayed acceptance
     neither opens a second audit nor changes its mind.
     """
-    return None
+    if review.decision != Review.Decision.ACCEPT:
+        return None
     percent = review.task.project.audit_percent
     if not in_share(key=f"audit:{review.task_id}", percent=percent):
         return None
@@ -135,6 +136,7 @@ def audit_queue(*, user: Any) -> QuerySet[ReviewAudit]:
         Q(status=_Status.OPEN) & ~Q(review__reviewer=user) & ~Q(review__task__contractor=user)
     )
     held = Q(status=_Status.TAKEN, auditor=user)
+    # "TAKEN" > "OPEN": what the reviewer holds comes first.
     return _audits().filter(may_take | held).order_by("-status", "created_at", "pk")
 
 

@@ -20,6 +20,8 @@ from reviews import (
     leaderboard,
     metrics,
     notifications,
+    quality_agreement,
+    quality_audits,
     quality_gold,
     selectors,
     services,
@@ -210,6 +212,8 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "board": board,
         "leaderboard": leaderboard.leaderboard(project=project) if project else None,
         "chart_data": dashboard.chart_data(board),
+        "agreement": quality_agreement.agreement(project=project),
+        "overturn_rates": quality_audits.reviewer_overturn_rates(project=project),
         "gold_accuracy": sorted(
             quality_gold.gold_accuracy_by_contractor(project=project).values(),
             key=lambda row: row.username,

@@ -38,8 +38,10 @@ from reviews.models import (
     LineComment,
     Notification,
     Review,
+    ReviewAudit,
     ReviewClaim,
 )
+from reviews.quality_audits import audit_take
 from tasks import generation
 from tasks.diffview import candidate_diff_view
 from tasks.models import (
@@ -244,6 +246,19 @@ class World:
         return judging_task
 
     @cached_property
+    def audit(self) -> ReviewAudit:
+        """The open audit of one of the owner's tasks that rex accepted."""
+        self.project.audit_percent = 100
+        self.project.save(update_fields=["audit_percent"])
+        task = submit(generate_all(self.new_task()))
+        decide(task, reviewer=self.rex)
+        return ReviewAudit.objects.get(review__task=task)
+
+    @cached_property
+    def taken_audit(self) -> ReviewAudit:
+        return audit_take(audit=self.audit, by=self.users["reviewer"])
+
+    @cached_property
     def catalogue_import(self) -> CatalogueImport:
         """A catalogue import queued by the admin and not yet run."""
         return CatalogueImport.objects.create(
@@ -316,6 +331,9 @@ def snapshot() -> dict[str, set]:
             LineComment.objects.values_list("pk", "candidate_id", "author_id", "text")
         ),
         "notifications": set(Notification.objects.values_list("pk", "user_id", "read_at")),
+        "audits": set(
+            ReviewAudit.objects.values_list("pk", "status", "auditor_id", "note", "decided_at")
+        ),
         "judging_tasks": set(
             JudgingTask.objects.values_list("pk", "status", "contractor_id", "preference")
         ),
@@ -444,6 +462,20 @@ def _followed_up(w, user, response):
 def _revised(w, user, response):
     task = Task.objects.get(pk=w.bounced.pk)
     assert (task.status, task.round) == (Task.Status.AWAITING_PREFERENCE, 2)
+
+
+def _audits_listed(w, user, response):
+    assert [a["id"] for a in results(response)] == [w.audit.pk]
+
+
+def _audit_taken(w, user, response):
+    audit = ReviewAudit.objects.get(pk=w.audit.pk)
+    assert (audit.status, audit.auditor) == ("TAKEN", user)
+
+
+def _audit_decided(w, user, response):
+    audit = ReviewAudit.objects.get(pk=w.taken_audit.pk)
+    assert (audit.status, audit.note) == ("OVERTURNED", "No test.")
 
 
 def _own_judging_listed(w, user, response):
@@ -647,6 +679,13 @@ MATRIX: dict[str, tuple[Call, tuple]] = {
                     data=lambda w: {"decision": "ACCEPT"},
                     changes=("reviews", "tasks", "claims", "events", "earnings", "notifications"),
                     effect=_decided),                                       (401, 403, 403, 201, 403, 403)),
+    # A second reviewer audits an acceptance: never the reviewer audited, never a contractor.
+    "audits": (Call("api-audits", needs=("audit",), effect=_audits_listed),  (401, 403, 403, 200, 403, 403)),
+    "audit_take": (Call("api-audit-take", "post", target="audit", changes=("audits",),
+                        effect=_audit_taken),                                (401, 403, 403, 200, 403, 403)),
+    "audit_decide": (Call("api-audit-decide", "post", target="taken_audit",
+                          data=lambda w: {"overturn": True, "note": "No test."},
+                          changes=("audits",), effect=_audit_decided),       (401, 403, 403, 200, 403, 403)),
     "earnings": (Call("api-earnings", needs=("awaiting",),
                       effect=_own_earnings),                                (401, 200, 200, 403, 403, 403)),
     "payouts": (Call("api-payouts", effect=_period_shown),                  (401, 403, 403, 403, 200, 403)),

@@ -191,9 +191,10 @@ def test_datasets_loads_the_native_file_with_ties_and_every_field(dataset, expor
         "schema_version", "task_id", "turn", "project", "repository", "commit_sha", "prompt",
         "conversation", "candidates", "scores", "preference", "preference_label",
         "preferred_slot", "criterion_preferences", "justification", "status", "submitted_at",
+        "quality",
     } <= set(ds.column_names)  # fmt: skip
     assert ds.num_rows == 5  # three one-turn tasks, two turns of the fourth; the tie kept
-    assert set(ds["schema_version"]) == {2}
+    assert set(ds["schema_version"]) == {3}
     accepted = [t.pk for n, t in dataset.items() if n != "pending"]
     assert sorted(set(ds["task_id"])) == sorted(accepted)
     assert sorted(ds["preference"]) == [-2, -1, 0, 1, 2]

@@ -517,3 +517,92 @@ def test_the_api_takes_and_decides_with_the_services_rules(audit, rex, ted, revi
 
 def test_the_api_answers_404_for_an_unknown_audit(rex, db):
     assert _api(rex).post(reverse("api-audit-take", args=[999_999])).status_code == 404
+
+
+# --- Who may do what: every audit page and endpoint x every persona -----------------------
+
+L = "login"
+PERSONAS = ("anonymous", "owner", "other_contractor", "audited", "auditor", "admin")
+# fmt: off
+AUDIT_MATRIX = {
+    #                                          anon owner other audited auditor admin
+    "page_queue":  ("get", "reviews:audits",       (L, 403, 403, 200, 200, 403)),
+    "page_detail": ("get", "reviews:audit_detail", (L, 403, 403, 403, 200, 200)),
+    "page_take":   ("post", "reviews:audit_take",  (L, 403, 403, 403, 302, 403)),
+    "page_decide": ("post", "reviews:audit_decide", (L, 403, 403, 403, 302, 403)),
+    "api_list":    ("get", "api-audits",           (401, 403, 403, 200, 200, 403)),
+    "api_take":    ("post", "api-audit-take",      (401, 403, 403, 403, 200, 403)),
+    "api_decide":  ("post", "api-audit-decide",    (401, 403, 403, 403, 200, 403)),
+}
+# fmt: on
+
+
+def _audit_rows() -> set:
+    return set(ReviewAudit.objects.values_list("pk", "status", "auditor_id", "note", "decided_at"))
+
+
+def _snapshot() -> tuple:
+    return (
+        _audit_rows(),
+        set(Review.objects.values_list("pk", "decision")),
+        set(Task.objects.values_list("pk", "status")),
+    )
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("case", list(AUDIT_MATRIX))
+def test_audit_authorization_matrix(
+    client, audit, case, persona, contractor, other_contractor, reviewer, rex, admin_user
+):
+    method, url_name, statuses = AUDIT_MATRIX[case]
+    expected = statuses[PERSONAS.index(persona)]
+    users = {
+        "anonymous": None,
+        "owner": contractor,
+        "other_contractor": other_contractor,
+        "audited": reviewer,
+        "auditor": rex,
+        "admin": admin_user,
+    }
+    user = users[persona]
+    if case.endswith("decide"):
+        audit_take(audit=audit, by=rex)
+    args = [] if case in ("page_queue", "api_list") else [audit.pk]
+    url = reverse(url_name, args=args)
+    is_api = url_name.startswith("api-")
+    data = (
+        {"overturn": True, "note": "No test."}
+        if is_api
+        else {"outcome": "overturn", "note": "No test."}
+    )
+    http = APIClient() if is_api else client
+    if user is not None:
+        if is_api:
+            http.force_authenticate(user=user)
+        else:
+            http.force_login(user)
+    before = _snapshot()
+
+    if method == "get":
+        response = http.get(url)
+    elif is_api:
+        response = http.post(url, data, format="json")
+    else:
+        response = http.post(url, data)
+
+    if expected == L:
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login") + "?next=")
+    else:
+        assert response.status_code == expected
+    after = _snapshot()
+    if method == "post" and expected in (200, 302):
+        audit.refresh_from_db()
+        wanted = "OVERTURNED" if case.endswith("decide") else "TAKEN"
+        assert (audit.status, audit.auditor) == (wanted, rex)
+        assert after[1:] == before[1:]
+    else:
+        # Refused (or a read): nothing changed, and a refusal tells nothing of the task.
+        assert after == before
+        if expected not in (200, L):
+            assert b"Guard division" not in response.content

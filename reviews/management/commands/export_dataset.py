@@ -51,6 +51,17 @@ class Command(BaseCommand):
             "preference; disagrees: only those where it disagrees (default: every turn)",
         )
         parser.add_argument(
+            "--min-contractor-agreement",
+            help="0-1: only tasks of contractors whose preference direction matched the other "
+            "rater's on at least this share of their turns judged twice (contractors with none "
+            "are left out)",
+        )
+        parser.add_argument(
+            "--min-gold-accuracy",
+            help="0-1: only tasks of contractors right on at least this share of their gold "
+            "turns (contractors with none graded are left out)",
+        )
+        parser.add_argument(
             "--prompt-style",
             default=ExportJob.PromptStyle.MODEL,
             help="the prompt in pairwise formats (trl, openai, criterion:<axis>): model (what "
@@ -119,6 +130,8 @@ class Command(BaseCommand):
             "contractor": options["contractor"] or "",
             "min_strength": options["min_strength"],
             "evidence": options["evidence"],
+            "min_contractor_agreement": options["min_contractor_agreement"] or "",
+            "min_gold_accuracy": options["min_gold_accuracy"] or "",
             "prompt_style": options["prompt_style"],
         }
         if options["project"]:
