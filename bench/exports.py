@@ -43,6 +43,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
 from bench import _setup
+from bench.copy_text import TESTING_AXIS, copy_into, row
 from bench.repos_highlight import python_source
 
 SEED = 20261126
@@ -110,24 +111,6 @@ _ENDPOINTS = [  # name, provider, model_id, base_url, latent strength
     ("qwen3-coder", "openai", "Qwen/Qwen3-Coder-30B-A3B-Instruct", "http://vllm.internal:8000/v1", 0.0),
     ("deepseek-coder", "openai", "deepseek-coder-v2", "https://api.deepseek.com/v1", -0.1),
 ]  # fmt: skip
-
-
-def _esc(value: object) -> str:
-    """One field of COPY's text format."""
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    text = str(value)
-    if "\\" in text:
-        text = text.replace("\\", "\\\\")
-    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _row(*values: object) -> str:
-    return "\t".join(_esc(v) for v in values) + "\n"
 
 
 @dataclass
@@ -233,10 +216,6 @@ def _justification(rng: random.Random, preference: int) -> str:
     return text[:200]
 
 
-def _copy(cursor, table: str, columns: str, rows: list[str]) -> None:
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(rows)))
-
-
 def _data_present() -> bool:
     from tasks.models import Candidate, Judgement, Project, Task, Turn
 
@@ -296,18 +275,12 @@ def build_data() -> None:
         ]
     )  # fmt: skip
     strength = {e.pk: spec[4] for e, spec in zip(endpoints, _ENDPOINTS, strict=True)}
-    testing_axis = {
-        "key": "testing",
-        "label": "Testing",
-        "points": ["No tests", "Tests that do not test", "Happy path only",
-                   "Good tests, a gap", "Thorough, focused tests"],
-    }  # fmt: skip
     projects = Project.objects.bulk_create(
         [
             Project(name="Web services (bench)", guidelines=DATA_MARK,
                     rubric_axes=default_rubric_axes(), max_turns=3),
             Project(name="Systems code (bench)", guidelines=DATA_MARK,
-                    rubric_axes=[*[dict(a) for a in DEFAULT_RUBRIC_AXES], testing_axis],
+                    rubric_axes=[*[dict(a) for a in DEFAULT_RUBRIC_AXES], TESTING_AXIS],
                     max_turns=3),
         ]
     )  # fmt: skip
@@ -398,7 +371,7 @@ def build_data() -> None:
                         finished = started + timedelta(seconds=rng.uniform(20, 150))
                         finished_last = max(finished_last, finished)
                         clean = rng.random() < 0.88
-                        cands.append(_row(
+                        cands.append(row(
                             2 * (turn_id - 1) + slot_no + 1, turn_created, finished, slot,
                             "SUCCEEDED", explanation, diff, "", 2 if rng.random() < 0.03 else 1,
                             started, finished, endpoint_id, turn_id, f"{rng.getrandbits(128):032x}",
@@ -415,37 +388,37 @@ def build_data() -> None:
                     )
                     scores = _scores(rng, axes, preference)
                     judged = finished_last + timedelta(seconds=turn_active)
-                    judgs.append(_row(
+                    judgs.append(row(
                         turn_id, judged, judged, 1, preference, json.dumps(scores),
                         _justification(rng, preference), turn_id,
                         json.dumps(judgement_warnings(preference=preference, scores=scores)),
                         "[]",
                     ))  # fmt: skip
                     turns.append(
-                        _row(turn_id, turn_created, judged, number, prompt, task_id, turn_active)
+                        row(turn_id, turn_created, judged, number, prompt, task_id, turn_active)
                     )
                     clock = judged
                 submitted = clock + timedelta(seconds=rng.randint(30, 600))
                 claimed = submitted + timedelta(minutes=rng.randint(5, 600))
                 accepted = claimed + timedelta(minutes=rng.randint(3, 25))
-                tasks.append(_row(
+                tasks.append(row(
                     task_id, created, accepted, repo.default_branch,
                     f"{rng.getrandbits(160):040x}", title, kind, "ACCEPTED", 1, submitted,
                     accepted, contractor.pk, project.pk, repo.pk, task_active, submitted,
                     "[]", "[]", *sorted(project_endpoints[project.pk]),
                 ))  # fmt: skip
-                reviews.append(_row(
+                reviews.append(row(
                     task_id, accepted, accepted, 1, "ACCEPT",
                     "" if rng.random() < 0.7 else "Good work; the justification is clear.",
                     reviewer.pk, task_id, claimed, False,
                 ))  # fmt: skip
-                subs.append(_row(task_id, 1, task_active, 2, submitted, contractor.pk, task_id))
-            _copy(cur, "tasks_task", task_cols, tasks)
-            _copy(cur, "tasks_turn", turn_cols, turns)
-            _copy(cur, "tasks_candidate", cand_cols, cands)
-            _copy(cur, "tasks_judgement", judg_cols, judgs)
-            _copy(cur, "reviews_review", review_cols, reviews)
-            _copy(cur, "tasks_submission", sub_cols, subs)
+                subs.append(row(task_id, 1, task_active, 2, submitted, contractor.pk, task_id))
+            copy_into(cur, "tasks_task", task_cols, tasks)
+            copy_into(cur, "tasks_turn", turn_cols, turns)
+            copy_into(cur, "tasks_candidate", cand_cols, cands)
+            copy_into(cur, "tasks_judgement", judg_cols, judgs)
+            copy_into(cur, "reviews_review", review_cols, reviews)
+            copy_into(cur, "tasks_submission", sub_cols, subs)
         for table in ("tasks_task", "tasks_turn", "tasks_candidate", "tasks_judgement",
                       "reviews_review", "tasks_submission"):  # fmt: skip
             cur.execute(

@@ -23,7 +23,6 @@ overall kappa is well above zero). Exits 1 when a check fails. Option: --rebuild
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import statistics
@@ -33,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
 from bench import _setup
+from bench.copy_text import TESTING_AXIS, copy_into, row
 
 SEED = 20261202
 TASKS = 50_000
@@ -46,24 +46,6 @@ LAST_DAY = date(2026, 11, 25)
 DATA_MARK = f"bench.quality_agreement synthetic data v1, seed {SEED}"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/marlin_bench_agreement"
 MIN_OVERALL_KAPPA = 0.3
-
-
-def _esc(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
-def _row(*values: object) -> str:
-    return "\t".join(_esc(v) for v in values) + "\n"
-
-
-def _copy(cursor, table: str, columns: str, rows: list[str]) -> None:
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(rows)))
 
 
 # --- Raters -------------------------------------------------------------------------------
@@ -142,18 +124,12 @@ def build_data() -> None:  # noqa: PLR0915 - one linear script
     endpoints = ModelEndpoint.objects.bulk_create(
         [ModelEndpoint(name=f"model-{i}") for i in range(1, 5)]
     )
-    testing_axis = {
-        "key": "testing",
-        "label": "Testing",
-        "points": ["No tests", "Tests that do not test", "Happy path only",
-                   "Good tests, a gap", "Thorough, focused tests"],
-    }  # fmt: skip
     projects = Project.objects.bulk_create(
         [
             Project(name="Web services (bench)", guidelines=DATA_MARK,
                     rubric_axes=default_rubric_axes(), overlap_percent=10),
             Project(name="Systems code (bench)", guidelines=DATA_MARK,
-                    rubric_axes=[*[dict(a) for a in DEFAULT_RUBRIC_AXES], testing_axis],
+                    rubric_axes=[*[dict(a) for a in DEFAULT_RUBRIC_AXES], TESTING_AXIS],
                     overlap_percent=10),
         ]
     )  # fmt: skip
@@ -211,12 +187,12 @@ def build_data() -> None:  # noqa: PLR0915 - one linear script
                 accepted = created + timedelta(hours=3)
                 for number in (1, 2):
                     turn_id = 2 * (task_id - 1) + number
-                    turns.append(_row(turn_id, created, created, number,
+                    turns.append(row(turn_id, created, created, number,
                                       f"Fix the parser, step {number}.", task_id, 600))  # fmt: skip
                     pair = list(pairs[project.pk])
                     rng.shuffle(pair)
                     for offset, (slot, endpoint_id) in enumerate(zip("AB", pair, strict=True)):
-                        cands.append(_row(
+                        cands.append(row(
                             2 * (turn_id - 1) + offset + 1, created, created, slot, "SUCCEEDED",
                             "Explained.", "diff --git a/x b/x\n", "", 1, endpoint_id, turn_id, "",
                             rng.random() < 0.9, "", False, "", "",
@@ -230,7 +206,7 @@ def build_data() -> None:  # noqa: PLR0915 - one linear script
                     pref, scores = _judgement(
                         rng, truth_pref, truth_a, truth_b, reliability[contractor.pk]
                     )
-                    judgs.append(_row(turn_id, accepted, accepted, 1, pref, json.dumps(scores),
+                    judgs.append(row(turn_id, accepted, accepted, 1, pref, json.dumps(scores),
                                       "Judged.", turn_id, "[]", "[]"))  # fmt: skip
                     if turn_id in overlap_turns:
                         second = rng.choice(contractors)
@@ -244,28 +220,28 @@ def build_data() -> None:  # noqa: PLR0915 - one linear script
                             pref2, scores2 = -pref2, {"A": scores2["B"], "B": scores2["A"]}
                         judging_id += 1
                         done = accepted + timedelta(days=1)
-                        judging.append(_row(
+                        judging.append(row(
                             judging_id, done, done, swapped, "SUBMITTED", done, done, 300, pref2,
                             json.dumps(scores2), "Judged again.", "20.00", second.pk, project.pk,
                             turn_id,
                         ))  # fmt: skip
-                tasks.append(_row(
+                tasks.append(row(
                     task_id, created, accepted, "main", f"{rng.getrandbits(160):040x}",
                     "Fix the parser", "bug_fix", "ACCEPTED", 1, created + timedelta(hours=1),
                     accepted, contractor.pk, project.pk, rng.choice(repos).pk, 1200, "[]", "[]",
                     *sorted(pairs[project.pk]),
                 ))  # fmt: skip
-                reviews.append(_row(task_id, accepted, accepted, 1, "ACCEPT", "", reviewer.pk,
+                reviews.append(row(task_id, accepted, accepted, 1, "ACCEPT", "", reviewer.pk,
                                     task_id, False))  # fmt: skip
-                subs.append(_row(task_id, 1, 1200, 2, created + timedelta(hours=1),
+                subs.append(row(task_id, 1, 1200, 2, created + timedelta(hours=1),
                                  contractor.pk, task_id))  # fmt: skip
-            _copy(cur, "tasks_task", task_cols, tasks)
-            _copy(cur, "tasks_turn", turn_cols, turns)
-            _copy(cur, "tasks_candidate", cand_cols, cands)
-            _copy(cur, "tasks_judgement", judg_cols, judgs)
-            _copy(cur, "reviews_review", review_cols, reviews)
-            _copy(cur, "tasks_submission", sub_cols, subs)
-            _copy(cur, "reviews_judgingtask", jt_cols, judging)
+            copy_into(cur, "tasks_task", task_cols, tasks)
+            copy_into(cur, "tasks_turn", turn_cols, turns)
+            copy_into(cur, "tasks_candidate", cand_cols, cands)
+            copy_into(cur, "tasks_judgement", judg_cols, judgs)
+            copy_into(cur, "reviews_review", review_cols, reviews)
+            copy_into(cur, "tasks_submission", sub_cols, subs)
+            copy_into(cur, "reviews_judgingtask", jt_cols, judging)
         for table in ("tasks_task", "tasks_turn", "tasks_candidate", "tasks_judgement",
                       "reviews_review", "tasks_submission", "reviews_judgingtask"):  # fmt: skip
             cur.execute(
