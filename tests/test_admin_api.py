@@ -208,3 +208,20 @@ def test_nobody_else_manages_anything(persona, request, project, ready_repositor
     project.refresh_from_db()
     assert project.name != "x"
     assert Repository.objects.get(pk=ready_repository.pk).is_enabled
+
+
+def test_an_admin_sets_the_quality_shares_and_out_of_range_is_refused(api, project):
+    url = reverse("api-admin-project-detail", args=[project.pk])
+    response = api.patch(
+        url,
+        {"overlap_percent": 10, "gold_percent": 5, "audit_percent": 20,
+         "pay_per_judging_task": "30.00"},
+        format="json",
+    )  # fmt: skip
+    assert response.status_code == 200, response.content
+    response = api.patch(url, {"overlap_percent": 101}, format="json")
+    assert response.status_code == 400
+    assert "less than or equal to 100" in response.json()["overlap_percent"][0]
+    project.refresh_from_db()
+    assert (project.overlap_percent, project.gold_percent, project.audit_percent) == (10, 5, 20)
+    assert str(project.pay_per_judging_task) == "30.00"
