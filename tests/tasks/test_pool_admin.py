@@ -28,6 +28,8 @@ def _inline(project, *, extra: dict | None = None) -> dict:
         "pay_per_task": "280.00", "min_justification_chars": "20", "system_prompt": "",
         "min_turns": "1", "max_turns": "3", "pair_sampling": project.pair_sampling,
         "is_active": "on", "hourly_rate_cap": "", "claim_minutes": "60", "max_rounds": "",
+        "overlap_percent": "0", "gold_percent": "0", "audit_percent": "0",
+        "pay_per_judging_task": "0",
         "pool-TOTAL_FORMS": str(len(rows) + (1 if extra else 0)),
         "pool-INITIAL_FORMS": str(len(rows)), "pool-MIN_NUM_FORMS": "0",
         "pool-MAX_NUM_FORMS": "1000", "_save": "Save",

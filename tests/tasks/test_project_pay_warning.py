@@ -51,6 +51,10 @@ def _form(**overrides) -> dict:
         "hourly_rate_cap": "",
         "claim_minutes": "60",
         "max_rounds": "",
+        "overlap_percent": "0",
+        "gold_percent": "0",
+        "audit_percent": "0",
+        "pay_per_judging_task": "0",
         "_save": "Save",
     }
     data.update(overrides)
