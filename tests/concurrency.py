@@ -53,7 +53,9 @@ def run_racing(
     return _run_threads(action, arguments, gate=gate)
 
 
-def _wait_for_lock_waiters(expected: int, *, timeout: float) -> tuple[int, int]:
+def _wait_for_lock_waiters(
+    expected: int, *, timeout: float, behind_a_caller_needed: bool = True
+) -> tuple[int, int]:
     """(callers waiting on a lock, those of them waiting for another caller's transaction)
     once enough wait, or as last seen when the time is up."""
     deadline = time.monotonic() + timeout
@@ -69,10 +71,17 @@ def _wait_for_lock_waiters(expected: int, *, timeout: float) -> tuple[int, int]:
                 "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
             )
             seen, behind_a_caller = cursor.fetchone()
-            if seen >= expected and behind_a_caller:
+            if seen >= expected and (behind_a_caller or not behind_a_caller_needed):
                 break
             time.sleep(0.02)
     return seen, behind_a_caller
+
+
+def wait_until_waiting_on_locks(count: int, *, timeout: float = 15) -> None:
+    """Block the calling thread until `count` other connections wait on a lock: a caller that
+    must act second waits here until the first is held up inside its transaction."""
+    seen, _ = _wait_for_lock_waiters(count, timeout=timeout, behind_a_caller_needed=False)
+    assert seen >= count, f"only {seen} of {count} connections waited on a lock"
 
 
 def _run_threads(

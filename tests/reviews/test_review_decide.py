@@ -9,7 +9,7 @@ from reviews.models import Earning, Notification, Review, ReviewClaim, ReviewNot
 from reviews.services import NoteInput, review_decide
 from tasks import services as task_services
 from tasks.models import Task, TaskEvent
-from tests.concurrency import run_racing
+from tests.concurrency import run_racing, wait_until_waiting_on_locks
 from tests.factories import UserFactory, pool_endpoints
 from tests.tasks.helpers import create_task, decide, generate_all, submit, valid_scores
 
@@ -213,6 +213,11 @@ def test_two_reviewers_deciding_at_once_exactly_one_wins(ready_repository, proje
 
     def run(reviewer, decision):
         stale = Task.objects.get(pk=task.pk)
+        if reviewer == reviewers[1]:
+            # Only once the holder is held up inside its transaction, past its claim's lock:
+            # asking first, this reviewer would lock the claim before the holder and be told,
+            # rightly but not under test here, that another reviewer holds it.
+            wait_until_waiting_on_locks(1)
         return review_decide(task=stale, reviewer=reviewer, decision=decision, feedback="notes")
 
     outcomes = run_racing(run, (reviewers[0], "ACCEPT"), (reviewers[1], "BOUNCE"), hold=task)
