@@ -44,6 +44,10 @@ NOT_RUN = {
     "cp .env.example .env": "prepares `docker compose`, which a test cannot run "
     "(tests/marlin/test_docker_compose.py checks the compose file instead)",
     "docker compose up -d --build": "needs Docker and builds images",
+    ".venv/bin/python manage.py export_dataset --format trl --min-contractor-agreement 0.7 "
+    "--min-gold-accuracy 0.8 -o trusted.jsonl": "the demo seed has no turn judged twice and "
+    "no gold, so it matches 0 records and exits 1; "
+    "tests/reviews/test_export_quality.py runs the command with both thresholds",
 }
 
 _FENCE = re.compile(
