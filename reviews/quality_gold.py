@@ -7,6 +7,8 @@ the turn's own slots, so a task shown swapped is mapped back first.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,3 +132,46 @@ def gold_accuracy_by_contractor(*, project: Project | None = None) -> dict[int, 
         pk: GoldAccuracy(contractor_id=pk, username=name, graded=graded, right=right)
         for pk, (name, graded, right) in tally.items()
     }
+
+
+GOLD_IMPORT_MAX_LINES = 10_000
+
+
+def _gold_line(number: int, text: str) -> tuple[Turn, int, Any]:
+    """One line of a gold file: {"task_id", "turn", "expected", "score_ranges"?}."""
+    try:
+        entry = json.loads(text)
+    except ValueError as exc:
+        raise ApplicationError(f"Line {number}: not JSON ({exc.msg}).") from exc
+    if not isinstance(entry, dict):
+        raise ApplicationError(f"Line {number}: expected an object.")
+    unknown = set(entry) - {"task_id", "turn", "expected", "score_ranges"}
+    if unknown:
+        raise ApplicationError(f"Line {number}: unknown field {sorted(unknown)[0]!r}.")
+    task_id, number_in_task = entry.get("task_id"), entry.get("turn", 1)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (task_id, number_in_task)):
+        raise ApplicationError(f"Line {number}: task_id and turn are whole numbers.")
+    turn = Turn.objects.filter(task_id=task_id, number=number_in_task).first()
+    if turn is None:
+        raise ApplicationError(f"Line {number}: task {task_id} has no turn {number_in_task}.")
+    return turn, entry.get("expected"), entry.get("score_ranges")
+
+
+@transaction.atomic
+def gold_turns_import(*, lines: Iterable[str], by: Any) -> list[GoldTurn]:
+    """Mark many accepted turns gold from JSON lines, all or none: the first bad line is named
+    and nothing of the file is kept."""
+    if not can_oversee(by):
+        raise PermissionDeniedError("Only admins mark gold turns.")
+    made = []
+    for number, text in enumerate(lines, start=1):
+        if number > GOLD_IMPORT_MAX_LINES:
+            raise ApplicationError(f"At most {GOLD_IMPORT_MAX_LINES} gold turns per file.")
+        if not text.strip():
+            continue
+        turn, expected, ranges = _gold_line(number, text)
+        try:
+            made.append(gold_turn_mark(turn=turn, by=by, expected=expected, score_ranges=ranges))
+        except ApplicationError as exc:
+            raise ApplicationError(f"Line {number}: {exc.message}") from exc
+    return made
