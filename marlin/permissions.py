@@ -1,8 +1,10 @@
-"""Role checks in one place: views and selectors ask these, never group names."""
+"""Role checks in one place: views, API views and selectors ask these, never group names."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from rest_framework.permissions import BasePermission
 
 
 def is_contractor(user: Any) -> bool:
@@ -27,3 +29,33 @@ def can_clone_repositories(user: Any) -> bool:
 def can_oversee(user: Any) -> bool:
     """Admins: every task's record, pay and reviewer metrics."""
     return bool(user.is_authenticated and user.has_perm("reviews.oversee_reviews"))
+
+
+# The API's permission classes: each the role check above, for DRF views.
+
+
+class IsContractor(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_contractor(request.user)
+
+
+class IsReviewer(BasePermission):
+    """Reviewers; which task or audit one may touch is the service's call."""
+
+    def has_permission(self, request, view) -> bool:
+        return is_reviewer(request.user)
+
+
+class IsOverseer(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return can_oversee(request.user)
+
+
+class IsReviewerOrOverseer(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_reviewer(request.user) or can_oversee(request.user)
+
+
+class CanExport(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return can_export(request.user)

@@ -12,13 +12,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView, ListCreateAPIView, RetrieveAPIView
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marlin.api import form_input, validated
-from marlin.permissions import can_export, can_oversee, is_contractor, is_reviewer
+from marlin.permissions import (
+    CanExport,
+    IsContractor,
+    IsOverseer,
+    IsReviewer,
+    IsReviewerOrOverseer,
+)
 from reviews import (
     claims,
     dashboard,
@@ -43,21 +48,6 @@ from reviews.round_changes import round_changes
 from tasks.api import TaskDetailSerializer
 from tasks.models import Task
 from tasks.selectors import task_get_for_reviewer
-
-
-class IsReviewer(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return is_reviewer(request.user)
-
-
-class IsContractor(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return is_contractor(request.user)
-
-
-class IsOverseer(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return can_oversee(request.user)
 
 
 class QueueTaskSerializer(serializers.ModelSerializer):
@@ -400,11 +390,6 @@ class ReviewTaskSerializer(TaskDetailSerializer):
         }
 
 
-class IsReviewerOrOverseer(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return is_reviewer(request.user) or can_oversee(request.user)
-
-
 class ReviewTaskApi(RetrieveAPIView):
     """A submitted (or decided) task as its reviewer sees it; never your own task."""
 
@@ -413,11 +398,6 @@ class ReviewTaskApi(RetrieveAPIView):
 
     def get_object(self) -> Task:
         return task_get_for_reviewer(user=self.request.user, pk=self.kwargs["pk"])
-
-
-class CanExport(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return can_export(request.user)
 
 
 class ExportJobSerializer(serializers.ModelSerializer):

@@ -10,21 +10,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marlin.permissions import is_reviewer
+from marlin.permissions import IsReviewer
 from reviews import quality_audits
 from reviews.models import ReviewAudit
-
-
-class IsAuditor(BasePermission):
-    """Audits are reviewers' work; which audit a reviewer may touch is the service's call."""
-
-    def has_permission(self, request, view) -> bool:
-        return is_reviewer(request.user)
 
 
 class AuditSerializer(serializers.ModelSerializer):
@@ -62,7 +54,7 @@ class AuditSerializer(serializers.ModelSerializer):
 class AuditListApi(ListAPIView):
     """Audits you hold, then open audits you may take (never of your own review or task)."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [IsReviewer]
     serializer_class = AuditSerializer
 
     def get_queryset(self):
@@ -72,7 +64,7 @@ class AuditListApi(ListAPIView):
 class AuditTakeApi(APIView):
     """Take an open audit; 409 when another reviewer took it first."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [IsReviewer]
 
     @extend_schema(request=None, responses={200: AuditSerializer})
     def post(self, request: Request, pk: int) -> Response:
@@ -97,7 +89,7 @@ class AuditDecideInputSerializer(serializers.Serializer):
 class AuditDecideApi(APIView):
     """Uphold or overturn the acceptance of an audit you hold."""
 
-    permission_classes = [IsAuditor]
+    permission_classes = [IsReviewer]
 
     @extend_schema(request=AuditDecideInputSerializer, responses={200: AuditSerializer})
     def post(self, request: Request, pk: int) -> Response:

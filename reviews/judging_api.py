@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marlin.permissions import IsContractor
 from reviews import quality_overlap
 from reviews.models import JudgingTask
-from tasks.api import IsContractor, VerdictInputSerializer
+from tasks.api import VerdictInputSerializer
 from tasks.blinding import identity_names, mask_identity, mask_names
 
 

@@ -11,24 +11,18 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView, ListCreateAPIView, RetrieveAPIView
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marlin import health
 from marlin.api import ModelCallThrottle, form_input, validated
-from marlin.permissions import is_contractor
+from marlin.permissions import IsContractor
 from reviews import selectors as review_selectors
 from tasks import evidence_services, generation, selectors, services
 from tasks.blinding import identity_names, mask_identity, mask_names
 from tasks.forms import TaskCreateForm
 from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
-
-
-class IsContractor(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return is_contractor(request.user)
 
 
 class ProjectSerializer(serializers.ModelSerializer):
