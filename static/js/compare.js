@@ -6,7 +6,10 @@
   "use strict";
   const ws = document.querySelector(".workspace");
   if (!ws) return;
-  const MODES = ["side", "single", "ab"];
+  // A page without the A vs B panel (a judging task: its slots may be swapped) has two modes.
+  const MODES = document.querySelector("[data-set-compare=ab]")
+    ? ["side", "single", "ab"]
+    : ["side", "single"];
   const remember = (key, value) => {
     try { localStorage.setItem(key, value); } catch (e) { /* private mode */ }
   };
@@ -18,9 +21,12 @@
       b.setAttribute("aria-pressed", String(b.dataset[attribute] === value)));
 
   const setCompare = (mode) => {
-    if (!MODES.includes(mode)) mode = "side";
+    // A mode this page lacks (remembered from another page) is shown as side by side, and
+    // the remembered choice is kept for the pages that have it.
+    const known = MODES.includes(mode);
+    if (!known) mode = "side";
     ws.dataset.compare = mode;
-    remember("marlin.compare", mode);
+    if (known) remember("marlin.compare", mode);
     press("[data-set-compare]", "setCompare", mode);
     if (mode === "ab") {
       // The A vs B diff is built on first sight (htmx "revealed" or this event).

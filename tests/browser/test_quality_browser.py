@@ -90,6 +90,20 @@ def test_overlap_gold_and_flags_in_a_real_browser(
     assert contractor.username not in html and reviewer.username not in html
     for endpoint in pool_endpoints(project):
         assert endpoint.name not in html and endpoint.model_id not in html
+    # A vs B, remembered from the workspace, is not a mode here (the slots may be swapped):
+    # the page opens side by side, and `v` cycles through the two modes it has.
+    dave.evaluate("localStorage.setItem('marlin.compare', 'ab')")
+    dave.reload()
+    workspace = dave.locator(".workspace")
+    expect(workspace).to_have_attribute("data-compare", "side")
+    expect(dave.locator("article.candidate").first).to_be_visible()
+    # Kept for the workspace, which has the mode.
+    assert dave.evaluate("localStorage.getItem('marlin.compare')") == "ab"
+    seen = []
+    for _ in range(2):
+        dave.keyboard.press("v")
+        seen.append(workspace.get_attribute("data-compare"))
+    assert seen == ["single", "side"]
     dave.screenshot(path=str(ARTIFACTS_DIR / "judging-task.png"), full_page=True)
     _judge(dave, project, prefer="A")
 

@@ -55,6 +55,8 @@ def test_the_page_shows_the_pair_and_nothing_of_the_first_judgement(
         assert endpoint.name not in html and endpoint.model_id not in html
     # The preference the first contractor gave is nowhere as a label either.
     assert "checked" not in html
+    # No A vs B toggle: that diff is in the turn's slots, which this task may show swapped.
+    assert 'data-set-compare="ab"' not in html
 
 
 def test_submitting_the_form_records_the_judgement(client, overlap_world, other_contractor):
