@@ -3,12 +3,19 @@ from __future__ import annotations
 from celery import shared_task
 
 from reviews.claims import claims_release_expired
+from reviews.quality_overlap import judging_tasks_release_stale
 
 
 @shared_task(name="reviews.jobs.review_claims_release_expired_run", ignore_result=True)
 def review_claims_release_expired_run() -> int:
     """Periodic (celery beat): abandoned claims lapse and their tasks return to the queue."""
     return claims_release_expired()
+
+
+@shared_task(name="reviews.jobs.judging_tasks_release_stale_run", ignore_result=True)
+def judging_tasks_release_stale_run() -> int:
+    """Periodic (celery beat): pairs taken for judging and abandoned go back to the others."""
+    return judging_tasks_release_stale()
 
 
 # An export of 100k turns takes well under a minute; the limits only catch a stuck job and

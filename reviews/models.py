@@ -382,6 +382,11 @@ class JudgingTask(BaseModel):
         move(self, to=self.Status.TAKEN, transitions=JUDGING_TRANSITIONS,
              contractor=by, taken_at=timezone.now())  # fmt: skip
 
+    def lapse(self) -> None:
+        """TAKEN → OPEN: held too long without a judgement; another contractor may take it."""
+        move(self, to=self.Status.OPEN, transitions=JUDGING_TRANSITIONS,
+             contractor=None, taken_at=None)  # fmt: skip
+
     def submit(self, *, preference: int, scores: dict, justification: str, earned) -> None:
         """TAKEN → SUBMITTED with the judgement and its pay."""
         move(self, to=self.Status.SUBMITTED, transitions=JUDGING_TRANSITIONS,
@@ -392,7 +397,7 @@ class JudgingTask(BaseModel):
 _J = JudgingTask.Status
 JUDGING_TRANSITIONS: dict[str, set[str]] = {
     _J.OPEN: {_J.TAKEN},
-    _J.TAKEN: {_J.SUBMITTED},
+    _J.TAKEN: {_J.SUBMITTED, _J.OPEN},
     _J.SUBMITTED: set(),
 }
 

@@ -10,12 +10,20 @@ when submitted; there is no review round for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedError
+from marlin.exceptions import (
+    ApplicationError,
+    ConflictError,
+    InvalidTransition,
+    PermissionDeniedError,
+)
 from marlin.permissions import is_contractor
 from marlin.text import normalise_newlines
 from reviews.models import GoldTurn, JudgingTask
@@ -181,3 +189,20 @@ def original_judgement(*, judging_task: JudgingTask) -> Judgement:
     """The accepted judgement the judging task is compared with."""
     task = judging_task.turn.task
     return Judgement.objects.get(turn=judging_task.turn, round=task.round)
+
+
+def judging_tasks_release_stale() -> int:
+    """Overlap pairs held past MARLIN_JUDGING_HOLD_HOURS go back to the open ones (the
+    periodic job); returns how many. Gold is served to one contractor and blocks nobody."""
+    cutoff = timezone.now() - timedelta(hours=settings.MARLIN_JUDGING_HOLD_HOURS)
+    released = 0
+    stale = JudgingTask.objects.filter(
+        status=JudgingTask.Status.TAKEN, gold__isnull=True, taken_at__lt=cutoff
+    )
+    for judging_task in stale:
+        try:
+            judging_task.lapse()
+        except InvalidTransition:  # submitted meanwhile: the judgement stands
+            continue
+        released += 1
+    return released

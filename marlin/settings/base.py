@@ -257,6 +257,8 @@ if not (MARLIN_GENERATION_SOFT_TIME_LIMIT_SECONDS < MARLIN_GENERATION_TIME_LIMIT
 MARLIN_POOL_SATURATION_QUEUE = env_int("MARLIN_POOL_SATURATION_QUEUE", 8, minimum=1)
 # Below this many comparisons a model's leaderboard row is marked provisional.
 MARLIN_LEADERBOARD_MIN_COMPARISONS = env_int("MARLIN_LEADERBOARD_MIN_COMPARISONS", 20, minimum=1)
+# A pair taken for judging and not judged within this many hours goes back to the others.
+MARLIN_JUDGING_HOLD_HOURS = env_int("MARLIN_JUDGING_HOLD_HOURS", 24, minimum=1)
 # Empty: pairs are drawn from the system's randomness. A number makes every draw repeatable
 # (the test settings set one).
 MARLIN_PAIRING_SEED = (
@@ -277,6 +279,10 @@ CELERY_BEAT_SCHEDULE = {
     "review-claims-release-expired": {
         "task": "reviews.jobs.review_claims_release_expired_run",
         "schedule": 60.0,
+    },
+    "judging-tasks-release-stale": {
+        "task": "reviews.jobs.judging_tasks_release_stale_run",
+        "schedule": 300.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -248,3 +248,62 @@ def test_a_turn_gets_one_overlap_task(project, ready_repository, contractor, rev
     task = accepted(project, ready_repository, contractor, reviewer)
     judging_tasks_for_accepted(task=task)  # a second call opens nothing more
     assert JudgingTask.objects.filter(turn__task=task).count() == 1
+
+
+def test_a_pair_held_too_long_goes_back_to_the_others(
+    settings, project, ready_repository, contractor, other_contractor, third_contractor, reviewer
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reviews.quality_overlap import judging_tasks_release_stale
+
+    settings.MARLIN_JUDGING_HOLD_HOURS = 24
+    project.overlap_percent = 100
+    project.save()
+    accepted(project, ready_repository, contractor, reviewer)
+    held = judging_task_next(user=other_contractor)
+    assert judging_task_next(user=third_contractor) is None  # the only pair is held
+    JudgingTask.objects.filter(pk=held.pk).update(
+        taken_at=timezone.now() - timedelta(hours=23, minutes=59)
+    )
+    assert judging_tasks_release_stale() == 0  # not yet
+    JudgingTask.objects.filter(pk=held.pk).update(taken_at=timezone.now() - timedelta(hours=25))
+    assert judging_tasks_release_stale() == 1
+    held.refresh_from_db()
+    assert (held.status, held.contractor, held.taken_at) == (JudgingTask.Status.OPEN, None, None)
+    assert judging_tasks_release_stale() == 0  # a second run finds nothing
+    assert judging_task_next(user=third_contractor).pk == held.pk
+
+
+def test_a_submitted_pair_never_lapses(
+    project, ready_repository, contractor, other_contractor, reviewer
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reviews.quality_overlap import judging_tasks_release_stale
+
+    project.overlap_percent = 100
+    project.save()
+    accepted(project, ready_repository, contractor, reviewer)
+    held = judging_task_next(user=other_contractor)
+    judging_task_submit(
+        judging_task=held, by=other_contractor, preference=-1,
+        scores=valid_scores(project), justification=WHY,
+    )  # fmt: skip
+    JudgingTask.objects.filter(pk=held.pk).update(taken_at=timezone.now() - timedelta(days=9))
+    assert judging_tasks_release_stale() == 0
+    held.refresh_from_db()
+    assert held.status == JudgingTask.Status.SUBMITTED and held.contractor == other_contractor
+
+
+def test_the_release_job_is_registered_and_scheduled(settings):
+    from marlin.celery import app as celery_app
+
+    name = "reviews.jobs.judging_tasks_release_stale_run"
+    celery_app.loader.import_default_modules()
+    assert name in celery_app.tasks
+    assert any(entry["task"] == name for entry in settings.CELERY_BEAT_SCHEDULE.values())
