@@ -85,3 +85,19 @@ def judging_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "reviews/judging_detail.html", context, status=400 if form and form.errors else 200
     )
+
+
+@login_required
+@contractor_required
+@require_POST
+def judging_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
+    """Active time on the pair: the page reports the seconds it was visible and in use."""
+    judging_task = quality_overlap.judging_task_get_for_contractor(user=request.user, pk=pk)
+    try:
+        seconds = int(request.POST.get("seconds", "0"))
+    except ValueError:
+        return HttpResponse("seconds must be a whole number", status=400)
+    quality_overlap.judging_task_record_activity(
+        judging_task=judging_task, by=request.user, seconds=seconds
+    )
+    return HttpResponse(status=204)

@@ -341,6 +341,7 @@ class JudgingTask(BaseModel):
     taken_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     active_seconds = models.PositiveIntegerField(default=0)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The judgement, in the slots as shown; empty until submitted.
     preference = models.SmallIntegerField(null=True, blank=True)
     scores = models.JSONField(null=True, blank=True)

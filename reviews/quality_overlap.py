@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -29,7 +30,7 @@ from marlin.text import normalise_newlines
 from reviews.models import GoldTurn, JudgingTask
 from reviews.quality_share import in_share
 from tasks.models import Judgement, Preference, Project, Task, Turn
-from tasks.services import validate_scores
+from tasks.services import credited_seconds, validate_scores
 
 
 def judging_tasks_for_accepted(*, task: Task) -> list[JudgingTask]:
@@ -206,3 +207,17 @@ def judging_tasks_release_stale() -> int:
             continue
         released += 1
     return released
+
+
+def judging_task_record_activity(*, judging_task: JudgingTask, by: Any, seconds: Any) -> None:
+    """Add active time (the page visible and in use) while the holder judges the pair;
+    credited as for a task's workspace (tasks.services.credited_seconds)."""
+    if judging_task.contractor_id != by.pk or judging_task.status != JudgingTask.Status.TAKEN:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        locked = JudgingTask.objects.select_for_update().get(pk=judging_task.pk)
+        seconds = credited_seconds(reported=seconds, last_beat=locked.last_heartbeat_at, now=now)
+        JudgingTask.objects.filter(pk=locked.pk).update(
+            active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now
+        )

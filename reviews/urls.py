@@ -26,6 +26,11 @@ urlpatterns = [
     path("judging/", judging_views.judging_list, name="judging"),
     path("judging/next/", judging_views.judging_next, name="judging_next"),
     path("judging/<int:pk>/", judging_views.judging_detail, name="judging_detail"),
+    path(
+        "judging/<int:pk>/heartbeat/",
+        judging_views.judging_heartbeat,
+        name="judging_heartbeat",
+    ),
     path("earnings/", views.my_earnings, name="earnings"),
     path("payouts/", views.payouts, name="payouts"),
     path("metrics/", views.reviewer_metrics, name="metrics"),

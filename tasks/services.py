@@ -512,6 +512,15 @@ def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> Judgem
     return drafts[latest]
 
 
+def credited_seconds(*, reported: Any, last_beat: Any, now: Any) -> int:
+    """What a heartbeat may add: at most 60 s, and at most the wall time since the last one,
+    so neither a stalled page nor a flood of beats claims more time than has passed."""
+    seconds = max(0, min(int(reported), 60))
+    if last_beat is not None:
+        seconds = min(seconds, max(0, int((now - last_beat).total_seconds())))
+    return seconds
+
+
 def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
     """Add active time (the page visible and in use) to the task and its latest turn.
 
@@ -523,10 +532,7 @@ def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
     now = timezone.now()
     with transaction.atomic():
         locked = Task.objects.select_for_update().get(pk=task.pk)
-        seconds = max(0, min(int(seconds), 60))
-        if locked.last_heartbeat_at is not None:
-            since = (now - locked.last_heartbeat_at).total_seconds()
-            seconds = min(seconds, max(0, int(since)))
+        seconds = credited_seconds(reported=seconds, last_beat=locked.last_heartbeat_at, now=now)
         Task.objects.filter(pk=task.pk).update(
             active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now
         )

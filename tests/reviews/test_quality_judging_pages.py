@@ -155,6 +155,9 @@ def test_who_may_open_the_judging_pages(request, client, overlap_world, persona,
         client.force_login(request.getfixturevalue(persona))
     for url in (reverse("reviews:judging"),):
         assert client.get(url).status_code == expected
+    heartbeat = client.post(reverse("reviews:judging_heartbeat", args=[1]), {"seconds": "5"})
+    # Nobody's pair 1 is theirs: refused before the lookup, or not found.
+    assert heartbeat.status_code == {200: 404, 302: 302}.get(expected, expected)
     before = JudgingTask.objects.filter(contractor__isnull=False).count()
     taken = client.post(reverse("reviews:judging_next"))
     assert taken.status_code == (302 if expected in (200, 302) else expected)
@@ -186,3 +189,33 @@ def test_judging_pay_reaches_earnings_and_payouts(client, overlap_world, other_c
     assert (row["tasks"], row["judged"], row["judging_amount"], row["amount"]) == (
         0, 1, Decimal("12.50"), Decimal("12.50"),
     )  # fmt: skip
+
+
+def test_the_heartbeat_counts_active_time_while_the_pair_is_held(
+    client, overlap_world, other_contractor
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    judging_task = _take(client, other_contractor)
+    url = reverse("reviews:judging_heartbeat", args=[judging_task.pk])
+    assert client.post(url, {"seconds": "30"}).status_code == 204
+    judging_task.refresh_from_db()
+    assert judging_task.active_seconds == 30  # the first beat: nothing to compare with
+    # A beat claims at most the wall time since the previous one.
+    JudgingTask.objects.filter(pk=judging_task.pk).update(
+        last_heartbeat_at=timezone.now() - timedelta(seconds=10)
+    )
+    client.post(url, {"seconds": "45"})
+    judging_task.refresh_from_db()
+    assert 39 <= judging_task.active_seconds <= 41
+    assert client.post(url, {"seconds": "x"}).status_code == 400
+    client.post(reverse("reviews:judging_detail", args=[judging_task.pk]),
+                _form_data(overlap_world.project))  # fmt: skip
+    before = JudgingTask.objects.get(pk=judging_task.pk).active_seconds
+    JudgingTask.objects.filter(pk=judging_task.pk).update(
+        last_heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    client.post(url, {"seconds": "60"})  # submitted: no more time counts
+    assert JudgingTask.objects.get(pk=judging_task.pk).active_seconds == before

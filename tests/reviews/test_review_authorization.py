@@ -347,6 +347,7 @@ QUALITY = {
     "reviews:judging",
     "reviews:judging_next",
     "reviews:judging_detail",
+    "reviews:judging_heartbeat",
     "api-judging-tasks",
     "api-judging-task-next",
     "api-judging-task",
