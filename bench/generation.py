@@ -7,7 +7,9 @@ Serves a small bare repository from a git HTTP server on the loopback, clones it
 two `openai` endpoints at a fake OpenAI server (tests/fakes/model_servers.py) that answers
 every request after a fixed latency L (`--latency`, 2.0 s) with a fenced diff that applies to
 the repository. Real `celery worker` processes (prefork) consume a queue of this run's own
-over Redis, against PostgreSQL, exactly as in production.
+over Redis, against PostgreSQL, exactly as in production. `--embedded` measures instead the
+default a new user runs (`scripts/dev.py run` with no services): a SQLite file and kombu's
+filesystem broker under a MARLIN_VAR_DIR of its own, one worker with 2 pool processes.
 
 1. Latency: `--runs` (10) times, one task is created with tasks.services.task_create and the
    database is polled every 10 ms until both candidates are SUCCEEDED.
@@ -77,15 +79,38 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__)
     parser.add_argument("--latency", type=float, default=2.0, help="the fake model's L (s)")
     parser.add_argument("--runs", type=int, default=10, help="latency runs (one task each)")
-    parser.add_argument("--tasks", type=int, default=100, help="throughput tasks (2 each)")
-    parser.add_argument("--processes", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=8, help="pool size per process")
+    parser.add_argument("--tasks", type=int, help="throughput tasks (2 each; default 100, 10 embedded)")
+    parser.add_argument("--processes", type=int, help="celery worker processes (default 2, 1 embedded)")
+    parser.add_argument("--concurrency", type=int, help="pool size per process (default 8, 2 embedded)")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="the default a new user runs (scripts/dev.py run): SQLite, the filesystem broker, "
+        "one worker with 2 slots",
+    )
     parser.add_argument(
         "--what-if",
         action="store_true",
         help="measure again with the model SDKs imported before the pool forks (the proposal)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    defaults = (10, 1, 2) if args.embedded else (100, 2, 8)
+    for name, default in zip(("tasks", "processes", "concurrency"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return args
+
+
+def use_embedded_default(var_dir: Path) -> None:
+    """The settings of `scripts/dev.py run` with no services configured: a SQLite file and
+    kombu's filesystem broker, both under their own MARLIN_VAR_DIR (read by the workers too)."""
+    var_dir.mkdir(parents=True)
+    os.environ.pop("REDIS_URL", None)
+    os.environ.update(
+        MARLIN_VAR_DIR=str(var_dir),
+        DATABASE_URL=f"sqlite:///{var_dir / 'marlin.sqlite3'}",
+        CELERY_BROKER_URL="filesystem://",
+    )
 
 
 # --- The fake model, timed -----------------------------------------------------------------
@@ -697,10 +722,13 @@ def main() -> int:
     args = parse_args()
     target = 1.1 * args.latency + 0.2
     started = time.monotonic()
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
-    os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     queue = f"bench-gen-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="marlin-bench-gen-"))
+    if args.embedded:
+        use_embedded_default(tmp / "var")
+    else:
+        os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+        os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     from repos.git_http_server import GitHttpServer  # stdlib only: no Django needed
 
     (tmp / "git").mkdir()
@@ -719,8 +747,9 @@ def main() -> int:
         _setup.setup(database_url=DEFAULT_DATABASE_URL)
         from django.conf import settings
 
-        if not settings.CELERY_BROKER_URL.startswith("redis"):
-            print("This benchmark needs Redis as the broker; set REDIS_URL.")
+        wanted = "filesystem" if args.embedded else "redis"
+        if not settings.CELERY_BROKER_URL.startswith(wanted):
+            print(f"This run needs the {wanted} broker, not {settings.CELERY_BROKER_URL}.")
             return 2
         print(f"machine:   {_setup.machine()}")
         print(f"database:  {_setup.describe_database()}")
@@ -737,7 +766,8 @@ def main() -> int:
         stages = in_process_stages(_last_candidate_id(fixtures[1]), fake)
         cold_ms = cold_import_ms()
     finally:
-        _delete_queue(queue)
+        if not args.embedded:  # the filesystem broker's folders go with tmp
+            _delete_queue(queue)
         fake.stop()
         git_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
