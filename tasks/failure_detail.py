@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 
-from tasks.llm_client import EndpointConfig, is_model_key_variable
+from tasks.providers.base import EndpointConfig, is_model_key_variable
 
 MAX_CHARS = 4_000
 # Most of the room goes to the end: stderr's last lines say why a process stopped.

@@ -16,7 +16,7 @@ from marlin.models import BaseModel
 from marlin.state_machine import move
 from tasks import evidence
 from tasks.contradictions import weight_error
-from tasks.llm_client import is_model_key_variable
+from tasks.providers.base import is_model_key_variable
 
 DEFAULT_RUBRIC_AXES: list[dict] = [
     {

@@ -14,8 +14,8 @@ import orjson
 from django.conf import settings
 
 from repos import services as repo_services
-from tasks.llm_client import GenerationRequest
 from tasks.models import Candidate, Judgement, SentPrompt, Turn
+from tasks.providers.base import GenerationRequest
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an expert software engineer working on a real repository. Make the change the "

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
 
-from tasks.llm_client import ProviderError
+from tasks.providers.base import ProviderError
 
 BUSY = "The model is busy."
 DOWN = "The model service had an error."

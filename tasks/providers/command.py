@@ -16,7 +16,7 @@ from django.conf import settings
 
 from marlin import sandbox
 from repos import git_client
-from tasks.llm_client import (
+from tasks.providers.base import (
     EndpointConfig,
     GenerationRequest,
     ProviderAnswer,

@@ -6,7 +6,7 @@ import difflib
 import hashlib
 from pathlib import PurePosixPath
 
-from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderAnswer, ProviderError
+from tasks.providers.base import EndpointConfig, GenerationRequest, ProviderAnswer, ProviderError
 
 _COMMENT_PREFIX = {
     ".py": "# ",

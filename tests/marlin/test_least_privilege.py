@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from marlin import roles
 from tasks import generation
-from tasks.llm_client import EndpointConfig, ProviderError
 from tasks.models import Candidate, ModelEndpoint
+from tasks.providers.base import EndpointConfig, ProviderError
 from tests.factories import ModelEndpointFactory, ProjectFactory
 from tests.fakes.model_servers import FakeOpenAIServer, ok
 from tests.tasks.helpers import create_task

@@ -18,8 +18,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderError, generate
+from tasks.llm_client import generate
 from tasks.providers import anthropic_api
+from tasks.providers.base import EndpointConfig, GenerationRequest, ProviderError
 from tests.fakes.model_servers import (
     FakeAnthropicServer,
     delay,

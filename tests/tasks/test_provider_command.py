@@ -23,7 +23,8 @@ from django.conf import settings
 
 from repos import git_client
 from repos import services as repo_services
-from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderError, generate
+from tasks.llm_client import generate
+from tasks.providers.base import EndpointConfig, GenerationRequest, ProviderError
 from tests.conftest import DEMO_FILES
 from tests.factories import RepositoryFactory
 

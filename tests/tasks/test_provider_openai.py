@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tasks.llm_client import EndpointConfig, GenerationRequest, ProviderError, generate
+from tasks.llm_client import generate
+from tasks.providers.base import EndpointConfig, GenerationRequest, ProviderError
 from tests.fakes.model_servers import (
     FakeOpenAIServer,
     delay,
