@@ -79,9 +79,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__)
     parser.add_argument("--latency", type=float, default=2.0, help="the fake model's L (s)")
     parser.add_argument("--runs", type=int, default=10, help="latency runs (one task each)")
-    parser.add_argument("--tasks", type=int, help="throughput tasks (2 each; default 100, 10 embedded)")
-    parser.add_argument("--processes", type=int, help="celery worker processes (default 2, 1 embedded)")
-    parser.add_argument("--concurrency", type=int, help="pool size per process (default 8, 2 embedded)")
+    parser.add_argument(
+        "--tasks", type=int, help="throughput tasks (2 each; default 100, 10 embedded)"
+    )
+    parser.add_argument(
+        "--processes", type=int, help="celery worker processes (default 2, 1 embedded)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, help="pool size per process (default 8, 2 embedded)"
+    )
     parser.add_argument(
         "--embedded",
         action="store_true",
