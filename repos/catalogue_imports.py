@@ -4,16 +4,18 @@ uploader waits, and imported by a worker in batches with progress that can be re
 The admin, the API and the `import_repositories` command all go through
 catalogue_import_start and catalogue_import_execute. Memory stays flat in the file's size:
 the file is never read whole (repos.importing reads it one row at a time) and at most one
-batch of rows is held.
+batch of rows is held, plus two batches' worth read ahead. Each batch is written by
+repos.catalogue_copy (on PostgreSQL: COPY into a staging table, one set-based upsert).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import PurePath
 from typing import IO, Any
 
@@ -24,8 +26,8 @@ from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import resend_stale_queued
-from repos import importing, jobs, selectors
-from repos.models import CatalogueImport, Repository
+from repos import catalogue_copy, importing, jobs, selectors
+from repos.models import CatalogueImport
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +42,6 @@ REJECTIONS_SHOWN = 50
 # (a long run of bad rows must still move the committed offset on).
 BATCH_ROWS = 1000
 _BATCH_READ = 5 * BATCH_ROWS
-
-_IMPORT_FIELDS = [
-    "clone_url", "html_url", "default_branch", "language", "stars", "description", "license",
-    "topics", "is_archived", "size_kb", "pushed_at", "search_text", "topics_text", "updated_at",
-]  # fmt: skip
 
 
 class ImportTooLarge(ApplicationError):
@@ -83,27 +80,6 @@ def too_large_message(filename: str, size: int) -> str:
 # --- Upserting rows ------------------------------------------------------------------------
 
 
-def _repository_from_row(row: importing.RepositoryRow, now: datetime) -> Repository:
-    return Repository(
-        full_name=row.full_name,
-        clone_url=row.clone_url,
-        html_url=row.html_url,
-        default_branch=row.default_branch,
-        language=row.language,
-        stars=row.stars,
-        description=row.description,
-        license=row.license,
-        topics=row.topics,
-        is_archived=row.is_archived,
-        size_kb=row.size_kb,
-        pushed_at=row.pushed_at,
-        search_text=Repository.search_text_for(row.full_name, row.description, row.topics),
-        topics_text=Repository.topics_text_for(row.topics),
-        created_at=now,
-        updated_at=now,
-    )
-
-
 def repository_upsert_batch(*, rows: dict[str, importing.RepositoryRow]) -> tuple[int, int]:
     """Upsert one batch of checked rows by full_name; returns (created, updated).
 
@@ -112,42 +88,32 @@ def repository_upsert_batch(*, rows: dict[str, importing.RepositoryRow]) -> tupl
     """
     if not rows:
         return 0, 0
-    now = timezone.now()
-    names = list(rows)
-    existing = Repository.objects.filter(full_name__in=names).count()
-    Repository.objects.bulk_create(
-        [_repository_from_row(rows[name], now) for name in names],
-        update_conflicts=True,
-        unique_fields=["full_name"],
-        update_fields=_IMPORT_FIELDS,
-    )
-    return len(names) - existing, existing
+    return catalogue_copy.repository_upsert_rows(rows=rows.values())
 
 
 def repository_import_stream(*, stream: IO[bytes], filename: str) -> ImportReport:
     """Upsert the catalogue from a file, all rows in one transaction, while the caller waits.
 
     For files small enough to be handled in a request or a test; uploads go through
-    catalogue_import_start. Raises ApplicationError (and writes nothing) when the file as a
-    whole cannot be read.
+    catalogue_import_start. The good rows go to the database as they are read (on
+    PostgreSQL one COPY and one upsert for the whole file); a name repeated in the file is
+    written once, from its last row. Raises ApplicationError (and writes nothing) when the
+    file as a whole cannot be read.
     """
     report = ImportReport()
-    rows: dict[str, importing.RepositoryRow] = {}
+
+    def good_rows() -> Iterator[importing.RepositoryRow]:
+        for parsed in importing.parse_stream(
+            stream, filename=filename, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
+        ):
+            if parsed.row is None:
+                report.rejected.append((parsed.line, parsed.error or "invalid row"))
+            else:
+                yield parsed.row
+
     try:
         with transaction.atomic():
-            for parsed in importing.parse_stream(
-                stream, filename=filename, allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES
-            ):
-                if parsed.row is None:
-                    report.rejected.append((parsed.line, parsed.error or "invalid row"))
-                    continue
-                # A name repeated in the file: the last occurrence wins, as in an upsert.
-                rows.pop(parsed.row.full_name, None)
-                rows[parsed.row.full_name] = parsed.row
-                if len(rows) >= BATCH_ROWS:
-                    _add_counts(report, repository_upsert_batch(rows=rows))
-                    rows = {}
-            _add_counts(report, repository_upsert_batch(rows=rows))
+            _add_counts(report, catalogue_copy.repository_upsert_rows(rows=good_rows()))
     except importing.RowError as exc:
         raise ApplicationError(f"Cannot import {filename}: {exc}") from exc
     transaction.on_commit(selectors.repository_languages_forget)
@@ -379,25 +345,31 @@ def _import_batches(
         if on_progress:
             on_progress(job)
 
-    for parsed in importing.parse_stream(
-        stream,
-        filename=job.filename,
-        allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
-        offset=job.bytes_read,
-        line=job.line,
-    ):
-        last = parsed
-        read += 1
-        if parsed.row is None:
-            rejected += 1
-            if len(rejections) < REJECTIONS_KEPT:
-                rejections.append([parsed.line, parsed.error or "invalid row"])
-        else:
-            # A name repeated in the file: the last occurrence wins, as in an upsert.
-            rows.pop(parsed.row.full_name, None)
-            rows[parsed.row.full_name] = parsed.row
-        if len(rows) >= BATCH_ROWS or read >= _BATCH_READ:
-            commit()
+    # The next rows are read and checked (in a thread) while a batch is being written;
+    # closing() stops that thread before the file closes, however the loop ends.
+    parsed_rows = importing.read_ahead(
+        importing.parse_stream(
+            stream,
+            filename=job.filename,
+            allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
+            offset=job.bytes_read,
+            line=job.line,
+        )
+    )
+    with closing(parsed_rows):
+        for parsed in parsed_rows:
+            last = parsed
+            read += 1
+            if parsed.row is None:
+                rejected += 1
+                if len(rejections) < REJECTIONS_KEPT:
+                    rejections.append([parsed.line, parsed.error or "invalid row"])
+            else:
+                # A name repeated in the file: the last occurrence wins, as in an upsert.
+                rows.pop(parsed.row.full_name, None)
+                rows[parsed.row.full_name] = parsed.row
+            if len(rows) >= BATCH_ROWS or read >= _BATCH_READ:
+                commit()
     commit()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -55,6 +56,35 @@ def test_it_accepts_github_repository_addresses(url: str) -> None:
 def test_it_rejects_hostile_addresses_before_git_runs(url: str) -> None:
     with pytest.raises(git_client.UnsafeRepositoryUrl):
         git_client.validate_clone_url(url, allowed_bases=GITHUB)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/pallets/flask",
+        "https://github.com//evil.example/x",
+        "https://github.com.evil.example/a/b",
+        "https://github.comx/a/b",
+        "https://github.com",
+        "https://github.com/",
+        "https://github.com/a/b/c",
+        "HTTPS://github.com/a/b",
+        "https://GitHub.com/a/b",
+        "https://github.com:443/a/b",
+        "http://127.0.0.1:8765/a/b",
+        "http://127.0.0.1:87650/a/b",
+    ],
+)
+def test_the_hand_split_of_an_allowed_address_is_urlsplits(url: str) -> None:
+    """The import's fast path in validate_clone_url splits an address by hand; whatever it
+    splits must be what urlsplit makes of it (a differing base or path would let an address
+    through that the general path refuses)."""
+    bases = [*GITHUB, "http://127.0.0.1:8765"]
+    parts = urlsplit(url)
+    assert git_client._base_and_path(url, bases) == (
+        f"{parts.scheme}://{parts.netloc}",
+        parts.path,
+    )
 
 
 def test_a_rejected_address_writes_nothing_to_disk(tmp_path: Path) -> None:
