@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import PurePosixPath
 from typing import Any
@@ -39,10 +40,25 @@ _CACHE_VERSION = 1
 _CACHE_SECONDS = 7 * 24 * 3600
 
 
-def lexer_for(path: str) -> Lexer:
+def _alias_for(path: str) -> str | None:
     name = PurePosixPath(path).name.lower()
-    alias = _BY_NAME.get(name) or _BY_SUFFIX.get(PurePosixPath(name).suffix)
+    return _BY_NAME.get(name) or _BY_SUFFIX.get(PurePosixPath(name).suffix)
+
+
+def lexer_for(path: str) -> Lexer:
+    alias = _alias_for(path)
     return get_lexer_by_name(alias) if alias else TextLexer()
+
+
+@functools.lru_cache(maxsize=64)
+def _line_lexer(alias: str | None) -> Lexer:
+    """One lexer per language for highlight_lines, made once per process: looking a lexer up
+    by name and building it costs about as much as lexing a short hunk. A lexer keeps no
+    state between get_tokens calls, so sharing it is safe."""
+    lexer = get_lexer_by_name(alias) if alias else TextLexer()
+    # Lexers strip leading/trailing blank lines by default, which would shift every line.
+    lexer.stripnl = False
+    return lexer
 
 
 def is_binary(data: bytes) -> bool:
@@ -92,6 +108,16 @@ def _token_class(ttype: Any) -> str:
     return cls
 
 
+_SPANS: dict[tuple[Any, str], str] = {}
+_SPANS_MAX = 200_000
+
+
+def _span(ttype: Any, value: str) -> str:
+    cls = _token_class(ttype)
+    escaped = html.escape(value)
+    return f'<span class="{cls}">{escaped}</span>' if cls else escaped
+
+
 def highlight_lines(*, path: str, text: str) -> list[str]:
     """Escaped HTML for each line of `text` ("\\n"-separated), lexed as one whole.
 
@@ -105,19 +131,25 @@ def highlight_lines(*, path: str, text: str) -> list[str]:
     if "\r" in text:
         # Pygments turns a lone "\r" into a line break, which can shift lines silently.
         return [html.escape(line) for line in expected]
-    lexer = lexer_for(path)
-    # Lexers strip leading/trailing blank lines by default, which would shift every line.
-    lexer.stripnl = False
+    lexer = _line_lexer(_alias_for(path))
     lines: list[list[str]] = [[]]
+    line = lines[0]
+    spans = _SPANS if len(_SPANS) < _SPANS_MAX else _SPANS.clear() or _SPANS
     for ttype, value in lexer.get_tokens(text):
-        cls = _token_class(ttype)
-        pieces = value.split("\n")
-        for index, piece in enumerate(pieces):
+        if "\n" not in value:
+            # Most tokens repeat (keywords, names, punctuation, indentation): their escaped
+            # span is made once per process.
+            piece = spans.get((ttype, value))
+            if piece is None:
+                piece = spans[(ttype, value)] = _span(ttype, value)
+            line.append(piece)
+            continue
+        for index, part in enumerate(value.split("\n")):
             if index:
-                lines.append([])
-            if piece:
-                escaped = html.escape(piece)
-                lines[-1].append(f'<span class="{cls}">{escaped}</span>' if cls else escaped)
+                line = []
+                lines.append(line)
+            if part:
+                line.append(_span(ttype, part))
     # get_tokens ends the text with a newline when it lacks one: drop the extra empty line.
     while len(lines) > len(expected) and not lines[-1]:
         lines.pop()

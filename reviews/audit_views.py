@@ -15,6 +15,7 @@ from reviews import quality_audits
 from reviews.models import ReviewAudit
 from reviews.review_page import review_page_context
 from reviews.views import reviewer_or_overseer_required, reviewer_required
+from tasks.diff_html import layout_of
 from tasks.selectors import task_get_for_reviewer
 
 
@@ -42,7 +43,7 @@ def _render_audit(
     # Through the review page's own selector and builder: the same task, turns, judgements,
     # decisions and timeline a reviewer saw, and the same refusal of one's own task.
     task = task_get_for_reviewer(user=request.user, pk=audit.review.task_id)
-    context = review_page_context(task=task, viewer=request.user)
+    context = review_page_context(task=task, viewer=request.user, layout=layout_of(request))
     held = audit.status == ReviewAudit.Status.TAKEN and audit.auditor_id == request.user.pk
     # Not named `form`: the review page shows its note inputs whenever `form` is set.
     context.update(

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from marlin.exceptions import ApplicationError
 from reviews import quality_overlap
 from reviews.models import JudgingTask
-from tasks.diffview import attach_diff_views
+from tasks.diff_html import attach_diff_pages, layout_of
 from tasks.forms import JudgementForm
 
 contractor_required = permission_required("tasks.work_on_tasks", raise_exception=True)
@@ -69,9 +69,11 @@ def judging_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Judgement recorded. Thank you.")
                 return redirect("reviews:judging")
     shown = quality_overlap.judging_task_candidates(judging_task=judging_task)
-    attach_diff_views([shown.a, shown.b])
+    layout = layout_of(request)
+    attach_diff_pages([shown.a, shown.b], layout=layout)
     turn = judging_task.turn
     context = {
+        "diff_layout": layout,
         "judging_task": judging_task,
         "turn": turn,
         # The task's description and conversation, not its judgements or review.

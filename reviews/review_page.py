@@ -7,7 +7,7 @@ from typing import Any
 from reviews import claims, quality_flags, selectors
 from reviews.comment_selectors import line_comments_page_context
 from reviews.round_changes import round_changes
-from tasks.diffview import attach_diff_views
+from tasks.diff_html import Layout, attach_diff_pages
 from tasks.models import Task
 from tasks.selectors import attach_evidence_views
 
@@ -33,12 +33,12 @@ def _judgement_rows(task: Task, judgement, changes) -> list[dict]:
     return rows
 
 
-def review_page_context(*, task: Task, viewer: Any) -> dict:
+def review_page_context(*, task: Task, viewer: Any, layout: Layout = "unified") -> dict:
     """The whole task as its contractor submitted it in the current round, plus the review
     state: the claim, what changed since the last round, earlier decisions and the timeline.
     """
     turns = list(task.turns.all())
-    attach_diff_views(c for t in turns for c in t.candidates.all())
+    attach_diff_pages((c for t in turns for c in t.candidates.all()), layout=layout)
     attach_evidence_views(task=task, viewer=viewer)
     changes = round_changes(task)
     items = []
@@ -59,6 +59,7 @@ def review_page_context(*, task: Task, viewer: Any) -> dict:
     submission = next((s for s in task.submissions.all() if s.round == task.round), None)
     return {
         "task": task,
+        "diff_layout": layout,
         "flags": quality_flags.task_round_flags(task=task),
         "turns": items,
         "has_changes": any(c.any for c in changes.values()),

@@ -30,6 +30,7 @@ from reviews.earnings import Period
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm, ReviewForm
 from reviews.models import ExportJob
 from reviews.review_page import review_page_context
+from tasks.diff_html import layout_of
 from tasks.models import Task
 from tasks.selectors import task_get_for_reviewer
 
@@ -77,7 +78,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 
 
 def _render_detail(request: HttpRequest, task: Task, form: ReviewForm | None, status: int = 200):
-    context = review_page_context(task=task, viewer=request.user)
+    context = review_page_context(task=task, viewer=request.user, layout=layout_of(request))
     if task.status == Task.Status.SUBMITTED and context["claimed_by_me"]:
         context["form"] = form or ReviewForm()
     return render(request, "reviews/detail.html", context, status=status)

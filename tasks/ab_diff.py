@@ -17,7 +17,8 @@ from django.utils.safestring import SafeString
 from repos import git_client, highlighting
 from repos import services as repo_services
 from tasks.blinding import identity_names, mask_names
-from tasks.diffview import CACHE_SECONDS, DiffView, build_diff_view, diff_digest
+from tasks.diff_html import DiffPage, Layout, diff_page
+from tasks.diffview import CACHE_SECONDS, diff_digest
 
 CACHE_VERSION = 1
 # Past this the two results differ too much to read as one diff.
@@ -27,14 +28,16 @@ PATCH_DIFF_MAX_CHARS = 400_000
 
 @dataclass
 class AbDiff:
-    view: DiffView | None
+    view: DiffPage | None
     # Why the two results could not be compared as trees ("" when they were).
     problem: str = ""
     # Then, the two changes' texts compared line by line instead (escaped HTML).
     patches_html: SafeString | None = None
 
 
-def turn_ab_diff(*, turn, candidates: list, ignore_whitespace: bool = False) -> AbDiff:
+def turn_ab_diff(
+    *, turn, candidates: list, ignore_whitespace: bool = False, layout: Layout = "unified"
+) -> AbDiff:
     """A vs B of a turn whose two candidates succeeded: old side A's result, new side B's.
 
     `candidates` are the turn's candidates as the viewer may see them (slot order A, B).
@@ -60,12 +63,15 @@ def turn_ab_diff(*, turn, candidates: list, ignore_whitespace: bool = False) -> 
             problem=mask_names(result["problem"], names=names),
             patches_html=highlighting.highlight_diff(patches) if patches else None,
         )
-    view = build_diff_view(
+    # Every file at once: this diff is itself loaded only when the A vs B mode is shown.
+    view = diff_page(
         candidate_id=turn.pk,
         diff=mask_names(result["diff"], names=names),
+        layout=layout,
         ignore_whitespace=ignore_whitespace,
         anchor_prefix=f"t{int(turn.pk)}ab",
         expandable=False,  # the old side is A's result, not the pinned commit
+        eager_all=True,
     )
     return AbDiff(view=view)
 

@@ -399,7 +399,7 @@ class TaskSubmitApi(APIView):
 
     @extend_schema(request=JudgementInputSerializer, responses={200: TaskSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        task = selectors.task_get_for_judging(user=request.user, pk=pk)
         task = services.task_submit(
             task=task, by=request.user, **_judgement_args(request, JudgementInputSerializer)
         )
@@ -414,7 +414,7 @@ class TaskFollowUpApi(APIView):
 
     @extend_schema(request=FollowUpInputSerializer, responses={201: TurnCreatedSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        task = selectors.task_get_for_judging(user=request.user, pk=pk)
         turn = services.task_follow_up(
             task=task, by=request.user, **_judgement_args(request, FollowUpInputSerializer)
         )
@@ -428,7 +428,7 @@ class TaskReviseApi(APIView):
 
     @extend_schema(request=None, responses={200: TaskSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        task = selectors.task_get_for_judging(user=request.user, pk=pk)
         return Response(TaskSerializer(services.task_revise(task=task, by=request.user)).data)
 
 

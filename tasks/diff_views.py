@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from marlin.exceptions import ApplicationError
 from tasks import selectors
 from tasks.ab_diff import turn_ab_diff
+from tasks.diff_html import candidate_diff_file, candidate_diff_page, layout_of
 from tasks.diffview import candidate_diff_view, context_rows
 from tasks.models import Turn
 
@@ -33,17 +34,23 @@ def _bad_request(message: str) -> HttpResponse:
 @login_required
 @require_GET
 def candidate_diff(request: HttpRequest, pk: int) -> HttpResponse:
-    """A candidate's diff view (or one file of it with ?file=n), whitespace hidden on ask."""
+    """A candidate's diff view (or one file of it with ?file=n) in the layout asked for
+    (?layout=, else the toggle's cookie), whitespace hidden on ask."""
     candidate = selectors.candidate_get_for_diff(user=request.user, pk=pk)
-    view = candidate_diff_view(candidate, ignore_whitespace=_hides_whitespace(request))
+    layout = layout_of(request)
+    hide = _hides_whitespace(request)
     if "file" in request.GET:
         number = request.GET["file"]
-        if not number.isdigit() or int(number) >= len(view.files):
+        found = None
+        if number.isdigit() and len(number) < 10:
+            found = candidate_diff_file(
+                candidate, number=int(number), layout=layout, ignore_whitespace=hide
+            )
+        if found is None:
             raise Http404("No such file in this change.")
-        file = view.files[int(number)]
-        return render(request, "tasks/_diff_file_body.html", {"file": file, "a": file.anchor})
+        return HttpResponse(found[1])
     context = {
-        "view": view,
+        "view": candidate_diff_page(candidate, layout=layout, ignore_whitespace=hide),
         "slot": candidate.slot,
         "candidate_id": candidate.pk,
         "browse_base": _browse_base(candidate.turn.task),
@@ -87,6 +94,8 @@ def turn_ab_diff_view(request: HttpRequest, turn_pk: int) -> HttpResponse:
     if not candidates:
         raise Http404("This turn has no candidates.")
     hide = _hides_whitespace(request)
-    result = turn_ab_diff(turn=turn, candidates=candidates, ignore_whitespace=hide)
+    result = turn_ab_diff(
+        turn=turn, candidates=candidates, ignore_whitespace=hide, layout=layout_of(request)
+    )
     context = {"turn": turn, "ab": result, "hides_whitespace": hide}
     return render(request, "tasks/_ab_diff_body.html", context)

@@ -93,6 +93,7 @@ class DiffFile:
     # The first old line after the last hunk, and the offset of the lines from there on.
     tail_start: int = 0
     tail_offset: int = 0
+    rows: int = 0  # table rows, set on the summaries a page keeps (tasks.diff_html)
 
     @property
     def result_path(self) -> str:
@@ -127,6 +128,15 @@ class DiffView:
     key: str
     ignores_whitespace: bool = False
     tree: TreeNode | None = None  # set when more than TREE_MIN_FILES files changed
+    # The layout templates/tasks/_diff.html shows this view in (every file, with the page);
+    # pages show a tasks.diff_html.DiffPage instead, which sends the first files only.
+    layout: Literal["unified", "split"] = "unified"
+
+    @property
+    def entries(self) -> list[tuple[DiffFile, SafeString]]:
+        from tasks.diff_html import file_body_html  # it builds on this module
+
+        return [(f, mark_safe(file_body_html(f, self.layout))) for f in self.files]  # noqa: S308 - escaped when built
 
 
 class _Unparsable(ValueError):
@@ -162,8 +172,10 @@ def build_diff_view(
     ignore_whitespace: bool = False,
     anchor_prefix: str = "",
     expandable: bool = True,
+    store: bool = True,
 ) -> DiffView:
-    """The parsed, highlighted diff, from the cache when this exact diff was built before.
+    """The parsed, highlighted diff, from the cache when this exact diff was built before
+    (and stored there when built, unless `store` is False).
 
     `ignore_whitespace` shows a change of whitespace only as an unchanged line (git diff -w).
     `anchor_prefix` names the view's anchors (default "c<candidate_id>"); `expandable` is
@@ -187,7 +199,8 @@ def build_diff_view(
         prefix=prefix, diff=diff, key=key, ignore_whitespace=ignore_whitespace,
         expandable=expandable,
     )  # fmt: skip
-    cache.set(key, view, CACHE_SECONDS)
+    if store:
+        cache.set(key, view, CACHE_SECONDS)
     return view
 
 
@@ -352,7 +365,14 @@ def _file(
     raw_hunks = (
         [_without_whitespace_changes(h) for h in raw.hunks] if ignore_whitespace else raw.hunks
     )
-    hunks = [_hunk(lexer_path, raw_hunk) for raw_hunk in raw_hunks]
+    # One lexer pass per side of the file: the old (or new) lines of all its hunks, joined,
+    # so a string or comment spanning lines is highlighted on every line it covers, and the
+    # lexer is looked up and run twice per file rather than twice per hunk.
+    old_side = [text for h in raw_hunks for tag, text in h.lines if tag in (" ", "-")]
+    new_side = [text for h in raw_hunks for tag, text in h.lines if tag in (" ", "+")]
+    old_html = iter(_highlight_side(lexer_path, old_side))
+    new_html = iter(_highlight_side(lexer_path, new_side))
+    hunks = [_hunk(raw_hunk, old_html, new_html) for raw_hunk in raw_hunks]
     offset = previous_last = 0
     for hunk, raw_hunk in zip(hunks, raw_hunks, strict=True):
         # A hunk adding lines only ("-5,0") sits after old line 5 and covers no old line.
@@ -429,27 +449,27 @@ def _without_whitespace_changes(raw: _RawHunk) -> _RawHunk:
     )  # fmt: skip
 
 
-def _hunk(path: str, raw: _RawHunk) -> DiffHunk:
-    # Each side of the hunk is lexed as one text, so a string or comment spanning lines is
-    # highlighted on every line it covers.
-    old_text = [text for tag, text in raw.lines if tag in (" ", "-")]
-    new_text = [text for tag, text in raw.lines if tag in (" ", "+")]
-    old_html = highlighting.highlight_lines(path=path, text="\n".join(old_text)) if old_text else []
-    new_html = highlighting.highlight_lines(path=path, text="\n".join(new_text)) if new_text else []
+def _highlight_side(path: str, lines: list[str]) -> list[str]:
+    return highlighting.highlight_lines(path=path, text="\n".join(lines)) if lines else []
+
+
+def _hunk(raw: _RawHunk, old_html, new_html) -> DiffHunk:
+    """The hunk's lines, taking each side's highlighted lines in order from the file's
+    iterators (one per side, over the lines of all the file's hunks)."""
     old_no, new_no = raw.old_start, raw.new_start
-    old_i = new_i = 0
     lines: list[DiffLine] = []
     texts: dict[int, str] = {}  # id(line) -> its text, for the intra-line marks
     for tag, text in raw.lines:
         if tag == " ":
-            lines.append(DiffLine("context", old_no, new_no, mark_safe(new_html[new_i])))  # noqa: S308
-            old_no, new_no, old_i, new_i = old_no + 1, new_no + 1, old_i + 1, new_i + 1
+            next(old_html)  # the same line on the old side: shown once, as the new side has it
+            lines.append(DiffLine("context", old_no, new_no, mark_safe(next(new_html))))  # noqa: S308
+            old_no, new_no = old_no + 1, new_no + 1
         elif tag == "-":
-            lines.append(DiffLine("del", old_no, None, mark_safe(old_html[old_i])))  # noqa: S308
-            old_no, old_i = old_no + 1, old_i + 1
+            lines.append(DiffLine("del", old_no, None, mark_safe(next(old_html))))  # noqa: S308
+            old_no += 1
         elif tag == "+":
-            lines.append(DiffLine("add", None, new_no, mark_safe(new_html[new_i])))  # noqa: S308
-            new_no, new_i = new_no + 1, new_i + 1
+            lines.append(DiffLine("add", None, new_no, mark_safe(next(new_html))))  # noqa: S308
+            new_no += 1
         else:
             lines.append(DiffLine("no-newline", None, None, mark_safe(html.escape(text))))  # noqa: S308
         texts[id(lines[-1])] = text
@@ -463,7 +483,7 @@ def _hunk(path: str, raw: _RawHunk) -> DiffHunk:
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]")
 # Escaped text (html.escape output) between tags: an entity, or one plain character.
-_HTML_PIECE_RE = re.compile(r"<[^>]*>|&[#\w]+;|.", re.DOTALL)
+_HTML_PIECE_RE = re.compile(r"<[^>]*>|&[#\w]+;|[^<&]+|&", re.DOTALL)
 WORD_OPEN, WORD_CLOSE = '<span class="d-word">', "</span>"
 
 
@@ -508,29 +528,41 @@ def mark_words(line_html: str, ranges: list[tuple[int, int]]) -> SafeString:
     """
     if not ranges:
         return mark_safe(line_html)  # noqa: S308 - already escaped
+    # Where a mark opens or closes, as offsets into the text: even positions open, odd close.
+    edges = [edge for pair in ranges for edge in pair]
     out: list[str] = []
     position = 0  # characters of text seen so far
-    which = 0  # the first range not yet left behind
+    edge = 0  # the next edge not yet passed
     is_open = False
     for match in _HTML_PIECE_RE.finditer(line_html):
         piece = match.group()
-        if piece[0] == "<":
+        first = piece[0]
+        if first == "<":
             if is_open:
                 out.append(WORD_CLOSE)
                 is_open = False
             out.append(piece)
             continue
-        while which < len(ranges) and ranges[which][1] <= position:
-            which += 1
-        inside = which < len(ranges) and ranges[which][0] <= position
-        if inside and not is_open:
-            out.append(WORD_OPEN)
-            is_open = True
-        elif not inside and is_open:
-            out.append(WORD_CLOSE)
-            is_open = False
-        out.append(piece)
-        position += 1
+        # A run of plain characters (or one entity, which shows as one character).
+        size = 1 if first == "&" else len(piece)
+        end = position + size
+        cut = 0  # characters of the piece copied so far
+        while True:
+            while edge < len(edges) and edges[edge] <= position + cut and edges[edge] < end:
+                edge += 1  # edges at or before this point are behind us
+            inside = edge % 2 == 1  # past an opening edge, not yet its closing one
+            if inside and not is_open:
+                out.append(WORD_OPEN)
+                is_open = True
+            elif not inside and is_open:
+                out.append(WORD_CLOSE)
+                is_open = False
+            stop = edges[edge] if edge < len(edges) and edges[edge] < end else end
+            out.append(piece[cut:] if size == 1 and first == "&" else piece[cut : stop - position])
+            cut = stop - position
+            if stop >= end:
+                break
+        position = end
     if is_open:
         out.append(WORD_CLOSE)
     return mark_safe("".join(out))  # noqa: S308 - pieces of escaped HTML, plus our own tags

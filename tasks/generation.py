@@ -304,7 +304,36 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
         _settle(candidate)
         return None
     _settle(candidate)
+    if candidate.status == Candidate.Status.SUCCEEDED:
+        _enqueue_diff_build(candidate.pk)
     return candidate
+
+
+def _enqueue_diff_build(candidate_id: int) -> None:
+    """Build the candidate's diff HTML in a follow-up job, once its row is committed. Only a
+    head start: a view that finds nothing in the cache builds it the same way."""
+
+    def send() -> None:
+        health.job_send(lambda: jobs.candidate_diff_build_run.delay(candidate_id))
+
+    transaction.on_commit(send, robust=True)
+
+
+def candidate_diff_build(*, candidate_id: int) -> None:
+    """Build and cache a finished candidate's diff HTML (tasks.diff_html), if it still is."""
+    from tasks.diff_html import candidate_diff_prebuild  # the viewer's module, not the job's
+
+    candidate = (
+        Candidate.objects.select_related(
+            "endpoint", "turn__task__first_endpoint", "turn__task__second_endpoint",
+            "turn__task__project",
+        )
+        .prefetch_related("turn__task__project__pool__endpoint")
+        .filter(pk=candidate_id)
+        .first()
+    )  # fmt: skip
+    if candidate is not None:
+        candidate_diff_prebuild(candidate)
 
 
 def _endpoint_config(endpoint: ModelEndpoint) -> llm_client.EndpointConfig:

@@ -87,6 +87,14 @@ def generation_reap_stale_run() -> None:
     generation_reap_stale()
 
 
+# After a candidate is stored: its diff HTML, built now so even its first view reads the cache.
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150, ignore_result=True)
+def candidate_diff_build_run(candidate_id: int) -> None:
+    from tasks.generation import candidate_diff_build
+
+    candidate_diff_build(candidate_id=candidate_id)
+
+
 class EvidenceJob(WorkerLimitsJob):
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """An unexpected error (a bug) must not leave the run RUNNING."""

@@ -53,6 +53,27 @@ def task_get_for_contractor(*, user: Any, pk: int) -> Task:
     return get_object_or_404(_task_qs(), pk=pk, contractor=user)
 
 
+def task_get_for_judging(*, user: Any, pk: int) -> Task:
+    """The contractor's task for a write (submit, follow-up, autosave, heartbeat): the task
+    and its project in one query, nothing of its turns. The services lock the task and read
+    what they need under the lock; prefetching every candidate's diff and answer here, as the
+    page's selector does, cost a submit 30 queries. The acceptance tests (up to 1 MB) stay
+    unread: no write needs them."""
+    return get_object_or_404(
+        Task.objects.select_related("project").defer("acceptance_tests"), pk=pk, contractor=user
+    )
+
+
+def turn_latest(*, task: Task) -> Turn:
+    """The task's latest turn, without its prompt: what a judgement form is built for."""
+    return (
+        Turn.objects.filter(task=task)
+        .only("id", "task_id", "number", "has_identical_candidates")
+        .order_by("-number")
+        .first()
+    )
+
+
 def task_get_for_reviewer(*, user: Any, pk: int) -> Task:
     """A task that reached review. A reviewer's own task is refused outright (403)."""
     task = get_object_or_404(_task_qs(), pk=pk, status__in=REVIEWED_STATES)

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from marlin.exceptions import ApplicationError, ConflictError
@@ -214,20 +214,38 @@ def _verdict_fields(*, task: Task, turn: Turn, verdict: dict[str, Any]) -> dict[
     }
 
 
+def _turns_for_judging(task: Task) -> dict[int, Turn]:
+    """The task's turns by number, in one query and without their prompts, each with
+    `judged` (it has a judgement this round) and `unready` (a candidate of it has not
+    succeeded). Read under the task's lock: judgements are only written under it."""
+    this_round = Judgement.objects.filter(turn=OuterRef("pk"), round=task.round)
+    unready = Candidate.objects.filter(turn=OuterRef("pk")).exclude(
+        status=Candidate.Status.SUCCEEDED
+    )
+    turns = (
+        Turn.objects.filter(task=task)
+        .only("id", "task_id", "number", "has_identical_candidates")
+        .annotate(judged=Exists(this_round), unready=Exists(unready))
+        .order_by("number")
+    )
+    return {turn.number: turn for turn in turns}
+
+
 def _judge_turns(
     *,
     task: Task,
+    turns: dict[int, Turn],
     latest: dict[str, Any],
     earlier: dict[int, dict[str, Any]] | None = None,
     confirm_warnings: bool = False,
 ) -> list[Judgement]:
     """Save this round's judgement of the latest turn and, in a revision round, of any earlier
     turn the contractor changed. All are checked before any is saved; saving twice is harmless.
+    `turns`: _turns_for_judging's.
 
     Raises JudgementNeedsConfirmation when a judgement contradicts itself and the contractor
     has not confirmed it; confirmed warnings are stored with their judgement.
     """
-    turns = {turn.number: turn for turn in task.turns.order_by("number")}
     latest_turn = turns[max(turns)] if turns else None
     earlier = earlier or {}
     if earlier and task.round <= 1:
@@ -254,23 +272,35 @@ def _judge_turns(
         if len(fields["justification"]) < minimum:
             where = f" of turn {turn.number}" if named else ""
             raise ApplicationError(f"The justification{where} needs at least {minimum} characters.")
-    if (
-        latest_turn is None
-        or latest_turn.candidates.exclude(status=Candidate.Status.SUCCEEDED).exists()
-    ):
+    if latest_turn is None or latest_turn.unready:
         raise ApplicationError("Both candidates must be ready before they are judged.")
-    saved = []
-    for turn, fields in checked:
-        Judgement(turn=turn, round=task.round, **fields).full_clean(validate_constraints=False)
-        judgement, _ = Judgement.objects.update_or_create(
-            turn=turn, round=task.round, defaults=fields
-        )
-        saved.append(judgement)
+    saved = [Judgement(turn=turn, round=task.round, **fields) for turn, fields in checked]
+    for judgement in saved:
+        # The turn was just read under the task's lock: no need to ask again that it exists.
+        judgement.full_clean(exclude=["turn"], validate_constraints=False)
+    # One upsert for all of them (a row per turn and round): created the first time, its
+    # verdict replaced after that, as update_or_create would in three statements per turn.
+    Judgement.objects.bulk_create(
+        saved,
+        update_conflicts=True,
+        unique_fields=["turn", "round"],
+        update_fields=["preference", "scores", "justification", "warnings", "updated_at"],
+    )
+    for judgement in saved:
+        judgement.turn.judged = True
     return saved
 
 
 def _lock_for_contractor(task: Task, by: Any, *, doing: str) -> Task:
-    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+    # The task's row only (of=self): the project is read in the same query but not locked, so
+    # the submits of one project do not queue behind each other. Its repository is what the
+    # API's answer shows; the acceptance tests (up to 1 MB) no caller of this needs.
+    task = (
+        Task.objects.select_for_update(of=("self",))
+        .select_related("project", "repository")
+        .defer("acceptance_tests")
+        .get(pk=task.pk)
+    )
     if task.contractor_id != by.pk:
         raise ApplicationError(f"Only the task's contractor can {doing} it.")
     return task
@@ -376,14 +406,21 @@ def task_submit_once(
             "this one was not saved."
         )
     _refuse_unless_awaiting(task, "submitted")
-    _judge_turns(task=task, latest=latest, earlier=earlier, confirm_warnings=confirm_warnings)
-    turns = task.turns.count()
+    by_number = _turns_for_judging(task)
+    _judge_turns(
+        task=task,
+        turns=by_number,
+        latest=latest,
+        earlier=earlier,
+        confirm_warnings=confirm_warnings,
+    )
+    turns = len(by_number)
     if turns < task.project.min_turns:
         raise ApplicationError(
             f"This project needs at least {task.project.min_turns} turns; write a follow-up "
             f"prompt first ({turns} so far)."
         )
-    if Turn.objects.filter(task=task).exclude(judgements__round=task.round).exists():
+    if not all(turn.judged for turn in by_number.values()):
         raise ApplicationError("Every turn needs a judgement before the task is submitted.")
     task.submit(by=by)
     submission = Submission.objects.create(
@@ -419,13 +456,15 @@ def task_follow_up(
     prompt = _check_prompt(prompt)
     _refuse_unless_awaiting(task, "continued")
     _check_pair_enabled(task)
-    latest = task.turns.order_by("-number").first()
+    by_number = _turns_for_judging(task)
+    latest = by_number[max(by_number)]
     if latest.number >= task.project.max_turns:
         raise ApplicationError(
             f"This project allows at most {task.project.max_turns} turns; submit the task."
         )
     _judge_turns(
         task=task,
+        turns=by_number,
         latest={"preference": preference, "scores": scores, "justification": justification},
         earlier=earlier,
         confirm_warnings=confirm_warnings,
@@ -488,10 +527,19 @@ def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> Judgem
         raise ApplicationError("Only the task's contractor can save its draft.")
     # Locked like task_submit locks it, so a save racing the submit either lands before the
     # submit or sees the task submitted: a submitted round's draft never changes.
-    task = Task.objects.select_for_update().get(pk=task.pk)
-    if task.status != Task.Status.AWAITING_PREFERENCE:
+    # The task's row is locked and read with its turns in one query (FOR UPDATE OF the task).
+    # A task without turns is never being judged: nothing to lock or save.
+    rows = list(
+        Turn.objects.filter(task_id=task.pk)
+        .select_related("task")
+        .only("id", "number", "task__status", "task__round")
+        .select_for_update(of=("task",))
+        .order_by()
+    )
+    if not rows or rows[0].task.status != Task.Status.AWAITING_PREFERENCE:
         return None
-    turns = {turn.number: turn for turn in task.turns.order_by("number")}
+    task = rows[0].task
+    turns = {turn.number: turn for turn in rows}
     latest = max(turns)
     kept: dict[int, dict[str, str]] = {latest: {}}
     for key, value in list(data.items())[:DRAFT_MAX_FIELDS]:
@@ -504,11 +552,17 @@ def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> Judgem
         if field in _DRAFT_FIELDS or field.startswith("score_"):
             kept.setdefault(number, {})[field] = str(value)[:DRAFT_MAX_VALUE_CHARS]
     drafts = {
-        number: JudgementDraft.objects.update_or_create(
-            turn=turns[number], round=task.round, defaults={"data": fields}
-        )[0]
+        number: JudgementDraft(turn=turns[number], round=task.round, data=fields)
         for number, fields in kept.items()
     }
+    # One upsert for every turn's draft (a row per turn and round), as the autosave runs
+    # every few seconds per contractor: update_or_create would cost three statements each.
+    JudgementDraft.objects.bulk_create(
+        drafts.values(),
+        update_conflicts=True,
+        unique_fields=["turn", "round"],
+        update_fields=["data", "updated_at"],
+    )
     return drafts[latest]
 
 
@@ -531,11 +585,12 @@ def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
         return
     now = timezone.now()
     with transaction.atomic():
-        locked = Task.objects.select_for_update().get(pk=task.pk)
+        locked = Task.objects.select_for_update().only("last_heartbeat_at").get(pk=task.pk)
         seconds = credited_seconds(reported=seconds, last_beat=locked.last_heartbeat_at, now=now)
         Task.objects.filter(pk=task.pk).update(
             active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now
         )
         if seconds:
-            latest = task.turns.order_by("-number").values_list("pk", flat=True).first()
-            Turn.objects.filter(pk=latest).update(active_seconds=F("active_seconds") + seconds)
+            # The latest turn picked inside the UPDATE: one statement, not a read and a write.
+            latest = Turn.objects.filter(task=task).order_by("-number").values("pk")[:1]
+            Turn.objects.filter(pk__in=latest).update(active_seconds=F("active_seconds") + seconds)

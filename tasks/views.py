@@ -11,7 +11,8 @@ from marlin.exceptions import ApplicationError, ConflictError
 from reviews import selectors as review_selectors
 from reviews.comment_selectors import line_comments_page_context
 from tasks import evidence_services, generation, selectors, services
-from tasks.diffview import attach_diff_views, candidate_diff_view
+from tasks.diff_html import Layout, attach_diff_pages, layout_of
+from tasks.diff_html import candidate_diff_file as candidate_diff_file_html
 from tasks.focus_files import FocusFilesError
 from tasks.forms import JudgementForm, TaskCreateForm
 from tasks.models import Candidate, Task
@@ -98,6 +99,8 @@ def _detail_context(
     form: JudgementForm | None = None,
     warnings: list[str] | None = None,
     earlier_forms: dict[int, JudgementForm] | None = None,
+    *,
+    layout: Layout = "unified",
 ) -> dict:
     turns = list(task.turns.all())
     latest = turns[-1]
@@ -114,10 +117,11 @@ def _detail_context(
     if _is_revising(task):
         for turn in turns[:-1]:
             earlier_forms.setdefault(turn.number, _earlier_form(task, turn))
-    attach_diff_views(c for t in turns for c in t.candidates.all())
+    attach_diff_pages((c for t in turns for c in t.candidates.all()), layout=layout)
     selectors.attach_evidence_views(task=task, viewer=viewer)
     return {
         "task": task,
+        "diff_layout": layout,
         "turn": latest,
         "candidates": list(latest.candidates.all()),
         "judgement": judgement,
@@ -154,7 +158,9 @@ def _detail_context(
 @contractor_required
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
-    return render(request, "tasks/detail.html", _detail_context(task, request.user))
+    return render(
+        request, "tasks/detail.html", _detail_context(task, request.user, layout=layout_of(request))
+    )
 
 
 @login_required
@@ -162,7 +168,11 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def task_candidates(request: HttpRequest, pk: int) -> HttpResponse:
     """The live progress fragment; once generation is over the page reloads to show the work."""
     task = selectors.task_get_for_contractor(user=request.user, pk=pk)
-    response = render(request, "tasks/_candidates.html", _detail_context(task, request.user))
+    response = render(
+        request,
+        "tasks/_candidates.html",
+        _detail_context(task, request.user, layout=layout_of(request)),
+    )
     if request.htmx and task.status != Task.Status.GENERATING:
         response["HX-Refresh"] = "true"
     return response
@@ -187,12 +197,19 @@ def _message_pending(request: HttpRequest, text: str) -> bool:
 @require_POST
 def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Judge the latest turn, then either submit the task or send a follow-up prompt."""
-    task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+    # The task and its project only: the service reads what it needs under the task's lock.
+    # The whole task (every candidate's diff) is read only to show the page again.
+    task = selectors.task_get_for_judging(user=request.user, pk=pk)
+    if _is_revising(task):
+        # The earlier turns' forms start from their judgements and drafts.
+        task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+        turns = list(task.turns.all())
+    else:
+        turns = [selectors.turn_latest(task=task)]
     data = request.POST.copy()
     # Only the "... anyway" buttons (formaction with ?confirm=1) confirm shown warnings; a
     # later plain submit with a new contradiction is asked again.
     data["confirm_warnings"] = "on" if request.GET.get("confirm") == "1" else ""
-    turns = list(task.turns.all())
     latest = turns[-1]
     form = JudgementForm(
         data, project=task.project, identical=bool(latest.has_identical_candidates)
@@ -221,8 +238,14 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
                 replayed = services.task_submit_once(**judged).replayed
         except services.JudgementNeedsConfirmation as exc:
             form.add_error(None, exc.message)
+            task = selectors.task_get_for_contractor(user=request.user, pk=pk)
             context = _detail_context(
-                task, request.user, form, warnings=exc.warnings, earlier_forms=earlier_forms
+                task,
+                request.user,
+                form,
+                warnings=exc.warnings,
+                earlier_forms=earlier_forms,
+                layout=layout_of(request),
             )
             return render(request, "tasks/detail.html", context, status=400)
         except ConflictError as exc:
@@ -231,7 +254,10 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, exc.message)
             task = selectors.task_get_for_contractor(user=request.user, pk=pk)
             return render(
-                request, "tasks/detail.html", _detail_context(task, request.user), status=409
+                request,
+                "tasks/detail.html",
+                _detail_context(task, request.user, layout=layout_of(request)),
+                status=409,
             )
         except ApplicationError as exc:
             form.add_error("follow_up" if wants_follow_up else None, exc.message)
@@ -242,7 +268,10 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("tasks:detail", pk=pk)
     elif any(not f.is_valid() for f in posted.values()):
         form.add_error(None, "An earlier turn's judgement needs attention: see the turns above.")
-    context = _detail_context(task, request.user, form, earlier_forms=earlier_forms)
+    task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+    context = _detail_context(
+        task, request.user, form, earlier_forms=earlier_forms, layout=layout_of(request)
+    )
     return render(request, "tasks/detail.html", context, status=400)
 
 
@@ -320,7 +349,7 @@ def candidate_evidence_log(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def task_draft(request: HttpRequest, pk: int) -> HttpResponse:
     """Autosave: the page posts the judgement form as the contractor types."""
-    task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+    task = selectors.task_get_for_judging(user=request.user, pk=pk)
     data = {key: request.POST.get(key, "") for key in request.POST if key != "csrfmiddlewaretoken"}
     draft = services.judgement_draft_save(task=task, by=request.user, data=data)
     if draft is None:
@@ -340,7 +369,7 @@ def task_draft(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def task_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
     """Active time: the page reports the seconds it was visible and in use since its last beat."""
-    task = selectors.task_get_for_contractor(user=request.user, pk=pk)
+    task = selectors.task_get_for_judging(user=request.user, pk=pk)
     try:
         seconds = int(request.POST.get("seconds", "0"))
     except ValueError:
@@ -351,10 +380,9 @@ def task_heartbeat(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def candidate_diff_file(request: HttpRequest, pk: int, index: int) -> HttpResponse:
-    """One large changed file of a candidate, loaded when the person opens it."""
+    """One changed file of a candidate, in the layout asked for, loaded when it is opened."""
     candidate = selectors.candidate_get_for_diff(user=request.user, pk=pk)
-    view = candidate_diff_view(candidate)
-    if index >= len(view.files):
+    found = candidate_diff_file_html(candidate, number=index, layout=layout_of(request))
+    if found is None:
         raise Http404("No such file in this change.")
-    file = view.files[index]
-    return render(request, "tasks/_diff_file_body.html", {"file": file, "a": file.anchor})
+    return HttpResponse(found[1])

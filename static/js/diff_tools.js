@@ -1,6 +1,8 @@
 // Diff tools of the workspace and review pages: "show more lines" around hunks (read from the
-// pinned commit) and the hide-whitespace toggle (remembered in localStorage). Intra-line
-// marks and the file tree are plain server markup and need no script.
+// pinned commit), the hide-whitespace toggle (remembered in localStorage), and the layout:
+// the server sends one (unified or split), and a diff in the other layout than the page's
+// (.workspace[data-diff-view], set by workspace.js) is fetched again in the right one.
+// Intra-line marks and the file tree are plain server markup and need no script.
 (function () {
   "use strict";
 
@@ -58,8 +60,18 @@
     }
   }
 
+  // A file sent later keeps the height its rows will take (CSSOM, allowed by the CSP), so
+  // the page has its full length and does not jump as files arrive.
+  function sizePlaceholders(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll(".diff-lazy[data-rows]").forEach(function (el) {
+      el.style.minHeight = (Number(el.dataset.rows) * 1.45 + 1.5) + "em";
+    });
+  }
+
   function fillExpanders(root) {
     if (!root || !root.querySelectorAll) return;
+    sizePlaceholders(root);
     root.querySelectorAll(".d-expand:not([data-ready])").forEach(function (slot) {
       slot.setAttribute("data-ready", "");
       renderSlot(slot);
@@ -194,27 +206,41 @@
         template.innerHTML = html.trim();
         var fresh = template.content.firstElementChild;
         if (!fresh || !oldNode.isConnected) return;
+        sizePlaceholders(fresh); // before htmx watches them come into view
         oldNode.replaceWith(fresh);
-        if (window.htmx) window.htmx.process(fresh); // large files load when opened
+        if (window.htmx) window.htmx.process(fresh); // later files load when shown
         fillExpanders(fresh);
         fresh.dispatchEvent(new CustomEvent("marlin:diff-swapped", { bubbles: true }));
       });
   }
 
-  function withWhitespace(url, hide) {
-    return hide ? url + (url.indexOf("?") < 0 ? "?" : "&") + "whitespace=hide" : url;
+  function wantedLayout() {
+    var ws = document.querySelector(".workspace[data-diff-view]");
+    return ws && ws.dataset.diffView === "split" ? "split" : "unified";
   }
 
-  function applyWhitespace(hide) {
+  function withView(url, hide, layout) {
+    var params = new URLSearchParams({ layout: layout });
+    if (hide) params.set("whitespace", "hide");
+    return url + (url.indexOf("?") < 0 ? "?" : "&") + params.toString();
+  }
+
+  // Fetch again every diff shown otherwise than asked (whitespace hidden or not, layout).
+  function applyView() {
+    var hide = hidesWhitespace();
+    var layout = wantedLayout();
+    var differs = function (el, layoutOf) {
+      return (el.dataset.whitespace === "hide") !== hide || (layoutOf || layout) !== layout;
+    };
     var jobs = [];
     document.querySelectorAll(".diff-view[data-diff-url]").forEach(function (section) {
-      if ((section.dataset.whitespace === "hide") === hide) return;
       if (section.closest(".ab-diff-body")) return; // swapped with its A vs B wrapper below
-      jobs.push(swap(section, withWhitespace(section.dataset.diffUrl, hide)));
+      if (!differs(section, section.dataset.layout)) return;
+      jobs.push(swap(section, withView(section.dataset.diffUrl, hide, layout)));
     });
     document.querySelectorAll(".ab-diff-body[data-ab-url]").forEach(function (body) {
-      if ((body.dataset.whitespace === "hide") === hide) return;
-      jobs.push(swap(body, withWhitespace(body.dataset.abUrl, hide)));
+      if (!differs(body, body.dataset.layout)) return;
+      jobs.push(swap(body, withView(body.dataset.abUrl, hide, layout)));
     });
     return Promise.all(jobs);
   }
@@ -231,20 +257,21 @@
     var toggle = target.closest("[data-toggle-whitespace]");
     if (toggle) {
       event.preventDefault();
-      var hide = !hidesWhitespace();
-      rememberWhitespace(hide);
+      rememberWhitespace(!hidesWhitespace());
       syncToggles();
-      applyWhitespace(hide);
+      applyView();
     }
   });
 
-  // The A vs B placeholder loads after the choice was made: ask for the same view.
+  // The A vs B placeholder loads after the choices were made: ask for the same view.
   document.addEventListener("htmx:configRequest", function (event) {
     var elt = event.detail && event.detail.elt;
-    if (elt && elt.classList && elt.classList.contains("ab-diff-lazy") && hidesWhitespace()) {
-      event.detail.parameters.whitespace = "hide";
+    if (elt && elt.classList && elt.classList.contains("ab-diff-lazy")) {
+      if (hidesWhitespace()) event.detail.parameters.whitespace = "hide";
+      event.detail.parameters.layout = wantedLayout();
     }
   });
+  document.addEventListener("marlin:diff-layout", function () { applyView(); });
   document.addEventListener("htmx:load", function (event) {
     fillExpanders(event.detail && event.detail.elt);
   });
@@ -252,7 +279,7 @@
   function start() {
     fillExpanders(document);
     ensureToggle();
-    if (hidesWhitespace()) applyWhitespace(true);
+    applyView();
   }
 
   if (document.readyState === "loading") {

@@ -11,12 +11,15 @@
     return fetch(url, { method: "POST", body: data, credentials: "same-origin", ...options });
   };
 
-  // Split or unified diffs; remembered across pages.
+  // Split or unified diffs; remembered across pages. The server sends one layout (the
+  // cookie's); diff_tools.js fetches the other when this changes ("marlin:diff-layout").
   const setView = (view) => {
     ws.dataset.diffView = view;
     try { localStorage.setItem("marlin.diffView", view); } catch (e) { /* private mode */ }
+    document.cookie = `marlin_diff_view=${view}; path=/; max-age=31536000; SameSite=Lax`;
     document.querySelectorAll("[data-set-view]").forEach((b) =>
       b.setAttribute("aria-pressed", String(b.dataset.setView === view)));
+    document.dispatchEvent(new CustomEvent("marlin:diff-layout", { detail: { layout: view } }));
   };
   let saved = null;
   try { saved = localStorage.getItem("marlin.diffView"); } catch (e) { saved = null; }

@@ -38,11 +38,11 @@ def test_show_more_lines_inserts_the_pinned_commits_lines(log_in, contractor, re
     button = section.locator("table:visible .d-expand-button").first
     expect(button).to_have_text("↕ 3")  # a small gap is shown whole
     button.click()
-    # Both tables get the rows (so switching views keeps them), numbered past hunk 1.
-    expect(section.locator("tr.d-expanded")).to_have_count(6)
+    # The one table sent (unified) gets the rows, numbered past hunk 1.
+    expect(section.locator("tr.d-expanded")).to_have_count(3)
     expect(section.locator(f'[id="{anchor}-L3"]')).to_have_count(1)
     expect(section.locator(f'[id="{anchor}-R4"]')).to_have_count(1)
-    expect(section.locator(f'[id="{anchor}-sL3"]')).to_have_count(1)
+    expect(section.locator(f'[id="{anchor}-sL3"]')).to_have_count(0)  # no split table
     expect(section.locator("table:visible tr.d-expanded").first).to_contain_text("return a + b")
     # The gap is closed: its button is gone; only the tail's "more below" remains.
     expect(section.locator("table:visible .d-expand-button")).to_have_count(1)

@@ -75,8 +75,11 @@ def test_only_the_changed_word_of_a_line_pair_is_marked():
 
 def test_both_tables_show_the_marks():
     view = view_of("--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-x = first\n+x = second\n")
-    page = render_to_string("tasks/_diff.html", {"view": view, "slot": "A"})
-    unified, split = page.split('<table class="diff-split"')
+    unified = render_to_string("tasks/_diff.html", {"view": view, "slot": "A"})
+    view.layout = "split"  # the server sends one layout: each is rendered on its own
+    split = render_to_string("tasks/_diff.html", {"view": view, "slot": "A"})
+    assert '<table class="diff-split"' not in unified and '<table class="diff-unified"' not in split
+    split = split.replace(unified.split("<details", 1)[0], "", 1)  # not the file list
     assert unified.count('class="d-word"') == 2
     assert split.count('class="d-word"') == 2
 
@@ -233,10 +236,14 @@ def test_context_lines_come_from_the_pinned_commit_numbered_past_earlier_hunks(
 def test_the_diff_marks_the_gaps_it_can_expand(client, task, contractor):
     candidate = set_diffs(task, A=TWO_HUNKS)["A"]
     client.force_login(contractor)
-    body = client.get(reverse("tasks:candidate_diff", args=[candidate.pk])).content.decode()
-    assert body.count('data-hunk="1" data-gap-start="2" data-gap-end="4"') == 2  # both tables
-    assert 'data-hunk="0"' not in body  # nothing above line 1
-    assert body.count('data-tail data-gap-start="7"') == 2
+    url = reverse("tasks:candidate_diff", args=[candidate.pk])
+    body = client.get(url).content.decode()
+    split = client.get(url, {"layout": "split"}).content.decode()
+    assert 'class="diff-split"' not in body and 'class="diff-unified"' not in split
+    for page in (body, split):  # one table per layout, each with the slots
+        assert page.count('data-hunk="1" data-gap-start="2" data-gap-end="4"') == 1
+        assert 'data-hunk="0"' not in page  # nothing above line 1
+        assert page.count('data-tail data-gap-start="7"') == 1
     assert f'data-context-url="{reverse("tasks:candidate_context", args=[candidate.pk])}"' in body
 
 

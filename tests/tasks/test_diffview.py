@@ -284,11 +284,17 @@ def test_line_anchors_are_unique_and_linked(build):
 
 
 def test_it_renders_both_tables_with_headers_and_stats(build):
-    html = render(build(MULTI_FILE_DIFF), slot="B")
+    view = build(MULTI_FILE_DIFF)
+    html = render(view, slot="B")
     assert "4 files changed" in html and "+6" in html and "−3" in html
+    # One layout per rendering (the server sends the one asked for, not both).
     assert html.count('<table class="diff-unified"') == 4
-    assert html.count('<table class="diff-split"') == 4
-    assert '<th scope="col">Old code</th>' in html
+    assert html.count('<table class="diff-split"') == 0
+    view.layout = "split"
+    split = render(view, slot="B")
+    assert split.count('<table class="diff-split"') == 4
+    assert split.count('<table class="diff-unified"') == 0
+    assert '<th scope="col">Old code</th>' in split
     assert 'aria-label="Files changed in candidate B"' in html
     assert "<script" not in html  # no inline JS
 

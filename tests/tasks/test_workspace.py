@@ -198,9 +198,10 @@ def test_a_large_file_is_loaded_only_when_opened(
     Candidate.objects.filter(pk=candidate.pk).update(diff=big)
     client.force_login(contractor)
     page = client.get(reverse("tasks:detail", args=[judged_task.pk])).content.decode()
-    url = reverse("tasks:candidate_diff_file", args=[candidate.pk, 0])
-    assert f'hx-get="{url}"' in page
+    lazy = reverse("tasks:candidate_diff", args=[candidate.pk]) + "?file=0&amp;layout=unified"
+    assert f'hx-get="{lazy}"' in page
     assert marker not in page  # the file's lines are not in the first load
+    url = reverse("tasks:candidate_diff_file", args=[candidate.pk, 0])
     body = client.get(url).content.decode()
     assert marker in body and 'class="diff-unified"' in body
     assert (
