@@ -1,27 +1,47 @@
-"""Quality dashboard figures, per project or overall, from grouped database queries.
+"""Quality dashboard figures, per project or overall.
 
 Every figure reads the *final* judgement of each judged turn of accepted tasks (the round
-the reviewer accepted), the same set a default export holds. Queries group in the database
-so their cost stays flat in Python whatever the number of judged turns.
+the reviewer accepted), the same set a default export holds. `dashboard` reads them from the
+aggregates review_decide keeps (reviews/aggregates.py), so a page reads rows per model,
+contractor and axis, not per judgement; `dashboard_from_scratch` computes the same figures
+from every judgement with grouped queries (linear in them: ~50 s at 1M judged turns), and
+stays as the reference the aggregates are tested against.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 
-from django.db.models import Count, F, FilteredRelation, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, F, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import Sign, TruncDate
 from django.utils import timezone
 
-from reviews.models import Review
+from reviews import aggregates
+from reviews.models import (
+    CandidateCount,
+    ContractorSlotCount,
+    DayCount,
+    DayFilled,
+    ProjectDecisionCount,
+    Review,
+    ScoreCount,
+    TaskSecondsCount,
+)
 from tasks.bradley_terry import Comparison, ModelStrength, bradley_terry_counted
 from tasks.models import (
+    CLOSED_STATES,
     Candidate,
     EvidenceRun,
     Judgement,
     ModelEndpoint,
+    PairOutcomeCount,
     Project,
     Submission,
     Task,
@@ -184,7 +204,25 @@ def model_strengths(rows: list[dict], *, samples: int = 200) -> list[ModelStreng
             continue
         outcome = {-1: 1.0, 0: 0.5, 1: 0.0}[int(row["sign"])]
         comparisons[Comparison(a=row["ea"], b=row["eb"], outcome=outcome)] += row["n"]
-    return bradley_terry_counted(comparisons, samples=samples)
+    return strengths_cached(comparisons, samples=samples)
+
+
+# Fits are keyed by their input; the timeout only bounds the cache's size.
+FIT_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def strengths_cached(comparisons: Counter[Comparison], *, samples: int) -> list[ModelStrength]:
+    """bradley_terry_counted, cached under a digest of the counted comparisons: the fit and
+    its bootstrap are a function of them alone (the seed is fixed), so a page shown again
+    before a new judgement is counted does not refit, and a new count is a new key."""
+    counted = sorted((c.a, c.b, c.outcome, n) for c, n in comparisons.items())
+    digest = hashlib.sha256(repr((1, samples, counted)).encode()).hexdigest()
+    key = f"bradley-terry:{digest}"
+    found = cache.get(key)
+    if found is None:
+        found = bradley_terry_counted(comparisons, samples=samples)
+        cache.set(key, found, timeout=FIT_CACHE_SECONDS)
+    return found
 
 
 def _position_bias(judgements: QuerySet[Judgement]) -> tuple[PositionBias, dict[str, PositionBias]]:
@@ -286,11 +324,137 @@ def _per_day(rows, person_key: str) -> dict[date, dict[str, int]]:
     return dict(sorted(per_day.items()))
 
 
-def dashboard(*, project: Project | None = None, samples: int = 200) -> Dashboard:
+def _throughput(project: Project | None, since, until=None) -> dict[str, QuerySet]:
+    """Submissions and decisions (created since, and before `until`), grouped by day and by
+    project and person."""
+    submissions = Submission.objects.filter(created_at__gte=since)
+    reviews = Review.objects.filter(created_at__gte=since)
+    if until is not None:
+        submissions = submissions.filter(created_at__lt=until)
+        reviews = reviews.filter(created_at__lt=until)
+    if project is not None:
+        submissions = submissions.filter(task__project=project)
+        reviews = reviews.filter(task__project=project)
+    return {
+        "s": submissions.annotate(day=TruncDate("created_at"), person=F("submitted_by_id")),
+        "r": reviews.annotate(day=TruncDate("created_at"), person=F("reviewer_id")),
+    }
+
+
+def _recent_from_scratch(project: Project | None) -> dict:
+    """Submissions and decisions per day and person over the last THROUGHPUT_DAYS days,
+    from every row of those days."""
+    since = timezone.now() - timedelta(days=THROUGHPUT_DAYS)
+    grouped = {
+        kind: rows.values("day", "person").annotate(n=Count("pk")).order_by()
+        for kind, rows in _throughput(project, since).items()
+    }
+    return _named_per_day(grouped)
+
+
+def _named_per_day(grouped: dict[str, list[dict]]) -> dict:
+    rows = {kind: list(found) for kind, found in grouped.items()}
+    people = {row["person"] for found in rows.values() for row in found}
+    names = dict(get_user_model().objects.filter(pk__in=people).values_list("pk", "username"))
+    per_day = {}
+    for kind, key in (("s", "submissions_per_day"), ("r", "reviews_per_day")):
+        merged: Counter[tuple[date, str]] = Counter()
+        for row in rows[kind]:
+            merged[(row["day"], names[row["person"]])] += row["n"]
+        per_day[key] = _per_day(
+            [{"day": day, "person": name, "n": n} for (day, name), n in merged.items()], "person"
+        )
+    return per_day
+
+
+def _start_of(day: date):
+    return timezone.make_aware(datetime.combine(day, dtime.min))
+
+
+def _days_fill_statement() -> str:
+    daycount, dayfilled, submission, review, task = (
+        connection.ops.quote_name(m._meta.db_table)
+        for m in (DayCount, DayFilled, Submission, Review, Task)
+    )
+    local_day = "(x.created_at AT TIME ZONE %(tz)s)::date"
+    fill = """
+        {name} AS (
+            INSERT INTO {daycount} (kind, project_id, day, person_id, n)
+            SELECT '{kind}', t.project_id, {local_day}, x.{person}, count(*)
+            FROM {source} x JOIN {task} t ON t.id = x.task_id, bounds
+            WHERE x.created_at >= (bounds.lo::timestamp AT TIME ZONE %(tz)s)
+              AND x.created_at < ((bounds.hi + 1)::timestamp AT TIME ZONE %(tz)s)
+              AND {local_day} IN (SELECT day FROM missing)
+            GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+            ON CONFLICT DO NOTHING
+        )"""
+    fills = [
+        fill.format(name=name, daycount=daycount, kind=kind, local_day=local_day,
+                    person=person, source=source, task=task)
+        for name, kind, person, source in (
+            ("subs", "s", "submitted_by_id", submission),
+            ("revs", "r", "reviewer_id", review),
+        )
+    ]  # fmt: skip
+    return f"""
+        WITH missing AS (
+            SELECT d::date AS day
+            FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d
+            WHERE d::date NOT IN (SELECT day FROM {dayfilled})
+        ),
+        bounds AS (SELECT min(day) AS lo, max(day) AS hi FROM missing),
+        {",".join(fills)},
+        marks AS (INSERT INTO {dayfilled} (day) SELECT day FROM missing ON CONFLICT DO NOTHING)
+        SELECT 1
+    """  # noqa: S608 - fixed table names and literals only
+
+
+def _days_fill(first: date, last: date) -> None:
+    """Store the per-day counts of the days from `first` to `last` (over already) that are
+    not stored yet, in one statement whatever is missing (nothing, once a day's first page
+    stored it): past days' rows no longer change. Two pages filling at once store the same
+    counts; the second's are ignored (ON CONFLICT DO NOTHING)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _days_fill_statement(),
+            {"first": first, "last": last, "tz": timezone.get_current_timezone_name()},
+        )
+
+
+def _recent(project: Project | None) -> dict:
+    """_recent_from_scratch from the stored counts of the whole days in the window, plus
+    the rows of its first, partial day and of today read live (two days of rows, through
+    the created_at indexes): the cost does not grow with the throughput of the month."""
+    now = timezone.now()
+    since = now - timedelta(days=THROUGHPUT_DAYS)
+    first_whole = timezone.localdate(since) + timedelta(days=1)
+    today = timezone.localdate(now)
+    _days_fill(first_whole, today - timedelta(days=1))
+    stored = DayCount.objects.filter(day__gte=first_whole, day__lt=today)
+    if project is not None:
+        stored = stored.filter(project=project)
+    grouped = {
+        kind: list(stored.filter(kind=kind).values("day", "person").annotate(n=Sum("n")).order_by())
+        for kind in ("s", "r")
+    }
+    edges = [(since, _start_of(first_whole)), (_start_of(today), None)]
+    for edge_since, edge_until in edges:
+        for kind, rows in _throughput(project, edge_since, edge_until).items():
+            grouped[kind] += list(rows.values("day", "person").annotate(n=Count("pk")).order_by())
+    return _named_per_day(grouped)
+
+
+def _tasks(project: Project | None) -> QuerySet[Task]:
+    return Task.objects.all() if project is None else Task.objects.filter(project=project)
+
+
+def dashboard_from_scratch(*, project: Project | None = None, samples: int = 200) -> Dashboard:
+    """The dashboard computed from every judgement, review and task (cost linear in them):
+    what `dashboard` must equal, kept for the test that checks so."""
     judgements = final_judgements(project)
     outcomes = _outcomes(judgements)
     overall, by_contractor = _position_bias(judgements)
-    tasks = Task.objects.all() if project is None else Task.objects.filter(project=project)
+    tasks = _tasks(project)
     reviews = Review.objects.filter(task__in=tasks)
     review_counts = reviews.aggregate(
         total=Count("pk"), bounces=Count("pk", filter=Q(decision=Review.Decision.BOUNCE))
@@ -299,21 +463,6 @@ def dashboard(*, project: Project | None = None, samples: int = 200) -> Dashboar
     # Every decided round is one review, so reviews per closed task is rounds per task.
     rounds = closed.aggregate(total=Count("pk", distinct=True), rounds=Count("reviews"))
     submitted = tasks.exclude(submitted_at=None)
-    since = timezone.now() - timedelta(days=THROUGHPUT_DAYS)
-    submissions = (
-        Submission.objects.filter(task__in=tasks, created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "submitted_by__username")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    decisions = (
-        reviews.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "reviewer__username")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
     return Dashboard(
         judged_turns=sum(row["n"] for row in outcomes),
         strengths=model_strengths(outcomes, samples=samples),
@@ -330,7 +479,137 @@ def dashboard(*, project: Project | None = None, samples: int = 200) -> Dashboar
             submitted.order_by("active_seconds").values_list("active_seconds", flat=True),
             submitted.count(),
         ),
-        submissions_per_day=_per_day(submissions, "submitted_by__username"),
-        reviews_per_day=_per_day(decisions, "reviewer__username"),
         evidence_clean=_evidence_clean(project),
+        **_recent_from_scratch(project),
+    )
+
+
+# --- From the aggregates (reviews/aggregates.py) --------------------------------------------
+
+
+def _of(model, project: Project | None) -> QuerySet:
+    rows = model.objects.all()
+    return rows if project is None else rows.filter(project=project)
+
+
+def counted_outcomes(project: Project | None) -> list[dict]:
+    """_outcomes' rows (endpoint names in A and B, sign, count) from the pair counts."""
+    names = _endpoint_names()
+    rows = (
+        _of(PairOutcomeCount, project)
+        .filter(axis="")
+        .values("endpoint_a_id", "endpoint_b_id")
+        .annotate(a=Sum("a_won"), b=Sum("b_won"), t=Sum("tied"))
+        .order_by()
+    )
+    outcomes = []
+    for row in rows:
+        for sign, key in ((-1, "a"), (1, "b"), (0, "t")):
+            if row[key]:
+                outcomes.append(
+                    {
+                        "ea": names.get(row["endpoint_a_id"]),
+                        "eb": names.get(row["endpoint_b_id"]),
+                        "sign": sign,
+                        "n": row[key],
+                    }
+                )
+    return outcomes
+
+
+def _counted_position_bias(project: Project | None) -> tuple[PositionBias, dict[str, PositionBias]]:
+    overall = PositionBias()
+    by_contractor: dict[str, PositionBias] = {}
+    rows = (
+        _of(ContractorSlotCount, project)
+        .values("contractor__username")
+        .annotate(a=Sum("a_won"), b=Sum("b_won"), t=Sum("tied"))
+        .order_by()
+    )
+    for row in rows:
+        bias = PositionBias(a_wins=row["a"], b_wins=row["b"], ties=row["t"])
+        by_contractor[row["contractor__username"]] = bias
+        overall.a_wins += bias.a_wins
+        overall.b_wins += bias.b_wins
+        overall.ties += bias.ties
+    return overall, dict(sorted(by_contractor.items()))
+
+
+def _counted_scores(project: Project | None, axes: list[str]) -> dict[str, dict[str, list[int]]]:
+    found: dict[str, dict[str, list[int]]] = defaultdict(lambda: {a: [0] * 5 for a in axes})
+    names = _endpoint_names()
+    rows = (
+        _of(ScoreCount, project)
+        .filter(axis__in=axes)
+        .values_list("endpoint_id", "axis", "score")
+        .annotate(n=Sum("n"))
+        .order_by()
+    )
+    for endpoint, axis, score, n in rows:
+        found[names[endpoint]][axis][score - 1] += n
+    return {model: found[model] for model in sorted(found)}
+
+
+def _counted_median(project: Project | None) -> float | None:
+    """The median active seconds of submitted tasks: closed tasks from their histogram,
+    the others (submitted, in review or back with their contractor) read live."""
+    counts: Counter[int] = Counter(
+        dict(_of(TaskSecondsCount, project).values_list("seconds").annotate(n=Sum("n")).order_by())
+    )
+    open_states = [s for s in Task.Status.values if s not in CLOSED_STATES]
+    live = (
+        _tasks(project)
+        .filter(status__in=open_states, submitted_at__isnull=False)
+        .values_list("active_seconds")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts.update(dict(live))
+    total = sum(counts.values())
+    if not total:
+        return None
+    wanted = {(total - 1) // 2, total // 2}
+    middle, seen = [], 0
+    for seconds in sorted(counts):
+        n = counts[seconds]
+        middle += [seconds for position in wanted if seen <= position < seen + n]
+        seen += n
+    return sum(middle) / len(middle)
+
+
+def dashboard(*, project: Project | None = None, samples: int = 200) -> Dashboard:
+    """The dashboard of a project (None: every project) from the aggregates review_decide
+    keeps: O(models + contractors + axes) rows, whatever the number of judged turns.
+    Equal to dashboard_from_scratch on the same data, which it is where no aggregates are
+    kept (SQLite)."""
+    if not aggregates.aggregates_kept():
+        return dashboard_from_scratch(project=project, samples=samples)
+    outcomes = counted_outcomes(project)
+    overall, by_contractor = _counted_position_bias(project)
+    totals = _of(ProjectDecisionCount, project).aggregate(
+        judged=Sum("judged_turns", default=0),
+        reviews=Sum("reviews", default=0),
+        bounces=Sum("bounces", default=0),
+        closed=Sum("closed_tasks", default=0),
+        rounds=Sum("closed_rounds", default=0),
+    )
+    applies = (
+        _of(CandidateCount, project)
+        .values_list("endpoint__name")
+        .annotate(clean=Sum("clean"), total=Sum("total"))
+        .order_by("endpoint__name")
+    )
+    return Dashboard(
+        judged_turns=totals["judged"],
+        strengths=model_strengths(outcomes, samples=samples),
+        position_bias=overall,
+        position_bias_by_contractor=by_contractor,
+        score_distributions=_counted_scores(project, _axes(project)),
+        applies_cleanly={name: (clean, total) for name, clean, total in applies},
+        bounce_rate=totals["bounces"] / totals["reviews"] if totals["reviews"] else None,
+        decisions=totals["reviews"],
+        rounds_per_task=totals["rounds"] / totals["closed"] if totals["closed"] else None,
+        median_seconds_on_task=_counted_median(project),
+        evidence_clean=_evidence_clean(project),
+        **_recent(project),
     )

@@ -2,10 +2,13 @@
 pairwise win matrix, and the same strengths per rubric axis.
 
 It reads what the dashboard reads (the final judgement of each judged turn of accepted
-tasks) in one grouped query: per (endpoint in slot A, endpoint in slot B), how often A won,
-B won or they tied, overall and on every axis. Its rows are bounded by the number of pairs,
-so the queries, the rows they return and the fit (bradley_terry_counted takes each kind of
-comparison with its count) do not grow with the number of judgements.
+tasks) as counts per (endpoint in slot A, endpoint in slot B): how often A won, B won or
+they tied, overall and on every axis. `leaderboard` takes them from the pair counts
+review_decide keeps (tasks.PairOutcomeCount); `leaderboard_from_scratch` groups every
+judgement instead and is the reference the counts are tested against. The rows are bounded
+by the number of pairs, so the queries, the rows they return and the fit
+(bradley_terry_counted takes each kind of comparison with its count) do not grow with the
+number of judgements.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact, GreaterThan, LessThan
 
-from reviews.dashboard import final_judgements, with_slots
-from tasks.bradley_terry import Comparison, ModelStrength, bradley_terry_counted
-from tasks.models import ModelEndpoint, Project
+from reviews import aggregates
+from reviews.dashboard import final_judgements, strengths_cached, with_slots
+from tasks.bradley_terry import Comparison, ModelStrength
+from tasks.models import ModelEndpoint, PairOutcomeCount, Project
 
 # A zero-width bootstrap interval says only that no resample could change the picture (two
 # models, one of which won every game): it measures nothing.
@@ -247,7 +251,7 @@ def _provisional_reason(strength: ModelStrength, *, in_main_group: bool, minimum
 def _ratings(tally: _Tally, *, samples: int, minimum: int) -> dict[int, Rating]:
     group = _main_group(tally)
     ratings = {}
-    for strength in bradley_terry_counted(tally.comparisons(), samples=samples):
+    for strength in strengths_cached(tally.comparisons(), samples=samples):
         endpoint = int(strength.model)
         ratings[endpoint] = Rating(
             strength=strength.strength,
@@ -270,16 +274,47 @@ def _order_key(rating: Rating, name: str) -> tuple:
     return (0, -rating.strength, name)
 
 
+def counted_outcome_counts(project: Project, axes: list[str]) -> list[dict]:
+    """_outcome_counts' rows from the pair counts review_decide keeps (tasks.PairOutcomeCount):
+    one row per (endpoint pair, board), not per judgement."""
+    boards = {axis: index for index, axis in enumerate(["", *axes])}
+    rows: dict[tuple[int, int], dict] = {}
+    counts = PairOutcomeCount.objects.filter(project=project, axis__in=boards).values_list(
+        "endpoint_a_id", "endpoint_b_id", "axis", "a_won", "b_won", "tied"
+    )
+    for ea, eb, axis, a_won, b_won, tied in counts:
+        row = rows.setdefault(
+            (ea, eb),
+            {"ea": ea, "eb": eb}
+            | {f"b{k}_{x}": 0 for k in range(len(boards)) for x in ("a", "b", "t")},
+        )
+        k = boards[axis]
+        row[f"b{k}_a"], row[f"b{k}_b"], row[f"b{k}_t"] = a_won, b_won, tied
+    return list(rows.values())
+
+
 def leaderboard(*, project: Project, samples: int = 200) -> Leaderboard:
     """The leaderboard of `project`: every endpoint of its pool (retired ones too) and any
     other endpoint that answered one of its judged turns, best first.
 
-    Three queries (the pool, the grouped outcomes, the names of endpoints outside the pool)
-    whatever the number of judgements.
+    Three queries (the pool, the pair counts, the names of endpoints outside the pool)
+    whatever the number of judgements. Where the counts are not kept (SQLite, see
+    reviews.aggregates) the outcomes are grouped from every judgement instead.
     """
+    counts = counted_outcome_counts if aggregates.aggregates_kept() else _outcome_counts
+    return _leaderboard(project, counts, samples=samples)
+
+
+def leaderboard_from_scratch(*, project: Project, samples: int = 200) -> Leaderboard:
+    """The same board from every judgement (one grouped query, linear in them): the
+    reference `leaderboard` is tested against."""
+    return _leaderboard(project, _outcome_counts, samples=samples)
+
+
+def _leaderboard(project: Project, outcome_counts, *, samples: int) -> Leaderboard:
     minimum = min_comparisons()
     axes = [(axis["key"], axis.get("label") or axis["key"]) for axis in project.rubric_axes]
-    rows = _outcome_counts(project, [key for key, _ in axes])
+    rows = outcome_counts(project, [key for key, _ in axes])
     # Board 0 is the overall preference, board k the k-th axis.
     tallies = _tallies(rows, 1 + len(axes))
     ratings = [_ratings(tally, samples=samples, minimum=minimum) for tally in tallies]

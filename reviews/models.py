@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from marlin.models import BaseModel
 from marlin.state_machine import move
+from tasks.models import WonLostTied
 
 
 class Review(BaseModel):
@@ -482,3 +483,179 @@ AUDIT_TRANSITIONS: dict[str, set[str]] = {
     _A.UPHELD: set(),
     _A.OVERTURNED: set(),
 }
+
+
+# --- Dashboard aggregates (reviews/aggregates.py) ------------------------------------------
+#
+# Counts over the judgements the dashboard reads, per project, kept up to date by
+# review_decide with INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n (never read,
+# add, write back) and rebuilt from scratch by `manage.py dashboard_aggregates_rebuild`.
+# The pair outcomes adaptive pairing reads too are tasks.PairOutcomeCount.
+
+
+class ProjectDecisionCount(models.Model):
+    """A project's totals: judged turns counted, review decisions, bounces among them, and
+    closed (accepted or rejected) tasks with the review rounds they took."""
+
+    project = models.OneToOneField("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    judged_turns = models.PositiveIntegerField(default=0)
+    reviews = models.PositiveIntegerField(default=0)
+    bounces = models.PositiveIntegerField(default=0)
+    closed_tasks = models.PositiveIntegerField(default=0)
+    closed_rounds = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Decision counts of project {self.project_id}"
+
+
+class ContractorSlotCount(WonLostTied):
+    """Per project and contractor, how often their counted judgements preferred slot A,
+    slot B, or neither (position bias)."""
+
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    contractor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "contractor"], name="contractor_slot_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Slot counts of {self.contractor_id} in project {self.project_id}"
+
+
+class ScoreCount(models.Model):
+    """Per project, endpoint and rubric axis, how many counted candidates got each score."""
+
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    endpoint = models.ForeignKey("tasks.ModelEndpoint", on_delete=models.CASCADE, related_name="+")
+    axis = models.TextField()
+    score = models.PositiveSmallIntegerField()
+    n = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "endpoint", "axis", "score"], name="score_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} x {self.score} on {self.axis} for {self.endpoint_id}"
+
+
+class CandidateCount(models.Model):
+    """Per project and endpoint, the succeeded candidates of accepted tasks and how many of
+    them applied cleanly."""
+
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    endpoint = models.ForeignKey("tasks.ModelEndpoint", on_delete=models.CASCADE, related_name="+")
+    clean = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "endpoint"], name="candidate_count_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.clean} of {self.total} clean for {self.endpoint_id}"
+
+
+class TaskSecondsCount(models.Model):
+    """Per project, how many closed (accepted or rejected) submitted tasks took each number
+    of active seconds: the exact median time on task without sorting every task."""
+
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    seconds = models.PositiveIntegerField()
+    n = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "seconds"], name="task_seconds_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} tasks of {self.seconds} s"
+
+
+class AgreementCount(models.Model):
+    """reviews.quality_agreement's count tables, kept as judging tasks are submitted: per
+    project, grouping (0 reviewer, 1 first rater, 2 second rater), person, measure
+    ("preference" or "<slot>:<axis>") and the two raters' values, how many pairs."""
+
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    grouping = models.PositiveSmallIntegerField()
+    group_id = models.BigIntegerField()
+    measure = models.TextField()
+    x = models.IntegerField()
+    y = models.IntegerField()
+    n = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "grouping", "group_id", "measure", "x", "y"],
+                name="agreement_count_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} pairs at ({self.x}, {self.y}) on {self.measure}"
+
+
+class ReviewerAuditCount(models.Model):
+    """Per project and audited reviewer, decided audits of their acceptances and how many
+    were overturned, kept by audit_decide."""
+
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    audited = models.PositiveIntegerField(default=0)
+    overturned = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "reviewer"], name="reviewer_audit_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.overturned} of {self.audited} overturned for {self.reviewer_id}"
+
+
+class DayCount(models.Model):
+    """Per kind ("s" submissions, "r" review decisions), project, day and person, how many:
+    the dashboard's per-day throughput. Only days already over are stored (their rows no
+    longer change), filled the first time a page needs them (see DayFilled)."""
+
+    kind = models.CharField(max_length=1)
+    project = models.ForeignKey("tasks.Project", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    n = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "project", "day", "person"], name="day_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.n} {self.kind} on {self.day}"
+
+
+class DayFilled(models.Model):
+    """A day whose DayCount rows are stored (a day with no activity has none)."""
+
+    day = models.DateField(unique=True)
+
+    def __str__(self) -> str:
+        return f"Day counts of {self.day}"

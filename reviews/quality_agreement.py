@@ -10,11 +10,13 @@ turns the tables into figures with bootstrap intervals.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Case,
@@ -23,13 +25,15 @@ from django.db.models import (
     IntegerField,
     Q,
     QuerySet,
+    Sum,
     When,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast
 
+from marlin.database import is_postgresql
 from reviews import quality_stats
-from reviews.models import JudgingTask, Review
+from reviews.models import AgreementCount, JudgingTask, Review
 from reviews.quality_stats import Interval
 from tasks.models import Project, Task
 
@@ -40,6 +44,8 @@ SEED = 18
 # reviewer's row gets fewer, because the resampling is the section's main cost (about 1,300
 # intervals at 200 contractors) and a screening figure needs no third decimal.
 ROW_SAMPLES = 200
+# Cached rows are keyed by their content; the timeout only bounds the cache's size.
+ROW_CACHE_SECONDS = 7 * 24 * 3600
 OVERALL, CONTRACTOR, REVIEWER = 0, 1, 2
 
 
@@ -183,17 +189,89 @@ def _axes(project: Project | None) -> list[tuple[str, str]]:
     return list(found.items())
 
 
-def agreement_tables(
+def agreement_tables_from_scratch(
     *, project: Project | None = None, axes: list[str] | None = None
 ) -> AgreementTables:
     """The count tables of a project (None: every project) by reviewer and by contractor,
-    from one grouped query (see _grouped_rows)."""
+    from one grouped query over every pair (see _grouped_rows): the reference the kept
+    counts (agreement_tables) are tested against."""
     axes = [key for key, _ in _axes(project)] if axes is None else axes
     measures = _measures(axes)
+    rows = _grouped_rows(agreement_pairs(project), list(measures.values()))
+    return _tables_from_rows(rows, list(measures), axes)
+
+
+def agreement_tables(
+    *, project: Project | None = None, axes: list[str] | None = None
+) -> AgreementTables:
+    """The same tables from the counts judging_task_submit keeps (AgreementCount): rows per
+    cell and person, whatever the number of pairs. Where the counts are not kept (SQLite,
+    see reviews.aggregates), from scratch."""
+    if not is_postgresql():
+        return agreement_tables_from_scratch(project=project, axes=axes)
+    axes = [key for key, _ in _axes(project)] if axes is None else axes
+    names = list(_measures(axes))
+    index = {name: m for m, name in enumerate(names)}
+    counts = AgreementCount.objects.filter(measure__in=names)
+    if project is not None:
+        counts = counts.filter(project=project)
+    rows = [
+        (k, g, index[measure], x, y, n)
+        for k, g, measure, x, y, n in counts.values_list(
+            "grouping", "group_id", "measure", "x", "y"
+        )
+        .annotate(total=Sum("n"))
+        .order_by()
+    ]
+    return _tables_from_rows(rows, names, axes)
+
+
+def _count_rows(pairs: QuerySet[JudgingTask], project: Project) -> list[tuple]:
+    """(project, grouping, person, measure name, x, y, n) of `pairs`, in key order."""
+    measures = _measures([key for key, _ in _axes(project)])
     names = list(measures)
+    rows = _grouped_rows(pairs, list(measures.values()))
+    return sorted((project.pk, k, g, names[m], x, y, n) for k, g, m, x, y, n in rows)
+
+
+def _counts_add(rows: list[tuple]) -> None:
+    if not rows:
+        return
+    table = connection.ops.quote_name(AgreementCount._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, grouping, group_id, measure, x, y, n) "  # noqa: S608 - a model's table
+            f"VALUES {values} ON CONFLICT (project_id, grouping, group_id, measure, x, y) "
+            f"DO UPDATE SET n = {table}.n + EXCLUDED.n",
+            [value for row in rows for value in row],
+        )
+
+
+def agreement_counts_add(*, judging_task: JudgingTask) -> None:
+    """Add a just submitted judging task's pair to the kept counts (nothing for gold, or a
+    task that makes no pair). Called by judging_task_submit in its transaction; rows are
+    added with n = n + EXCLUDED.n in key order, so concurrent submits lose nothing and
+    cannot deadlock."""
+    if not is_postgresql():
+        return
+    pairs = agreement_pairs().filter(pk=judging_task.pk)
+    _counts_add(_count_rows(pairs, judging_task.project))
+
+
+def agreement_counts_rebuild() -> None:
+    """Recompute the kept counts from every pair (reviews.aggregates.aggregates_rebuild)."""
+    if not is_postgresql():
+        return
+    AgreementCount.objects.all().delete()
+    for project in Project.objects.all():
+        _counts_add(_count_rows(agreement_pairs(project), project))
+
+
+def _tables_from_rows(rows: list[tuple], names: list[str], axes: list[str]) -> AgreementTables:
+    """AgreementTables from (grouping, person, measure index, x, y, n) rows."""
     groupings = list(_GROUPS)
     by: dict[str, dict[int, Tables]] = {group: defaultdict(Tables) for group in groupings}
-    rows = _grouped_rows(agreement_pairs(project), list(measures.values()))
     data = np.array(rows, dtype=np.int64).reshape(-1, 6)
     for k, group in enumerate(groupings):
         for m, name in enumerate(names):
@@ -297,13 +375,45 @@ def _row(
     )  # fmt: skip
 
 
+# Part of every cached row's key: change it when the figures of the same tables change.
+_ROW_VERSION = 1
+
+
+def _row_key(seed: list[int], name: str, tables: Tables, axes, samples: int, level: float) -> str:
+    """A row's figures are a function of its tables, name, axes, resamples, level and seed
+    alone, so the row is cached under a digest of them: a contractor with no new pair since
+    the last page is not resampled again, and a changed table is a new key (never stale)."""
+    digest = hashlib.sha256(repr((_ROW_VERSION, seed, name, axes, samples, level)).encode())
+    digest.update(tables.preference.tobytes())
+    for axis in sorted(tables.scores):
+        digest.update(axis.encode() + b"\0" + tables.scores[axis].tobytes())
+    return f"agreement-row:{digest.hexdigest()}"
+
+
+def _cached_rows(
+    specs: list[tuple[list[int], str, Tables]], axes, *, samples: int, level: float
+) -> list[AgreementRow]:
+    """_row for each (seed, name, tables), from the cache where it is there (one round trip),
+    computed and stored where not."""
+    keys = [_row_key(seed, name, tables, axes, samples, level) for seed, name, tables in specs]
+    found = cache.get_many(keys)
+    missing = {}
+    for key, (seed, name, tables) in zip(keys, specs, strict=True):
+        if key not in found:
+            missing[key] = _row(
+                name, tables, axes, rng=np.random.default_rng(seed), samples=samples, level=level
+            )
+    cache.set_many(missing, timeout=ROW_CACHE_SECONDS)
+    return [found.get(key) or missing[key] for key in keys]
+
+
 def _rows(kind: int, tables: dict[int, Tables], axes, *, samples: int, level: float):
     names = dict(get_user_model().objects.filter(pk__in=tables).values_list("pk", "username"))
-    rows = [
-        _row(names.get(user_id, f"user {user_id}"), table, axes,
-             rng=np.random.default_rng([SEED, kind, user_id]), samples=samples, level=level)
+    specs = [
+        ([SEED, kind, user_id], names.get(user_id, f"user {user_id}"), table)
         for user_id, table in tables.items()
-    ]  # fmt: skip
+    ]
+    rows = _cached_rows(specs, axes, samples=samples, level=level)
     return sorted(rows, key=lambda row: row.name)
 
 
@@ -320,11 +430,13 @@ def agreement(
     reviewer."""
     axes = _axes(project)
     tables = agreement_tables(project=project, axes=[key for key, _ in axes])
-    overall_rng = np.random.default_rng([SEED, OVERALL, project.pk if project else 0])
     per_row = {"samples": row_samples, "level": level}
     return Agreement(
-        overall=_row(project.name if project else "All projects", tables.overall, axes,
-                     rng=overall_rng, samples=samples, level=level),
+        overall=_cached_rows(
+            [([SEED, OVERALL, project.pk if project else 0],
+              project.name if project else "All projects", tables.overall)],
+            axes, samples=samples, level=level,
+        )[0],
         contractors=_rows(CONTRACTOR, tables.by_contractor, axes, **per_row),
         reviewers=_rows(REVIEWER, tables.by_reviewer, axes, **per_row),
         axes=axes,

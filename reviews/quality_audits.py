@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from marlin.exceptions import (
@@ -25,7 +26,8 @@ from marlin.exceptions import (
 )
 from marlin.permissions import can_oversee, is_reviewer
 from marlin.text import normalise_newlines
-from reviews.models import Review, ReviewAudit
+from reviews import aggregates
+from reviews.models import Review, ReviewAudit, ReviewerAuditCount
 from reviews.quality_share import in_share
 from tasks.models import Project
 
@@ -107,7 +109,9 @@ def audit_decide(*, audit: ReviewAudit, by: Any, overturn: bool, note: str) -> R
         raise ApplicationError(f"An audit note is limited to {NOTE_MAX_CHARS} characters.")
     wanted = _Status.OVERTURNED if overturn else _Status.UPHELD
     try:
-        audit.decide(overturn=overturn, note=note)
+        with transaction.atomic():
+            audit.decide(overturn=overturn, note=note)
+            aggregates.aggregates_add_audit(audit=audit)
     except InvalidTransition as exc:
         audit.refresh_from_db(fields=["status", "note", "decided_at"])
         if audit.status == wanted and audit.note == note:
@@ -182,29 +186,54 @@ def wilson_interval(successes: int, trials: int, *, z: float = WILSON_Z) -> tupl
 
 def reviewer_overturn_rates(*, project: Project | None = None) -> list[OverturnRate]:
     """Per audited reviewer: decided audits of their acceptances, how many were overturned,
-    the rate and its 95 % Wilson interval; highest rate first. One GROUP BY query.
+    the rate and its 95 % Wilson interval; highest rate first. Read from the counts
+    audit_decide keeps (ReviewerAuditCount): one row per reviewer and project.
 
     Audits still open or taken are not counted: they have no outcome yet.
     """
+    if not aggregates.aggregates_kept():
+        return reviewer_overturn_rates_from_scratch(project=project)
+    counts = ReviewerAuditCount.objects.all()
+    if project is not None:
+        counts = counts.filter(project=project)
+    rows = (
+        counts.values("reviewer_id", username=F("reviewer__username"))
+        .annotate(audited=Sum("audited"), overturned=Sum("overturned"))
+        .order_by()
+    )
+    return _rates(rows)
+
+
+def reviewer_overturn_rates_from_scratch(*, project: Project | None = None) -> list[OverturnRate]:
+    """The same from every decided audit (one GROUP BY): the reference the counts are
+    tested against."""
     audits = ReviewAudit.objects.filter(status__in=DECIDED)
     if project is not None:
         audits = audits.filter(review__task__project=project)
     rows = (
-        audits.values("review__reviewer_id", "review__reviewer__username")
+        audits.values(
+            reviewer_id=F("review__reviewer_id"), username=F("review__reviewer__username")
+        )
         .annotate(
             audited=Count("pk"),
             overturned=Count("pk", filter=Q(status=_Status.OVERTURNED)),
         )
         .order_by()
     )
+    return _rates(rows)
+
+
+def _rates(rows) -> list[OverturnRate]:
     rates = []
     for row in rows:
         audited, overturned = row["audited"], row["overturned"]
+        if not audited:
+            continue
         low, high = wilson_interval(overturned, audited)
         rates.append(
             OverturnRate(
-                reviewer_id=row["review__reviewer_id"],
-                username=row["review__reviewer__username"],
+                reviewer_id=row["reviewer_id"],
+                username=row["username"],
                 audited=audited,
                 overturned=overturned,
                 rate=overturned / audited,

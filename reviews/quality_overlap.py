@@ -27,6 +27,7 @@ from marlin.exceptions import (
 )
 from marlin.permissions import is_contractor
 from marlin.text import normalise_newlines
+from reviews import quality_agreement
 from reviews.models import GoldTurn, JudgingTask
 from reviews.quality_share import in_share
 from tasks.models import Judgement, Preference, Project, Task, Turn
@@ -173,6 +174,7 @@ def judging_task_submit(
         justification=text,
         earned=project.pay_per_judging_task,
     )
+    quality_agreement.agreement_counts_add(judging_task=judging_task)
     return judging_task
 
 

@@ -16,6 +16,7 @@ from marlin.exceptions import (
 from marlin.permissions import is_reviewer
 from marlin.text import normalise_newlines
 from reviews import (
+    aggregates,
     claims,
     comment_services,
     earnings,
@@ -137,6 +138,8 @@ def review_decide(
                 task.reject(by=reviewer, reason=feedback)
             else:
                 task.bounce(by=reviewer, reason=feedback)
+            # After the status change: the aggregates count what the task now is.
+            aggregates.aggregates_add_decision(task=task, review=review)
             claims.claim_end_decided(claim)
             notifications.notify_decision(task=task, review=review)
     except (IntegrityError, InvalidTransition, ConflictError) as exc:

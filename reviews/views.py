@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import hashlib
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from marlin.exceptions import ApplicationError
@@ -213,14 +217,26 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
         "board": board,
         "leaderboard": leaderboard.leaderboard(project=project) if project else None,
         "chart_data": dashboard.chart_data(board),
-        "agreement": quality_agreement.agreement(project=project),
         "overturn_rates": quality_audits.reviewer_overturn_rates(project=project),
         "gold_accuracy": sorted(
             quality_gold.gold_accuracy_by_contractor(project=project).values(),
             key=lambda row: row.username,
         ),
     }
+    context["agreement_html"] = _agreement_html(quality_agreement.agreement(project=project))
     return render(request, "reviews/dashboard.html", context)
+
+
+def _agreement_html(section: quality_agreement.Agreement) -> str:
+    """The agreement section's HTML (a row per contractor and reviewer: the page's largest
+    part), cached under a digest of the figures it shows, so it is rendered again only when
+    one of them changed. Rendered by the template engine, so escaped as any template."""
+    key = f"agreement-html:{hashlib.sha256(repr(section).encode()).hexdigest()}"
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string("reviews/_agreement.html", {"agreement": section})
+        cache.set(key, html, timeout=quality_agreement.ROW_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 - rendered by the autoescaping template engine
 
 
 @login_required

@@ -992,3 +992,43 @@ EVIDENCE_TRANSITIONS: dict[str, set[str]] = {
     _E.SUCCEEDED: {_E.QUEUED},
     _E.FAILED: {_E.QUEUED},
 }
+
+
+class WonLostTied(models.Model):
+    """Counts of comparisons between slot A and slot B: A won, B won, neither."""
+
+    a_won = models.PositiveIntegerField(default=0)
+    b_won = models.PositiveIntegerField(default=0)
+    tied = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class PairOutcomeCount(WonLostTied):
+    """How the counted judgements of a project's turns came out, per (endpoint in slot A,
+    endpoint in slot B) and board: axis "" is the overall preference (a negative preference
+    means A won), any other axis the candidates' scores on it (the higher score wins).
+
+    The counted judgements are the final judgement of every turn of an accepted task (the
+    set the dashboard and a default export read). reviews.aggregates keeps the rows up to
+    date when a task is accepted, with UPDATE ... SET n = n + k, and can rebuild them from
+    scratch. The table lives here, not in reviews, because adaptive pairing
+    (tasks/pool.py) reads it and dependencies point reviews -> tasks.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    endpoint_a = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="+")
+    endpoint_b = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="+")
+    axis = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "endpoint_a", "endpoint_b", "axis"],
+                name="pair_outcome_count_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_a_id} vs {self.endpoint_b_id} on {self.axis or 'preference'}"

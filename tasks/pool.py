@@ -14,9 +14,18 @@ from django.conf import settings
 from django.db.models import Count, F, FilteredRelation, Q
 from django.db.models.functions import Sign
 
+from marlin.database import is_postgresql
 from marlin.exceptions import ApplicationError
 from tasks import pairing
-from tasks.models import CLOSED_STATES, Candidate, Judgement, ModelEndpoint, Project, Task
+from tasks.models import (
+    CLOSED_STATES,
+    Candidate,
+    Judgement,
+    ModelEndpoint,
+    PairOutcomeCount,
+    Project,
+    Task,
+)
 
 # Said to contractors: which endpoint is off is not theirs to know.
 PAUSED = "This project's models are paused; try again later."
@@ -107,11 +116,28 @@ def pool_summary(entries: list[PoolEntry]) -> str:
 
 def _judged_wins(project: Project) -> dict[tuple[int, int], float]:
     """wins[(i, j)]: judged turns in which endpoint i beat j (a tie half each way), from the
-    current round's judgement of every submitted or accepted task of the project."""
-    rows = (
+    current round's judgement of every submitted or accepted task of the project.
+
+    Accepted tasks come from the pair counts review_decide keeps (PairOutcomeCount: one row
+    per endpoint pair, whatever the number of judgements); submitted ones, the review queue,
+    are grouped live. A task moves from one to the other in the transaction that accepts
+    it, so none is counted twice or missed. Where the counts are not kept (SQLite, see
+    reviews.aggregates) accepted tasks are grouped live too.
+    """
+    outcomes: Counter[tuple[int, int, int]] = Counter()
+    live = [Task.Status.SUBMITTED]
+    if is_postgresql():
+        counted = PairOutcomeCount.objects.filter(project=project, axis="").values_list(
+            "endpoint_a_id", "endpoint_b_id", "a_won", "b_won", "tied"
+        )
+        for a, b, a_won, b_won, tied in counted:
+            outcomes.update({(a, b, -1): a_won, (a, b, 1): b_won, (a, b, 0): tied})
+    else:
+        live.append(Task.Status.ACCEPTED)
+    in_review = (
         Judgement.objects.filter(
             turn__task__project=project,
-            turn__task__status__in=(Task.Status.SUBMITTED, Task.Status.ACCEPTED),
+            turn__task__status__in=live,
             round=F("turn__task__round"),
         )
         .annotate(
@@ -119,18 +145,19 @@ def _judged_wins(project: Project) -> dict[tuple[int, int], float]:
             in_b=FilteredRelation("turn__candidates", condition=Q(turn__candidates__slot="B")),
             sign=Sign("preference"),
         )
-        .values("in_a__endpoint_id", "in_b__endpoint_id", "sign")
+        .values_list("in_a__endpoint_id", "in_b__endpoint_id", "sign")
         .annotate(n=Count("pk"))
         .order_by()
     )
+    for a, b, sign, n in in_review:
+        outcomes[(a, b, sign)] += n
     wins: Counter[tuple[int, int]] = Counter()
-    for row in rows:
-        a, b, n = row["in_a__endpoint_id"], row["in_b__endpoint_id"], row["n"]
-        if a is None or b is None or a == b:
+    for (a, b, sign), n in outcomes.items():
+        if a is None or b is None or a == b or not n:
             continue
         # A negative preference means slot A was preferred.
-        wins[(a, b)] += {-1: 1.0, 0: 0.5, 1: 0.0}[row["sign"]] * n
-        wins[(b, a)] += {-1: 0.0, 0: 0.5, 1: 1.0}[row["sign"]] * n
+        wins[(a, b)] += {-1: 1.0, 0: 0.5, 1: 0.0}[sign] * n
+        wins[(b, a)] += {-1: 0.0, 0: 0.5, 1: 1.0}[sign] * n
     return dict(wins)
 
 

@@ -13,7 +13,6 @@ temporary folder and not in the checkout; the database is a throwaway SQLite fil
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import socket
@@ -23,6 +22,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.sqlite_shell import sqlite_shell_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -126,20 +127,7 @@ def demo_checkout(tmp_path):
     (checkout / ".venv").symlink_to(venv)
     (checkout / "manage.py").symlink_to(ROOT / "manage.py")
     port = str(_free_port())
-    # The developer's shell: none of the test run's settings, services or queues.
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "MARLIN_", "CELERY_"))
-        and name not in ("DATABASE_URL", "REDIS_URL")
-    }
-    env.update(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'marlin.sqlite3'}",
-        MARLIN_VAR_DIR=str(tmp_path / "var"),
-        MARLIN_DEMO_GIT_PORT=port,
-        HF_HOME=str(tmp_path / "huggingface"),
-        HF_DATASETS_OFFLINE="1",
-    )
+    env = sqlite_shell_env(tmp_path, MARLIN_DEMO_GIT_PORT=port)
     for step in ("migrate --noinput -v 0", f"demo_setup --git-port {port}"):
         _run(f".venv/bin/python manage.py {step}", checkout, env)
     return checkout, env

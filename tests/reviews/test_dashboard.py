@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from reviews import dashboard
+from reviews import aggregates, dashboard
 from tasks import services
 from tasks.models import Candidate, Task
 from tests.factories import ModelEndpointFactory, ProjectFactory
@@ -57,6 +57,9 @@ def judged_set(ready_repository, contractor, reviewer):
         )
         for i, (project, winner) in enumerate(plan)
     ]
+    # The times on task were written behind review_decide's back: the aggregates are rebuilt,
+    # as `manage.py dashboard_aggregates_rebuild` would after such an edit.
+    aggregates.aggregates_rebuild()
     return {"first": first, "second": second, "tasks": tasks}
 
 

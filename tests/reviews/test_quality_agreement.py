@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 
 from marlin import roles
-from reviews import quality_stats
+from reviews import aggregates, quality_stats
 from reviews.models import GoldTurn, JudgingTask
 from reviews.quality_agreement import agreement, agreement_data, agreement_tables
 from tasks import services
@@ -54,10 +54,14 @@ def _judged_again(task, *, by, swapped, preference, a, b, **fields) -> JudgingTa
     when swapped)."""
     defaults = {"status": JudgingTask.Status.SUBMITTED, "preference": preference,
                 "scores": _scores(task.project, a, b)}  # fmt: skip
-    return JudgingTask.objects.create(
+    judging_task = JudgingTask.objects.create(
         project=task.project, turn=Turn.objects.get(task=task), contractor=by,
         swapped=swapped, **{**defaults, **fields},
     )  # fmt: skip
+    # Submitted behind judging_task_submit's back: the kept counts are rebuilt, as
+    # `manage.py dashboard_aggregates_rebuild` would after such an edit.
+    aggregates.aggregates_rebuild()
+    return judging_task
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from marlin.exceptions import (
     InvalidTransition,
     PermissionDeniedError,
 )
+from reviews import aggregates
 from reviews.models import Earning, Review, ReviewAudit
 from reviews.quality_audits import (
     NOTE_MAX_CHARS,
@@ -312,6 +313,9 @@ def _decided_audits(task, reviewer, auditor, outcomes: list[str], *, first_round
             task=task, round=first_round + i, reviewer=reviewer, decision=Review.Decision.ACCEPT
         )
         ReviewAudit.objects.create(review=review, auditor=auditor, status=outcome)
+    # Decided behind audit_decide's back: the kept counts are rebuilt, as
+    # `manage.py dashboard_aggregates_rebuild` would after such an edit.
+    aggregates.aggregates_rebuild()
 
 
 def test_overturn_rates_per_reviewer_with_intervals_in_one_query(
