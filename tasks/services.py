@@ -585,7 +585,13 @@ def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
         return
     now = timezone.now()
     with transaction.atomic():
-        locked = Task.objects.select_for_update().only("last_heartbeat_at").get(pk=task.pk)
+        locked = (
+            Task.objects.select_for_update().only("status", "last_heartbeat_at").get(pk=task.pk)
+        )
+        # Checked again under the lock: a submit that committed since `task` was read froze
+        # its time (review_decide counts active_seconds into the dashboard's aggregates).
+        if locked.status not in ACTIVE_STATES:
+            return
         seconds = credited_seconds(reported=seconds, last_beat=locked.last_heartbeat_at, now=now)
         Task.objects.filter(pk=task.pk).update(
             active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now

@@ -137,6 +137,22 @@ def test_no_time_is_counted_once_the_task_is_submitted(client, judged_task, cont
     assert task.active_seconds == 0
 
 
+def test_a_beat_read_before_the_submit_counts_nothing_after_it(judged_task, contractor):
+    """The heartbeat read the task while it was open and the submit committed before its
+    lock: the status seen under the lock decides (time written after submission would
+    differ from what review_decide counts into the dashboard's aggregates)."""
+    stale = Task.objects.get(pk=judged_task.pk)
+    services.task_submit(
+        task=judged_task, by=contractor, preference=-2, scores=valid_scores(judged_task.project),
+        justification="A guards the zero divisor; B does not.",
+    )  # fmt: skip
+    assert stale.status == Task.Status.AWAITING_PREFERENCE
+    services.task_record_activity(task=stale, by=contractor, seconds=30)
+    judged_task.refresh_from_db()
+    assert judged_task.active_seconds == 0
+    assert judged_task.turns.get().active_seconds == 0
+
+
 def _queries_for(client, task) -> int:
     with CaptureQueriesContext(connection) as queries:
         assert client.get(reverse("tasks:detail", args=[task.pk])).status_code == 200
