@@ -175,20 +175,40 @@ def duplicate_flag(*, submission: Submission, judgements: Iterable[Judgement]) -
     return Flag(SubmissionFlag.Kind.DUPLICATE, detail + ".")
 
 
-def _latest_judgements(*, contractor_id: int, decisive: bool) -> list[Judgement]:
+# How many of a contractor's latest judgements one read takes: both streaks come out of it
+# unless more than this many minus STREAK_LENGTH of the latest were ties.
+_STREAK_READ = 4 * STREAK_LENGTH
+
+
+@dataclass(frozen=True)
+class Streaks:
+    """A contractor's latest STREAK_LENGTH judgements, and latest STREAK_LENGTH decisive ones
+    (not ties), newest first."""
+
+    latest: list[Judgement]
+    decisive: list[Judgement]
+
+
+def _streaks(*, contractor_id: int) -> Streaks:
     # One judgement per turn: its task's current round. A revision copies the earlier round's
     # rows, and counting both would let one bounced task fill half a streak.
-    rows = Judgement.objects.filter(
-        turn__task__contractor_id=contractor_id, round=F("turn__task__round")
+    rows = (
+        Judgement.objects.filter(
+            turn__task__contractor_id=contractor_id, round=F("turn__task__round")
+        )
+        .order_by("-created_at", "-pk")
+        .only("preference", "scores")
     )
-    if decisive:
-        rows = rows.exclude(preference=0)
-    return list(rows.order_by("-created_at", "-pk").only("preference", "scores")[:STREAK_LENGTH])
+    recent = list(rows[:_STREAK_READ])
+    decisive = [j for j in recent if j.preference != 0][:STREAK_LENGTH]
+    if len(decisive) < STREAK_LENGTH and len(recent) == _STREAK_READ:
+        decisive = list(rows.exclude(preference=0)[:STREAK_LENGTH])
+    return Streaks(latest=recent[:STREAK_LENGTH], decisive=decisive)
 
 
-def one_slot_flag(*, submission: Submission) -> Flag | None:
+def one_slot_flag(*, streaks: Streaks) -> Flag | None:
     """The contractor's last STREAK_LENGTH decisive preferences all chose the same slot."""
-    latest = _latest_judgements(contractor_id=submission.task.contractor_id, decisive=True)
+    latest = streaks.decisive
     slots = {j.preferred_slot for j in latest}
     if len(latest) < STREAK_LENGTH or len(slots) != 1:
         return None
@@ -205,9 +225,9 @@ def _canonical(scores: object) -> object:
     return scores
 
 
-def flat_scores_flag(*, submission: Submission) -> Flag | None:
+def flat_scores_flag(*, streaks: Streaks) -> Flag | None:
     """The contractor's last STREAK_LENGTH judgements all carry exactly the same scores."""
-    latest = _latest_judgements(contractor_id=submission.task.contractor_id, decisive=False)
+    latest = streaks.latest
     if len(latest) < STREAK_LENGTH or len({_canonical(j.scores) for j in latest}) != 1:
         return None
     scores = latest[0].scores
@@ -238,20 +258,26 @@ def submission_flags_record(*, submission: Submission) -> list[SubmissionFlag]:
     for judgement in judgements:
         judgement.minhash = minhash(judgement.justification)
     Judgement.objects.bulk_update(judgements, ["minhash"])
+    streaks = _streaks(contractor_id=submission.task.contractor_id)
     found = [
         fast_flag(submission=submission),
         duplicate_flag(submission=submission, judgements=judgements),
-        one_slot_flag(submission=submission),
-        flat_scores_flag(submission=submission),
+        one_slot_flag(streaks=streaks),
+        flat_scores_flag(streaks=streaks),
     ]
-    flags = []
-    for flag in found:
-        if flag is None:
-            continue
-        row, _ = SubmissionFlag.objects.update_or_create(
-            submission=submission, kind=flag.kind, defaults={"detail": flag.detail[:300]}
+    flags = [
+        SubmissionFlag(submission=submission, kind=flag.kind, detail=flag.detail[:300])
+        for flag in found
+        if flag is not None
+    ]
+    if flags:
+        # One statement for every flag, rewritten in place when recorded again.
+        SubmissionFlag.objects.bulk_create(
+            flags,
+            update_conflicts=True,
+            unique_fields=["submission", "kind"],
+            update_fields=["detail"],
         )
-        flags.append(row)
     return flags
 
 

@@ -320,6 +320,8 @@ def test_duplicate_looks_back_only_so_far(contractor, project, repository):
         ([3] + [-2] * (STREAK_LENGTH - 2), False),  # ten, the oldest on B
         ([3] + [-2] * (STREAK_LENGTH - 1), True),  # the B is now the eleventh
         ([-2, 0, 0] + [-2] * (STREAK_LENGTH - 2), True),  # ties do not break a streak
+        # Behind more ties than the one read of the latest judgements takes.
+        ([-2] * STREAK_LENGTH + [0] * (4 * STREAK_LENGTH), True),
     ],
 )
 def test_one_slot_needs_the_last_ten_decisive_preferences_on_one_slot(
