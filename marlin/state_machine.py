@@ -26,7 +26,8 @@ def move(
     current = getattr(obj, field)
     if to not in transitions.get(current, set()):
         raise InvalidTransition(obj=obj, current=current, to=to)
-    changes = {field: to, "updated_at": timezone.now(), **changes}
+    stamp = {"updated_at": timezone.now()} if _has_field(obj, "updated_at") else {}
+    changes = {field: to, **stamp, **changes}
     matched = type(obj).objects.filter(pk=obj.pk, **{field: current}).update(**changes)
     if matched != 1:
         obj.refresh_from_db(fields=[field])
@@ -34,3 +35,7 @@ def move(
     for name, value in changes.items():
         setattr(obj, name, value)
     return current
+
+
+def _has_field(obj: models.Model, name: str) -> bool:
+    return any(f.name == name for f in obj._meta.concrete_fields)

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marlin.exceptions import ConflictError, PermissionDeniedError
+from marlin.exceptions import ConflictError, InvalidTransition, PermissionDeniedError
 from marlin.permissions import is_reviewer
 from reviews.models import ReviewClaim
 from tasks.models import Task, TaskEvent
@@ -29,10 +29,11 @@ def open_claim_of(task: Task) -> ReviewClaim | None:
 
 def _end(claim: ReviewClaim, *, ending: str) -> bool:
     """End an open claim once; False when it had already ended (another process did it)."""
-    matched = ReviewClaim.objects.filter(pk=claim.pk, ended_at__isnull=True).update(
-        ended_at=timezone.now(), ending=ending
-    )
-    return matched == 1
+    try:
+        claim.end(ending=ending)
+    except InvalidTransition:
+        return False
+    return True
 
 
 def _log(task: Task, *, kind: str, by: Any, reason: str) -> None:

@@ -14,9 +14,8 @@ from typing import IO, Any
 
 from django.core.files import File
 from django.db import transaction
-from django.utils import timezone
 
-from marlin.exceptions import ApplicationError, PermissionDeniedError
+from marlin.exceptions import ApplicationError, InvalidTransition, PermissionDeniedError
 from marlin.permissions import can_export
 from marlin.threads import BehindWriter
 from reviews import exports
@@ -180,13 +179,14 @@ def export_job_start(
 
 def export_job_execute(job_id: int) -> ExportJob | None:
     """Run a queued export to the end. Running it twice (a redelivery) writes the same file."""
-    now = timezone.now()
-    claimed = ExportJob.objects.filter(
-        pk=job_id, status__in=(ExportJob.Status.QUEUED, ExportJob.Status.RUNNING)
-    ).update(status=ExportJob.Status.RUNNING, started_at=now, updated_at=now, done=0)
-    if not claimed:
+    job = ExportJob.objects.filter(pk=job_id).first()
+    if job is None:
         return None
-    job = ExportJob.objects.get(pk=job_id)
+    try:
+        # A redelivered job (its worker died) starts over: RUNNING -> RUNNING.
+        job.start()
+    except InvalidTransition:
+        return None  # finished already, or another delivery moved it first
     filters = ExportFilters.from_json(job.filters)
     total = exports.judged_turn_count(filters)
     ExportJob.objects.filter(pk=job.pk).update(total=total)
@@ -213,23 +213,15 @@ def export_job_execute(job_id: int) -> ExportJob | None:
             job.file.save(name, File(spool), save=False)
     except Exception as exc:
         logger.exception("export %s failed", job.pk)
-        ExportJob.objects.filter(pk=job.pk).update(
-            status=ExportJob.Status.FAILED,
-            error=f"The export failed: {type(exc).__name__}.",
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+        job.fail(error=f"The export failed: {type(exc).__name__}.")
         raise
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportJob.Status.SUCCEEDED,
+    job.succeed(
         file=job.file.name,
         done=total,
         records=summary.records,
         left_out=summary.left_out,
         size_bytes=summary.size_bytes,
         sha256=summary.sha256,
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
     )
     job.refresh_from_db()
     return job

@@ -82,6 +82,7 @@ class ReviewClaim(models.Model):
     """
 
     class Ending(models.TextChoices):
+        OPEN = "", "Open"
         DECIDED = "decided", "Decided"
         RELEASED = "released", "Released"
         EXPIRED = "expired", "Expired"
@@ -111,6 +112,23 @@ class ReviewClaim(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None and self.expires_at > timezone.now()
+
+    def end(self, *, ending: str) -> None:
+        """OPEN → DECIDED, RELEASED or EXPIRED, once: a claim another process ended first
+        (the reaper expiring it as its reviewer decides) raises InvalidTransition."""
+        move(self, to=ending, transitions=CLAIM_TRANSITIONS, field="ending",
+             ended_at=timezone.now())  # fmt: skip
+
+
+# A claim's life: open, then ended one way for good. `ended_at` is set with the ending, and
+# the partial unique index on it allows one open claim per task.
+_C = ReviewClaim.Ending
+CLAIM_TRANSITIONS: dict[str, set[str]] = {
+    _C.OPEN: {_C.DECIDED, _C.RELEASED, _C.EXPIRED},
+    _C.DECIDED: set(),
+    _C.RELEASED: set(),
+    _C.EXPIRED: set(),
+}
 
 
 class Earning(models.Model):
@@ -207,6 +225,21 @@ class ExportJob(BaseModel):
     def __str__(self) -> str:
         return f"Export {self.pk} ({self.format})"
 
+    def start(self) -> None:
+        """QUEUED → RUNNING; RUNNING → RUNNING is a redelivered job starting over."""
+        move(self, to=self.Status.RUNNING, transitions=EXPORT_TRANSITIONS,
+             started_at=timezone.now(), done=0)  # fmt: skip
+
+    def succeed(self, **written) -> None:
+        """RUNNING → SUCCEEDED with what was written (file, counts, digest)."""
+        move(self, to=self.Status.SUCCEEDED, transitions=EXPORT_TRANSITIONS,
+             finished_at=timezone.now(), **written)  # fmt: skip
+
+    def fail(self, *, error: str) -> None:
+        """RUNNING → FAILED, saying why."""
+        move(self, to=self.Status.FAILED, transitions=EXPORT_TRANSITIONS,
+             finished_at=timezone.now(), error=error)  # fmt: skip
+
     @property
     def percent(self) -> int:
         if not self.total:
@@ -220,6 +253,15 @@ class ExportJob(BaseModel):
     @property
     def filename(self) -> str:
         return f"marlin-{self.format.replace(':', '-')}-{self.pk}.{self.extension}"
+
+
+_X = ExportJob.Status
+EXPORT_TRANSITIONS: dict[str, set[str]] = {
+    _X.QUEUED: {_X.RUNNING},
+    _X.RUNNING: {_X.RUNNING, _X.SUCCEEDED, _X.FAILED},
+    _X.SUCCEEDED: set(),
+    _X.FAILED: set(),
+}
 
 
 class LineComment(BaseModel):
