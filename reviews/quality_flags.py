@@ -9,14 +9,25 @@ compared with a contractor's earlier ones without rereading their text.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    TextField,
+)
+from django.db.models.functions import Cast, Coalesce
 
 from reviews.models import SubmissionFlag
 from tasks.models import Judgement, Submission, Task
@@ -98,7 +109,7 @@ def jaccard_estimate(first: Sequence[int], second: Sequence[int]) -> float:
     in length (signatures from another NUM_HASHES are not comparable)."""
     if not first or len(first) != len(second):
         return 0.0
-    return sum(x == y for x, y in zip(first, second, strict=True)) / len(first)
+    return sum(map(operator.eq, first, second)) / len(first)
 
 
 def jaccard(first: str, second: str) -> float:
@@ -146,12 +157,18 @@ def fast_flag(*, submission: Submission) -> Flag | None:
 def duplicate_flag(*, submission: Submission, judgements: Iterable[Judgement]) -> Flag | None:
     """A justification of this round nearly repeats one of the contractor's last
     DUPLICATE_LOOKBACK judgements in other tasks (the task's own earlier rounds are copies)."""
-    earlier = list(
-        Judgement.objects.filter(turn__task__contractor_id=submission.task.contractor_id)
+    # The signatures come as JSON text decoded by orjson: Django's JSONField would decode
+    # each with json, the larger part of this rule's time at DUPLICATE_LOOKBACK rows.
+    earlier = [
+        (orjson.loads(signature), task_id, number)
+        for signature, task_id, number in Judgement.objects.filter(
+            turn__task__contractor_id=submission.task.contractor_id
+        )
         .exclude(turn__task_id=submission.task_id)
         .order_by("-created_at", "-pk")
-        .values_list("minhash", "turn__task_id", "turn__number")[:DUPLICATE_LOOKBACK]
-    )
+        .annotate(signature=Cast("minhash", TextField()))
+        .values_list("signature", "turn__task_id", "turn__number")[:DUPLICATE_LOOKBACK]
+    ]
     matches = []
     for judgement in judgements:
         best = max(
@@ -255,9 +272,16 @@ def submission_flags_record(*, submission: Submission) -> list[SubmissionFlag]:
         .select_related("turn")
         .order_by("turn__number")
     )
+    # Stored when the judgement was written (tasks.services._judge_turns); rows written
+    # another way (older rows, a test's) get theirs here.
+    stale = []
     for judgement in judgements:
-        judgement.minhash = minhash(judgement.justification)
-    Judgement.objects.bulk_update(judgements, ["minhash"])
+        signature = minhash(judgement.justification)
+        if judgement.minhash != signature:
+            judgement.minhash = signature
+            stale.append(judgement)
+    if stale:
+        Judgement.objects.bulk_update(stale, ["minhash"])
     streaks = _streaks(contractor_id=submission.task.contractor_id)
     found = [
         fast_flag(submission=submission),

@@ -274,7 +274,17 @@ def _judge_turns(
             raise ApplicationError(f"The justification{where} needs at least {minimum} characters.")
     if latest_turn is None or latest_turn.unready:
         raise ApplicationError("Both candidates must be ready before they are judged.")
-    saved = [Judgement(turn=turn, round=task.round, **fields) for turn, fields in checked]
+    # The justification's MinHash is stored with it: the reviewers' flags compare it with
+    # the contractor's earlier ones at submission.
+    saved = [
+        Judgement(
+            turn=turn,
+            round=task.round,
+            minhash=quality_flags.minhash(fields["justification"]),
+            **fields,
+        )
+        for turn, fields in checked
+    ]
     for judgement in saved:
         # The turn was just read under the task's lock: no need to ask again that it exists.
         judgement.full_clean(exclude=["turn"], validate_constraints=False)
@@ -284,7 +294,14 @@ def _judge_turns(
         saved,
         update_conflicts=True,
         unique_fields=["turn", "round"],
-        update_fields=["preference", "scores", "justification", "warnings", "updated_at"],
+        update_fields=[
+            "preference",
+            "scores",
+            "justification",
+            "warnings",
+            "minhash",
+            "updated_at",
+        ],  # fmt: skip
     )
     for judgement in saved:
         judgement.turn.judged = True
@@ -495,6 +512,7 @@ def task_revise(*, task: Task, by: Any) -> Task:
             scores=j.scores,
             justification=j.justification,
             warnings=j.warnings,
+            minhash=j.minhash,
         )
         for j in Judgement.objects.filter(turn__task=task, round=previous_round)
     ]
