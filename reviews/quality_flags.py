@@ -259,7 +259,8 @@ def flat_scores_flag(*, streaks: Streaks) -> Flag | None:
     )
 
 
-@transaction.atomic
+# No savepoint of its own inside the submit's transaction: a failure here fails the submit.
+@transaction.atomic(savepoint=False)
 def submission_flags_record(*, submission: Submission) -> list[SubmissionFlag]:
     """Store the MinHash of this round's justifications, then record the submission's flags.
 
@@ -272,16 +273,14 @@ def submission_flags_record(*, submission: Submission) -> list[SubmissionFlag]:
         .select_related("turn")
         .order_by("turn__number")
     )
-    # Stored when the judgement was written (tasks.services._judge_turns); rows written
-    # another way (older rows, a test's) get theirs here.
-    stale = []
-    for judgement in judgements:
-        signature = minhash(judgement.justification)
-        if judgement.minhash != signature:
-            judgement.minhash = signature
-            stale.append(judgement)
-    if stale:
-        Judgement.objects.bulk_update(stale, ["minhash"])
+    # Stored when the judgement is written (tasks.services._judge_turns, the one writer of
+    # justifications, and a revision's copies); a row without one (written before that, or
+    # by hand) gets it here.
+    missing = [j for j in judgements if not j.minhash and j.justification.strip()]
+    for judgement in missing:
+        judgement.minhash = minhash(judgement.justification)
+    if missing:
+        Judgement.objects.bulk_update(missing, ["minhash"])
     streaks = _streaks(contractor_id=submission.task.contractor_id)
     found = [
         fast_flag(submission=submission),

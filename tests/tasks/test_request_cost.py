@@ -29,11 +29,11 @@ BIG_COLUMNS = (
 
 # Measured budgets (see the module docstring). A page request adds its session and the
 # user's permissions (4 queries) to the service's own.
-API_SUBMIT_QUERIES = 21
-PAGE_SUBMIT_QUERIES = 22
+API_SUBMIT_QUERIES = 19
+PAGE_SUBMIT_QUERIES = 20
 PAGE_DRAFT_QUERIES = 11
 PAGE_HEARTBEAT_QUERIES = 12
-SERVICE_SUBMIT_QUERIES = 15
+SERVICE_SUBMIT_QUERIES = 13
 SERVICE_DRAFT_QUERIES = 5
 
 
