@@ -435,7 +435,7 @@ def main() -> int:
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     queue = f"bench-evidence-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="marlin-bench-evidence-"))
-    from repos.git_http_server import GitHttpServer  # stdlib only: no Django needed
+    from marlin.devtools.git_http_server import GitHttpServer  # stdlib only: no Django needed
 
     (tmp / "git").mkdir()
     git_server = GitHttpServer(tmp / "git")

@@ -234,13 +234,8 @@ def build_data() -> None:
     from django.db import connection, transaction
 
     from repos.models import Repository
-    from tasks.models import (
-        DEFAULT_RUBRIC_AXES,
-        ModelEndpoint,
-        Project,
-        ProjectEndpoint,
-        default_rubric_axes,
-    )
+    from tasks.models import ModelEndpoint, Project, ProjectEndpoint
+    from tasks.rubric import DEFAULT_RUBRIC_AXES, default_rubric_axes
     from tasks.services import judgement_warnings
 
     if "bench" not in connection.settings_dict["NAME"]:

@@ -759,7 +759,7 @@ def main() -> int:
     args = parse_args()
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    from repos.git_http_server import GitHttpServer  # stdlib only: no Django needed
+    from marlin.devtools.git_http_server import GitHttpServer  # stdlib only: no Django needed
     from tests.redis_server import PrivateRedis
 
     tmp = Path(tempfile.mkdtemp(prefix="marlin-bench-faults-"))

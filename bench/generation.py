@@ -735,7 +735,7 @@ def main() -> int:
     else:
         os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
         os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
-    from repos.git_http_server import GitHttpServer  # stdlib only: no Django needed
+    from marlin.devtools.git_http_server import GitHttpServer  # stdlib only: no Django needed
 
     (tmp / "git").mkdir()
     git_server = GitHttpServer(tmp / "git")

@@ -91,7 +91,7 @@ def run(argv: list[str]) -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("demo_setup", "--git-port", DEMO_GIT_PORT)
     commands = {
-        "git server": [str(PYTHON), "-m", "repos.git_http_server", "--root",
+        "git server": [str(PYTHON), "-m", "marlin.devtools.git_http_server", "--root",
                        str(VAR_DIR / "demo-git"), "--port", DEMO_GIT_PORT],
         # Generation and evidence (the repository checks) queues, both in one worker here.
         "worker": [str(PYTHON), "-m", "celery", "-A", "marlin", "worker", "--loglevel=INFO",

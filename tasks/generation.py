@@ -32,6 +32,7 @@ from repos import services as repo_services
 from tasks import answers, evidence_services, failure_detail, jobs, llm_client, prompting
 from tasks.diff_identity import same_change
 from tasks.models import Candidate, Judgement, ModelEndpoint, Task, Turn
+from tasks.providers.base import EndpointConfig, ProviderAnswer, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> float:
     return delay
 
 
-def _read_answer(candidate: Candidate, answer: llm_client.ProviderAnswer) -> dict[str, Any]:
+def _read_answer(candidate: Candidate, answer: ProviderAnswer) -> dict[str, Any]:
     task = candidate.turn.task
     limit = settings.MARLIN_ANSWER_MAX_CHARS
     text = answer.text
@@ -256,7 +257,7 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
                 sent_prompt = prompting.sent_prompt_keep(request)
                 answer = llm_client.generate(endpoint=config, request=request)
                 result = _read_answer(candidate, answer)
-        except llm_client.ProviderError as exc:
+        except ProviderError as exc:
             interrupted = _time_limit_cause(exc)
             if interrupted is not None:
                 # An SDK turned the job's soft time limit into a connection error; it is
@@ -336,8 +337,8 @@ def candidate_diff_build(*, candidate_id: int) -> None:
         candidate_diff_prebuild(candidate)
 
 
-def _endpoint_config(endpoint: ModelEndpoint) -> llm_client.EndpointConfig:
-    return llm_client.EndpointConfig(
+def _endpoint_config(endpoint: ModelEndpoint) -> EndpointConfig:
+    return EndpointConfig(
         provider=endpoint.provider,
         name=endpoint.name,
         model_id=endpoint.model_id,

@@ -18,56 +18,8 @@ from tasks import evidence
 from tasks.contradictions import weight_error
 from tasks.providers.base import is_model_key_variable
 
-DEFAULT_RUBRIC_AXES: list[dict] = [
-    {
-        "key": "correctness",
-        "label": "Correctness",
-        "points": [
-            "Wrong: does not do what was asked or breaks existing behaviour",
-            "Mostly wrong: major parts missing or incorrect",
-            "Partly right: works for the main case, misses important cases",
-            "Right with minor slips",
-            "Fully correct, including edge cases",
-        ],
-    },
-    {
-        "key": "security",
-        "label": "Security",
-        "points": [
-            "Introduces a serious vulnerability",
-            "Introduces a likely exploitable weakness",
-            "Questionable handling of untrusted input or secrets",
-            "Safe, small hardening opportunities missed",
-            "Safe and defensive where it matters",
-        ],
-    },
-    {
-        "key": "reliability",
-        "label": "Reliability",
-        "points": [
-            "Crashes or corrupts data",
-            "Fails on common error paths",
-            "Handles the happy path only",
-            "Handles most failures sensibly",
-            "Robust: errors, limits and concurrency handled",
-        ],
-    },
-    {
-        "key": "maintainability",
-        "label": "Maintainability",
-        "points": [
-            "Unreadable or unmergeable",
-            "Hard to follow; large duplication or wrong place",
-            "Acceptable but needs rework before merging",
-            "Clean with small style issues",
-            "Idiomatic, well placed, easy to review",
-        ],
-    },
-]
-
-
-def default_rubric_axes() -> list[dict]:
-    return [dict(axis, points=list(axis["points"])) for axis in DEFAULT_RUBRIC_AXES]
+# Migration 0001 names tasks.models.default_rubric_axes as the field's default.
+from tasks.rubric import default_rubric_axes  # noqa: F401
 
 
 class ModelEndpoint(BaseModel):

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import connection
 
 from marlin import roles
+from marlin.devtools.git_http_server import GitHttpServer
 from repos import git_client
 from repos import services as repo_services
-from repos.git_http_server import GitHttpServer
 from repos.models import Repository
 from tests.factories import ProjectFactory, RepositoryFactory, UserFactory
 

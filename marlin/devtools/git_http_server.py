@@ -5,7 +5,7 @@ the protocol implementation a real git host speaks. Stdlib only; must not import
 
 Usage::
 
-    python -m repos.git_http_server --root DIR [--host 127.0.0.1] [--port 8765]
+    python -m marlin.devtools.git_http_server --root DIR [--host 127.0.0.1] [--port 8765]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from repos.git_http_server import GitHttpServer
+from marlin.devtools.git_http_server import GitHttpServer
 
 IDENTITY = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
 

@@ -11,9 +11,9 @@ from django.db import transaction
 
 from marlin import roles
 from marlin.demo_content import DEMO_REPOSITORIES, SAMPLE_TASK
+from marlin.devtools.git_http_server import GitHttpServer
 from repos import git_client
 from repos import services as repo_services
-from repos.git_http_server import GitHttpServer
 from repos.models import Repository
 from reviews.claims import review_claim
 from reviews.services import review_decide
