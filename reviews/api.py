@@ -41,6 +41,7 @@ from reviews import (
 )
 from reviews.audit_api import OverturnRateSerializer
 from reviews.earnings import Period
+from reviews.export_download import CONTENT_TYPES, export_download_response
 from reviews.export_filters import EVIDENCE_FILTERS
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm
 from reviews.models import ExportJob, Notification, Review, ReviewNote
@@ -529,10 +530,13 @@ class ExportJobDownloadApi(APIView):
 
     permission_classes = [CanExport]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={
+            (200, content_type): OpenApiTypes.BINARY for content_type in CONTENT_TYPES.values()
+        }
+    )
     def get(self, request: Request, pk: int) -> FileResponse:
-        job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
-        return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename)
+        return export_download_response(pk=pk)
 
 
 class DashboardQuerySerializer(serializers.Serializer):

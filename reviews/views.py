@@ -31,6 +31,7 @@ from reviews import (
     services,
 )
 from reviews.earnings import Period
+from reviews.export_download import export_download_response
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm, ReviewForm
 from reviews.models import ExportJob
 from reviews.review_page import review_page_context
@@ -289,8 +290,4 @@ def export_job(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @export_required
 def export_download(request: HttpRequest, pk: int) -> FileResponse:
-    job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.SUCCEEDED)
-    content_type = "text/csv" if job.extension == "csv" else "application/x-ndjson"
-    return FileResponse(
-        job.file.open("rb"), as_attachment=True, filename=job.filename, content_type=content_type
-    )
+    return export_download_response(pk=pk)

@@ -30,6 +30,7 @@ from reviews.exports import export_lines, judged_turn_count, native_records
 from reviews.models import ExportJob
 from tasks import generation, services
 from tasks.models import Candidate, Task
+from tests.api_clients import api_client_for
 from tests.conftest import DEMO_FILES, wait_for
 from tests.factories import ModelEndpointFactory, ProjectFactory, RepositoryFactory, pool_endpoints
 from tests.tasks.helpers import decide, valid_scores
@@ -498,6 +499,22 @@ def test_starting_a_job_checks_the_format_and_the_user(db, admin_user, contracto
 
 
 # --- the export pages -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type"), [("csv", "text/csv"), ("native", "application/x-ndjson")]
+)
+def test_the_page_and_the_api_download_the_same_file_the_same_way(
+    world, admin_user, export_storage, fmt, content_type
+):
+    job = export_job_execute(export_job_start(by=admin_user, fmt=fmt, filters=ExportFilters()).pk)
+    page = _client_for(admin_user).get(reverse("reviews:export_download", args=[job.pk]))
+    api = api_client_for(admin_user).get(reverse("api-export-download", args=[job.pk]))
+    for answer in (page, api):
+        assert answer.status_code == 200
+        assert answer["Content-Type"] == content_type
+        assert answer["Content-Disposition"] == f'attachment; filename="{job.filename}"'
+        assert b"".join(answer.streaming_content) == _file_bytes(job)
 
 
 def _client_for(user) -> Client:
