@@ -109,11 +109,7 @@ def review_decide(
     try:
         with transaction.atomic():
             claim = claims.claim_for_decision(task=task, reviewer=reviewer)
-            rejects = (
-                decision == Review.Decision.BOUNCE
-                and task.project.max_rounds is not None
-                and task.round >= task.project.max_rounds
-            )
+            rejects = decision == Review.Decision.BOUNCE and task.is_last_round
             review = Review(
                 task=task,
                 round=task.round,

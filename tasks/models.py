@@ -336,6 +336,18 @@ class Task(BaseModel):
         """BOUNCED → AWAITING_PREFERENCE and a new review round; earlier rounds stay as they were."""
         self._move(to=self.Status.AWAITING_PREFERENCE, by=by, round=self.round + 1)
 
+    # Rules the services enforce and the pages announce, computed here once.
+
+    @property
+    def is_last_round(self) -> bool:
+        """The project caps review rounds and this is the last: a bounce rejects the task."""
+        cap = self.project.max_rounds
+        return cap is not None and self.round >= cap
+
+    def needs_more_turns(self, *, turns: int) -> bool:
+        """With `turns` turns the task is below the project's minimum and cannot be submitted."""
+        return turns < self.project.min_turns
+
 
 _S = Task.Status
 TASK_TRANSITIONS: dict[str, set[str]] = {

@@ -432,7 +432,7 @@ def task_submit_once(
         confirm_warnings=confirm_warnings,
     )
     turns = len(by_number)
-    if turns < task.project.min_turns:
+    if task.needs_more_turns(turns=turns):
         raise ApplicationError(
             f"This project needs at least {task.project.min_turns} turns; write a follow-up "
             f"prompt first ({turns} so far)."

@@ -135,6 +135,7 @@ def _detail_context(
             for t in turns[:-1]
         ],
         "can_follow_up": latest.number < task.project.max_turns,
+        "needs_more_turns": task.needs_more_turns(turns=len(turns)),
         "can_regenerate": (
             task.status == Task.Status.AWAITING_PREFERENCE
             and bool(latest.has_identical_candidates)

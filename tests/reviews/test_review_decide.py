@@ -192,6 +192,29 @@ def test_rounds_are_new_records_and_a_bounce_past_the_cap_rejects_for_good(
     assert not Earning.objects.exists()
 
 
+LAST_ROUND_NOTICE = "This is the last round this project allows"
+
+
+@pytest.mark.parametrize(("max_rounds", "last"), [(None, False), (3, False), (2, True)])
+def test_the_review_page_warns_of_the_last_round_as_the_decision_counts_it(
+    client, submitted_task, reviewer, max_rounds, last
+):
+    """Round 2 of a project capped at `max_rounds`: the page's notice and the rule that
+    makes a bounce reject (Task.is_last_round) are one computation."""
+    project = submitted_task.project
+    project.max_rounds = max_rounds
+    project.save()
+    task = _bounce_and_resubmit(submitted_task, reviewer)
+    review_claim(task=task, reviewer=reviewer)
+    client.force_login(reviewer)
+    page = client.get(reverse("reviews:detail", args=[task.pk])).content.decode()
+    assert 'id="review-form"' in page
+    assert (LAST_ROUND_NOTICE in page) is last
+    assert task.is_last_round is last
+    review = decide(task, reviewer=reviewer, decision="BOUNCE", feedback="Still wrong.")
+    assert review.rejects_task is last
+
+
 def test_without_a_cap_a_bounce_never_rejects(submitted_task, reviewer):
     task = _bounce_and_resubmit(submitted_task, reviewer)
     task = _bounce_and_resubmit(task, reviewer)

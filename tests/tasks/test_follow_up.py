@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.urls import reverse
 
 from marlin.exceptions import ApplicationError
 from tasks import generation, services
@@ -96,6 +97,28 @@ def test_a_project_minimum_of_turns_holds_at_submit(ready_repository, fake_proje
         )  # fmt: skip
     task.refresh_from_db()
     assert task.status == Task.Status.AWAITING_PREFERENCE
+
+
+MIN_TURNS_NOTICE = "This project needs at least 2 turns before you submit"
+
+
+def test_the_workspace_asks_for_more_turns_as_the_submit_counts_them(
+    client, ready_repository, fake_project, contractor
+):
+    fake_project.min_turns = 2
+    fake_project.max_turns = 3
+    fake_project.save()
+    task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
+    _generate(task)
+    client.force_login(contractor)
+    page = client.get(reverse("tasks:detail", args=[task.pk])).content.decode()
+    assert MIN_TURNS_NOTICE in page and task.needs_more_turns(turns=1)
+    judged = {"preference": -2, "scores": valid_scores(fake_project),
+              "justification": "A guards the zero divisor; B does not."}  # fmt: skip
+    services.task_follow_up(task=task, by=contractor, prompt="Also the modulo.", **judged)
+    _generate(task)
+    page = client.get(reverse("tasks:detail", args=[task.pk])).content.decode()
+    assert MIN_TURNS_NOTICE not in page and not task.needs_more_turns(turns=2)
 
 
 def test_a_transient_error_is_retried_then_shown_as_failed(
