@@ -252,6 +252,8 @@ class CatalogueImport(BaseModel):
         over its own RUNNING row and goes on from the committed offset."""
         now = timezone.now()
         if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
+            # Guarded by status and job id: an import resumed under another job (or finished)
+            # since this copy was read is not taken over; move() below refuses it.
             matched = CatalogueImport.objects.filter(
                 pk=self.pk, status=self.Status.RUNNING, job_id=job_id
             ).update(attempts=F("attempts") + 1, updated_at=now)

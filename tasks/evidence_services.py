@@ -178,6 +178,8 @@ def evidence_record_verdicts(*, run: EvidenceRun) -> None:
             base=base_results, candidate=candidate.results or {},
             acceptance_paths=[test["path"] for test in candidate.task.acceptance_tests],
         )  # fmt: skip
+        # Only a run still SUCCEEDED: one re-queued meanwhile gets its verdict from its own
+        # new results when it finishes.
         EvidenceRun.objects.filter(pk=candidate.pk, status=EvidenceRun.Status.SUCCEEDED).update(
             verdict=summary, is_clean=evidence.clean_candidate(summary)
         )

@@ -71,6 +71,7 @@ def enqueue(candidate_id: int) -> None:
             # Its message is lost for sure: date the row back so the reaper's first sweep
             # after the broker returns sends it, not MARLIN_QUEUED_STALE_SECONDS later.
             waited = timedelta(seconds=settings.MARLIN_QUEUED_STALE_SECONDS + 1)
+            # Only while still QUEUED: a worker that claimed it meanwhile keeps its row.
             Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.QUEUED).update(
                 updated_at=timezone.now() - waited
             )
@@ -272,6 +273,7 @@ def candidate_generate(*, candidate_id: int, job_id: str = "") -> Candidate | No
                 # Shown while waiting; the row stays RUNNING under this job id, its lease
                 # long enough for the retry to come back and renew it.
                 lease = countdown + settings.MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS
+                # Only while this job holds the row: one the reaper re-queued is not marked.
                 Candidate.objects.filter(
                     pk=candidate.pk, status=Candidate.Status.RUNNING, job_id=job_id
                 ).update(

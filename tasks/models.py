@@ -546,6 +546,9 @@ class Candidate(BaseModel):
         now = timezone.now()
         lease = now + timedelta(seconds=settings.MARLIN_GENERATION_HEARTBEAT_STALE_SECONDS)
         if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
+            # Guarded by status and job id: if the reaper re-queued the row (its lease lapsed)
+            # or another job took it since this copy was read, nothing matches and this
+            # delivery falls through to move(), which refuses it.
             matched = Candidate.objects.filter(
                 pk=self.pk, status=self.Status.RUNNING, job_id=job_id
             ).update(
@@ -567,6 +570,8 @@ class Candidate(BaseModel):
     def renew_lease(self, *, job_id: str, seconds: float) -> bool:
         """Extend the lease of the job holding the row; False once another job (or none) holds it."""
         now = timezone.now()
+        # Matches only while this job holds the row: a heartbeat must not extend a lease the
+        # reaper has taken back (and handed to another job) in the meantime.
         return (
             Candidate.objects.filter(pk=self.pk, status=self.Status.RUNNING, job_id=job_id).update(
                 lease_expires_at=now + timedelta(seconds=seconds)
@@ -905,11 +910,14 @@ class EvidenceRun(BaseModel):
         """QUEUED → RUNNING for one job; the same job redelivered takes its own row back."""
         now = timezone.now()
         if self.status == self.Status.RUNNING and job_id and self.job_id == job_id:
-            EvidenceRun.objects.filter(pk=self.pk, job_id=job_id).update(
-                started_at=now, attempts=F("attempts") + 1, updated_at=now
-            )
-            self.refresh_from_db()
-            return
+            # Guarded by status and job id, as Candidate.claim: a run that finished, or was
+            # re-queued, after this copy was read is not taken over; move() refuses it.
+            matched = EvidenceRun.objects.filter(
+                pk=self.pk, status=self.Status.RUNNING, job_id=job_id
+            ).update(started_at=now, attempts=F("attempts") + 1, updated_at=now)
+            if matched == 1:
+                self.refresh_from_db()
+                return
         move(self, to=self.Status.RUNNING, transitions=EVIDENCE_TRANSITIONS,
              started_at=now, attempts=self.attempts + 1, job_id=job_id)  # fmt: skip
 

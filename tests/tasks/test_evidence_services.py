@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from marlin.exceptions import ApplicationError
+from marlin.exceptions import ApplicationError, InvalidTransition
 from repos import git_client
 from repos import services as repo_services
 from tasks import evidence_services, generation
@@ -345,3 +345,20 @@ def test_the_verdict_is_stored_whichever_of_the_base_and_the_candidate_finishes_
     evidence_services.evidence_collect(run_id=second.pk, job_id="b")
     second.refresh_from_db()
     assert (second.verdict["fixes"], second.verdict["breaks"], second.is_clean) == (0, 1, False)
+
+
+def test_a_redelivered_job_does_not_take_over_a_run_that_finished_meanwhile(
+    ready_repository, project, contractor
+):
+    """The takeover of a job's own RUNNING row is guarded by its status too: a copy read
+    while the run was RUNNING, claimed again after the run finished under the same job id,
+    is refused and leaves the finished row as it was."""
+    task = create_task(contractor=contractor, project=project, repository=ready_repository)
+    run = EvidenceRun.objects.create(task=task, key="k", recipe={}, recipe_digest="d" * 64)
+    run.claim(job_id="job-1")
+    stale = EvidenceRun.objects.get(pk=run.pk)
+    run.succeed(results={"tests": []}, job_id="job-1")
+    with pytest.raises(InvalidTransition):
+        stale.claim(job_id="job-1")
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == (EvidenceRun.Status.SUCCEEDED, 1)
