@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rest_framework.permissions import BasePermission
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
-def is_contractor(user: Any) -> bool:
+
+def is_contractor(user: User | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm("tasks.work_on_tasks"))
 
 
-def is_reviewer(user: Any) -> bool:
+def is_reviewer(user: User | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm("reviews.review_tasks"))
 
 
-def can_export(user: Any) -> bool:
+def can_export(user: User | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm("reviews.export_dataset"))
 
 
-def can_clone_repositories(user: Any) -> bool:
+def can_clone_repositories(user: User | AnonymousUser) -> bool:
     """Contractors clone what they pick; admins prepare the catalogue."""
     return is_contractor(user) or bool(
         user.is_authenticated and user.has_perm("repos.change_repository")
     )
 
 
-def can_oversee(user: Any) -> bool:
+def can_oversee(user: User | AnonymousUser) -> bool:
     """Admins: every task's record, pay and reviewer metrics."""
     return bool(user.is_authenticated and user.has_perm("reviews.oversee_reviews"))
 

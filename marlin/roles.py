@@ -5,7 +5,10 @@ The permissions are the ones views check; the groups are how an admin hands them
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 CONTRACTOR = "contractor"
 REVIEWER = "reviewer"
@@ -95,7 +98,7 @@ def on_post_migrate(sender: Any, apps: Any = None, verbosity: int = 0, **kwargs:
     ensure_role_groups(apps or global_apps, verbosity=verbosity)
 
 
-def user_set_role(*, user: Any, role: str) -> None:
+def user_set_role(*, user: User, role: str) -> None:
     """Give `user` exactly one role. Admins get staff status, which the Django admin needs."""
     from django.contrib.auth.models import Group
 

@@ -17,7 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files import File
@@ -28,6 +28,9 @@ from marlin.exceptions import ApplicationError, InvalidTransition
 from marlin.reaping import resend_stale_queued
 from repos import catalogue_copy, importing, jobs, selectors
 from repos.models import CatalogueImport
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +169,7 @@ def _check_head(stream: IO[bytes], *, filename: str, size: int) -> None:
 
 
 def catalogue_import_start(
-    *, by: Any, upload: File, filename: str, enqueue: bool = True
+    *, by: User, upload: File, filename: str, enqueue: bool = True
 ) -> CatalogueImport:
     """Check an uploaded catalogue file's head, store the file and queue its import.
 

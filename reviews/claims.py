@@ -7,7 +7,7 @@ turn its answer into messages a person can act on.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,6 +16,9 @@ from marlin.exceptions import ConflictError, InvalidTransition, PermissionDenied
 from marlin.permissions import is_reviewer
 from reviews.models import ReviewClaim
 from tasks.models import Task, TaskEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def open_claim_of(task: Task) -> ReviewClaim | None:
@@ -36,7 +39,7 @@ def _end(claim: ReviewClaim, *, ending: str) -> bool:
     return True
 
 
-def _log(task: Task, *, kind: str, by: Any, reason: str) -> None:
+def _log(task: Task, *, kind: str, by: User, reason: str) -> None:
     TaskEvent.objects.create(
         task=task,
         from_status=task.status,
@@ -47,7 +50,7 @@ def _log(task: Task, *, kind: str, by: Any, reason: str) -> None:
     )
 
 
-def review_claim(*, task: Task, reviewer: Any) -> ReviewClaim:
+def review_claim(*, task: Task, reviewer: User) -> ReviewClaim:
     """Claim a submitted task for `reviewer` for the project's claim time.
 
     Claiming again what one already holds returns the same claim (a double click). An
@@ -93,7 +96,7 @@ def _taken_message(task: Task) -> str:
     return f"Task #{task.pk} is already claimed by another reviewer."
 
 
-def review_release(*, task: Task, reviewer: Any) -> None:
+def review_release(*, task: Task, reviewer: User) -> None:
     """Give a claim back so the task returns to the queue; releasing twice is harmless."""
     claim = ReviewClaim.objects.filter(task=task, ended_at__isnull=True).first()
     if claim is None:
@@ -105,7 +108,7 @@ def review_release(*, task: Task, reviewer: Any) -> None:
             _log(task, kind=TaskEvent.Kind.RELEASE, by=reviewer, reason="released by the reviewer")
 
 
-def claim_for_decision(*, task: Task, reviewer: Any) -> ReviewClaim:
+def claim_for_decision(*, task: Task, reviewer: User) -> ReviewClaim:
     """The reviewer's open claim on the task, locked, or an error saying to claim first.
 
     Called inside the decision's transaction; the claim ends as decided with it.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 from django.urls import reverse
@@ -13,8 +13,11 @@ from reviews.comment_services import comment_path, contractor_may_comment_on
 from reviews.models import LineComment, ReviewClaim
 from tasks.models import Candidate, Task
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def line_comments_visible(*, task: Task, viewer: Any) -> QuerySet[LineComment]:
+
+def line_comments_visible(*, task: Task, viewer: User) -> QuerySet[LineComment]:
     """The task's comments `viewer` may read (the caller has checked they may see the task).
 
     The contractor sees their own and those of decided reviews; reviewers and admins also see
@@ -32,13 +35,13 @@ def line_comments_visible(*, task: Task, viewer: Any) -> QuerySet[LineComment]:
     )
 
 
-def _holds_claim(task: Task, viewer: Any) -> bool:
+def _holds_claim(task: Task, viewer: User) -> bool:
     return ReviewClaim.objects.filter(
         task=task, reviewer_id=viewer.pk, ended_at__isnull=True, expires_at__gt=timezone.now()
     ).exists()
 
 
-def _author_label(comment: LineComment, viewer: Any) -> str:
+def _author_label(comment: LineComment, viewer: User) -> str:
     if comment.author_id == viewer.pk:
         return "You"
     if comment.role == LineComment.Role.CONTRACTOR:
@@ -46,7 +49,7 @@ def _author_label(comment: LineComment, viewer: Any) -> str:
     return f"Reviewer, round {comment.round}"
 
 
-def line_comment_data(comment: LineComment, *, viewer: Any, can_delete: bool) -> dict:
+def line_comment_data(comment: LineComment, *, viewer: User, can_delete: bool) -> dict:
     """One comment as the page's script and the API read it."""
     return {
         "id": comment.pk,
@@ -66,7 +69,9 @@ def line_comment_data(comment: LineComment, *, viewer: Any, can_delete: bool) ->
     }
 
 
-def line_comments_page_context(*, task: Task, viewer: Any, candidates: Iterable[Candidate]) -> dict:
+def line_comments_page_context(
+    *, task: Task, viewer: User, candidates: Iterable[Candidate]
+) -> dict:
     """The `line_comments` context of the workspace and review pages (one query for the
     comments, one for a reviewer's claim): the comments, where each diff file's comments
     go (file anchor -> path), and the candidates the viewer may comment on now."""

@@ -7,7 +7,7 @@ the submitted task; their comments stay drafts until their decision attaches the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +18,9 @@ from marlin.text import normalise_newlines
 from reviews.models import LineComment, Review, ReviewClaim
 from tasks.diffview import DiffFile, candidate_diff_view
 from tasks.models import Candidate, Task
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 TEXT_MAX_CHARS = 5_000
 PATH_MAX_CHARS = 1_000
@@ -85,7 +88,7 @@ def _check_place(
     return path, side, line, end_line
 
 
-def _lock_claim_of(task: Task, reviewer: Any) -> ReviewClaim:
+def _lock_claim_of(task: Task, reviewer: User) -> ReviewClaim:
     """The reviewer's open claim, locked like the decision locks it: a comment racing the
     reviewer's own decision lands before it (and is attached) or sees the claim ended."""
     claim = (
@@ -98,7 +101,7 @@ def _lock_claim_of(task: Task, reviewer: Any) -> ReviewClaim:
     return claim
 
 
-def _reviewer_may_write(task: Task, reviewer: Any) -> None:
+def _reviewer_may_write(task: Task, reviewer: User) -> None:
     if not is_reviewer(reviewer):
         raise PermissionDeniedError("Only the task's contractor or its reviewer can comment.")
     if task.status != Task.Status.SUBMITTED:
@@ -109,7 +112,7 @@ def _reviewer_may_write(task: Task, reviewer: Any) -> None:
     _lock_claim_of(task, reviewer)
 
 
-def _contractor_may_write(task: Task, contractor: Any, candidate: Candidate | None) -> None:
+def _contractor_may_write(task: Task, contractor: User, candidate: Candidate | None) -> None:
     if not is_contractor(contractor):
         raise PermissionDeniedError("Only the task's contractor or its reviewer can comment.")
     if task.status != Task.Status.AWAITING_PREFERENCE:
@@ -134,7 +137,7 @@ def _locked_task(candidate: Candidate) -> Task:
 def line_comment_add(
     *,
     candidate: Candidate,
-    by: Any,
+    by: User,
     path: Any,
     side: Any,
     line: Any,
@@ -182,7 +185,7 @@ def line_comment_add(
 
 
 @transaction.atomic
-def line_comment_delete(*, comment: LineComment, by: Any) -> None:
+def line_comment_delete(*, comment: LineComment, by: User) -> None:
     """Remove one's own comment, under the rules for writing one; a reviewer's comment is
     fixed once their decision took it. Deleting a comment already gone is harmless."""
     if comment.author_id != by.pk:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
@@ -17,6 +17,9 @@ from django.utils import timezone
 from reviews.exports import csv_safe
 from reviews.models import Earning, JudgingTask, Review
 from tasks.models import Project, Task
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 CENT = Decimal("0.01")
 
@@ -60,7 +63,7 @@ class ContractorEarnings:
         return self.pending + self.accepted + self.judging
 
 
-def contractor_earnings(*, user: Any) -> ContractorEarnings:
+def contractor_earnings(*, user: User) -> ContractorEarnings:
     """The contractor's tasks with state, time on task and pay.
 
     Accepted pay is what was fixed at acceptance; pending is what tasks under review would

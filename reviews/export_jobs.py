@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from django.core.files import File
 from django.db import transaction
@@ -22,6 +22,9 @@ from reviews import exports
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import ExportJob
 from tasks.models import Project
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +152,7 @@ def _rubric_axes() -> set[str]:
 
 def export_job_start(
     *,
-    by: Any,
+    by: User,
     fmt: str,
     filters: ExportFilters,
     prompt_style: str = ExportJob.PromptStyle.MODEL,

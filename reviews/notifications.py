@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import BadHeaderError, send_mail
@@ -15,10 +15,13 @@ from django.utils import timezone
 from reviews.models import Notification, Review
 from tasks.models import Task
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 logger = logging.getLogger(__name__)
 
 
-def notify(*, user: Any, message: str, task: Task | None = None) -> Notification:
+def notify(*, user: User, message: str, task: Task | None = None) -> Notification:
     """Tell `user` something in the app; by e-mail too when that is switched on.
 
     The mail leaves only once the transaction commits, so a rolled-back decision sends none.
@@ -49,15 +52,15 @@ def notify_decision(*, task: Task, review: Review) -> None:
     notify(user=task.contractor, task=task, message=message)
 
 
-def unread_count(*, user: Any) -> int:
+def unread_count(*, user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).count()
 
 
-def notifications_for(*, user: Any) -> QuerySet[Notification]:
+def notifications_for(*, user: User) -> QuerySet[Notification]:
     return Notification.objects.filter(user=user).select_related("task")
 
 
-def notifications_mark_read(*, user: Any) -> int:
+def notifications_mark_read(*, user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now()
     )
@@ -70,7 +73,7 @@ class ShownNotification:
 
 
 @transaction.atomic
-def notifications_open(*, user: Any, limit: int = 100) -> list[ShownNotification]:
+def notifications_open(*, user: User, limit: int = 100) -> list[ShownNotification]:
     """The newest `limit` notifications of `user`, as the Notifications page shows them.
 
     Opening the page is reading them: the ones shown are marked read (only those, so an

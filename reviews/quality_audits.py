@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -30,6 +30,9 @@ from reviews import aggregates
 from reviews.models import Review, ReviewAudit, ReviewerAuditCount
 from reviews.quality_share import in_share
 from tasks.models import Project
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 NOTE_MAX_CHARS = 5_000
 # 95 % two-sided.
@@ -58,7 +61,7 @@ def audit_maybe_open(*, review: Review) -> ReviewAudit | None:
     return audit
 
 
-def _check_may_audit(audit: ReviewAudit, user: Any) -> None:
+def _check_may_audit(audit: ReviewAudit, user: User) -> None:
     """Raise PermissionDeniedError unless `user` is a reviewer independent of the review."""
     if not is_reviewer(user):
         raise PermissionDeniedError("Only reviewers can audit reviews.")
@@ -68,7 +71,7 @@ def _check_may_audit(audit: ReviewAudit, user: Any) -> None:
         raise PermissionDeniedError(OWN_TASK)
 
 
-def audit_take(*, audit: ReviewAudit, by: Any) -> ReviewAudit:
+def audit_take(*, audit: ReviewAudit, by: User) -> ReviewAudit:
     """Take an open audit for `by` (OPEN → TAKEN); one auditor per audit.
 
     Never the reviewer audited nor the task's contractor. Taking again what one holds
@@ -89,7 +92,7 @@ def audit_take(*, audit: ReviewAudit, by: Any) -> ReviewAudit:
     return audit
 
 
-def audit_decide(*, audit: ReviewAudit, by: Any, overturn: bool, note: str) -> ReviewAudit:
+def audit_decide(*, audit: ReviewAudit, by: User, overturn: bool, note: str) -> ReviewAudit:
     """Uphold or overturn the audited acceptance (TAKEN → UPHELD | OVERTURNED).
 
     Only the reviewer holding the audit decides it. An overturn needs a note saying why.
@@ -131,7 +134,7 @@ def _audits() -> QuerySet[ReviewAudit]:
     )
 
 
-def audit_queue(*, user: Any) -> QuerySet[ReviewAudit]:
+def audit_queue(*, user: User) -> QuerySet[ReviewAudit]:
     """The audits a reviewer may work on: the ones they hold, then the open ones they may
     take (never of their own review nor of their own task), oldest first."""
     if not is_reviewer(user):
@@ -144,7 +147,7 @@ def audit_queue(*, user: Any) -> QuerySet[ReviewAudit]:
     return _audits().filter(may_take | held).order_by("-status", "created_at", "pk")
 
 
-def audit_get_for_user(*, user: Any, pk: int) -> ReviewAudit:
+def audit_get_for_user(*, user: User, pk: int) -> ReviewAudit:
     """An audit as a reviewer (or an admin) may open it; 404 when there is none, 403 for
     the reviewer audited and for the task's contractor."""
     audit = get_object_or_404(_audits(), pk=pk)

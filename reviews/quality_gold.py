@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 
@@ -18,6 +18,9 @@ from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedE
 from marlin.permissions import can_oversee
 from reviews.models import GoldTurn, JudgingTask
 from tasks.models import Project, Task, Turn
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 SLOTS = ("A", "B")
 
@@ -72,7 +75,7 @@ def gold_turn_check(*, turn: Turn, expected: Any, score_ranges: Any) -> dict:
 
 
 @transaction.atomic
-def gold_turn_mark(*, turn: Turn, by: Any, expected: int, score_ranges: Any = None) -> GoldTurn:
+def gold_turn_mark(*, turn: Turn, by: User, expected: int, score_ranges: Any = None) -> GoldTurn:
     """Make an accepted turn gold, with the expected direction (-1 A, 0 same, 1 B) and the
     tolerated score ranges."""
     if not can_oversee(by):
@@ -158,7 +161,7 @@ def _gold_line(number: int, text: str) -> tuple[Turn, int, Any]:
 
 
 @transaction.atomic
-def gold_turns_import(*, lines: Iterable[str], by: Any) -> list[GoldTurn]:
+def gold_turns_import(*, lines: Iterable[str], by: User) -> list[GoldTurn]:
     """Mark many accepted turns gold from JSON lines, all or none: the first bad line is named
     and nothing of the file is kept."""
     if not can_oversee(by):

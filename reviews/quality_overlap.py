@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -32,6 +32,9 @@ from reviews.models import GoldTurn, JudgingTask
 from reviews.quality_share import in_share
 from tasks.models import Judgement, Preference, Project, Task, Turn
 from tasks.services import credited_seconds, validate_scores
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def judging_tasks_for_accepted(*, task: Task) -> list[JudgingTask]:
@@ -57,12 +60,12 @@ def judging_tasks_for_accepted(*, task: Task) -> list[JudgingTask]:
     return JudgingTask.objects.bulk_create(opened, ignore_conflicts=True)
 
 
-def _may_judge(user: Any) -> None:
+def _may_judge(user: User) -> None:
     if not is_contractor(user):
         raise PermissionDeniedError("Only contractors judge pairs.")
 
 
-def _open_overlap_for(user: Any) -> Any:
+def _open_overlap_for(user: User) -> Any:
     """Open overlap tasks this contractor may take, oldest first: never on their own task,
     never a turn they judged already."""
     return (
@@ -73,7 +76,7 @@ def _open_overlap_for(user: Any) -> Any:
     )
 
 
-def _gold_for(user: Any, project: Project) -> GoldTurn | None:
+def _gold_for(user: User, project: Project) -> GoldTurn | None:
     """An active gold turn of the project this contractor neither wrote nor judged."""
     return (
         GoldTurn.objects.filter(turn__task__project=project, is_active=True)
@@ -85,7 +88,7 @@ def _gold_for(user: Any, project: Project) -> GoldTurn | None:
 
 
 @transaction.atomic
-def judging_task_next(*, user: Any) -> JudgingTask | None:
+def judging_task_next(*, user: User) -> JudgingTask | None:
     """The judging task this contractor works on now: the one they hold, else the next one,
     which is a gold turn in the project's gold share of their judging tasks. None when there
     is no judging work for them.
@@ -120,7 +123,7 @@ def judging_task_next(*, user: Any) -> JudgingTask | None:
     return candidate
 
 
-def judging_task_get_for_contractor(*, user: Any, pk: int) -> JudgingTask:
+def judging_task_get_for_contractor(*, user: User, pk: int) -> JudgingTask:
     """A judging task of this contractor's; anyone else's is not found."""
     return get_object_or_404(
         JudgingTask.objects.select_related("turn__task__repository", "turn__task__project"),
@@ -146,7 +149,7 @@ def judging_task_candidates(*, judging_task: JudgingTask) -> ShownCandidates:
 
 @transaction.atomic
 def judging_task_submit(
-    *, judging_task: JudgingTask, by: Any, preference: Any, scores: Any, justification: str
+    *, judging_task: JudgingTask, by: User, preference: Any, scores: Any, justification: str
 ) -> JudgingTask:
     """Record the judgement, as shown, and the pay at the project's judging rate."""
     _may_judge(by)
@@ -178,12 +181,12 @@ def judging_task_submit(
     return judging_task
 
 
-def judging_tasks_of(*, user: Any) -> Any:
+def judging_tasks_of(*, user: User) -> Any:
     """This contractor's judging tasks, newest first."""
     return JudgingTask.objects.filter(contractor=user).order_by("-created_at", "-pk")
 
 
-def judging_work_available(*, user: Any) -> int:
+def judging_work_available(*, user: User) -> int:
     """How many overlap tasks wait for this contractor (gold is never counted: it is mixed in)."""
     return _open_overlap_for(user).count()
 
@@ -211,7 +214,7 @@ def judging_tasks_release_stale() -> int:
     return released
 
 
-def judging_task_record_activity(*, judging_task: JudgingTask, by: Any, seconds: Any) -> None:
+def judging_task_record_activity(*, judging_task: JudgingTask, by: User, seconds: Any) -> None:
     """Add active time (the page visible and in use) while the holder judges the pair;
     credited as for a task's workspace (tasks.services.credited_seconds)."""
     if judging_task.contractor_id != by.pk or judging_task.status != JudgingTask.Status.TAKEN:

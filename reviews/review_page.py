@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reviews import claims, quality_flags, selectors
 from reviews.comment_selectors import line_comments_page_context
@@ -10,6 +10,9 @@ from reviews.round_changes import round_changes
 from tasks.diff_html import Layout, attach_diff_pages
 from tasks.models import Task
 from tasks.selectors import attach_evidence_views
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def _judgement_rows(task: Task, judgement, changes) -> list[dict]:
@@ -33,7 +36,7 @@ def _judgement_rows(task: Task, judgement, changes) -> list[dict]:
     return rows
 
 
-def review_page_context(*, task: Task, viewer: Any, layout: Layout = "unified") -> dict:
+def review_page_context(*, task: Task, viewer: User, layout: Layout = "unified") -> dict:
     """The whole task as its contractor submitted it in the current round, plus the review
     state: the claim, what changed since the last round, earlier decisions and the timeline.
     """

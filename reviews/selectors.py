@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.utils import timezone
@@ -12,10 +12,13 @@ from reviews import quality_flags
 from reviews.models import Review, ReviewNote
 from tasks.models import Task, TaskEvent
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def review_queue_for(
     *,
-    user: Any,
+    user: User,
     project_id: int | None = None,
     repository_id: int | None = None,
     kind: str = "",
@@ -94,7 +97,7 @@ class TimelineEntry:
     reason: str
 
 
-def task_timeline(*, task: Task, viewer: Any) -> list[TimelineEntry]:
+def task_timeline(*, task: Task, viewer: User) -> list[TimelineEntry]:
     """The task's audit trail as the viewer may see it.
 
     Contractors see who reviewed only as "a reviewer", reviewers see the contractor only as

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 
@@ -26,6 +26,9 @@ from reviews import (
 )
 from reviews.models import Review, ReviewNote
 from tasks.models import Task, Turn
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 FEEDBACK_MAX_CHARS = 20_000
 NOTES_MAX = 200
@@ -71,7 +74,7 @@ def _clean_notes(task: Task, notes: list[NoteInput]) -> list[ReviewNote]:
 def review_decide(
     *,
     task: Task,
-    reviewer: Any,
+    reviewer: User,
     decision: str,
     feedback: str,
     notes: list[NoteInput] | None = None,
@@ -149,7 +152,7 @@ def review_decide(
     return review
 
 
-def _own_decision(task: Task, round_: int, reviewer: Any, decision: str) -> Review | None:
+def _own_decision(task: Task, round_: int, reviewer: User, decision: str) -> Review | None:
     """The reviewer's own identical decision on the round: a double click, answered the same."""
     return Review.objects.filter(
         task_id=task.pk, round=round_, reviewer=reviewer, decision=decision

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +24,9 @@ from tasks import evidence, evidence_sandbox, failure_detail, jobs
 from tasks.blinding import identity_names, mask_identity
 from tasks.evidence_sandbox import EvidenceError
 from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task, Turn
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ def evidence_request(*, turn: Turn) -> list[EvidenceRun]:
 
 
 @transaction.atomic
-def evidence_retry(*, candidate: Candidate, by: Any) -> list[EvidenceRun]:
+def evidence_retry(*, candidate: Candidate, by: User) -> list[EvidenceRun]:
     """Run a candidate's failed checks again (and the base commit's, if those failed).
 
     Only the task's contractor, and only when something failed: a run still going or done

@@ -17,7 +17,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -33,6 +33,9 @@ from tasks import answers, evidence_services, failure_detail, jobs, llm_client, 
 from tasks.diff_identity import same_change
 from tasks.models import Candidate, Judgement, ModelEndpoint, Task, Turn
 from tasks.providers.base import EndpointConfig, ProviderAnswer, ProviderError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -499,7 +502,7 @@ def turn_settle(*, turn_id: int) -> None:
 
 
 @transaction.atomic
-def candidate_retry(*, candidate: Candidate, by: Any) -> Candidate:
+def candidate_retry(*, candidate: Candidate, by: User) -> Candidate:
     """Re-run one failed candidate; the other candidate and the task's data are untouched."""
     task = Task.objects.select_for_update().get(pk=candidate.turn.task_id)
     candidate.requeue()
@@ -510,7 +513,7 @@ def candidate_retry(*, candidate: Candidate, by: Any) -> Candidate:
 
 
 @transaction.atomic
-def candidate_regenerate(*, candidate: Candidate, by: Any) -> Candidate:
+def candidate_regenerate(*, candidate: Candidate, by: User) -> Candidate:
     """Ask one of two identical candidates' models again, so the turn compares two changes.
 
     Only the contractor, only the latest turn while it is being judged, and only before any

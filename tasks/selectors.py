@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
@@ -20,6 +20,9 @@ from tasks.models import (
     TaskEvent,
     Turn,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def pool_prefetch(path: str) -> Prefetch:
@@ -45,15 +48,15 @@ def _task_qs() -> QuerySet[Task]:
     )
 
 
-def task_list_for_contractor(*, user: Any) -> QuerySet[Task]:
+def task_list_for_contractor(*, user: User) -> QuerySet[Task]:
     return Task.objects.filter(contractor=user).select_related("project", "repository")
 
 
-def task_get_for_contractor(*, user: Any, pk: int) -> Task:
+def task_get_for_contractor(*, user: User, pk: int) -> Task:
     return get_object_or_404(_task_qs(), pk=pk, contractor=user)
 
 
-def task_get_for_judging(*, user: Any, pk: int) -> Task:
+def task_get_for_judging(*, user: User, pk: int) -> Task:
     """The contractor's task for a write (submit, follow-up, autosave, heartbeat): the task
     and its project in one query, nothing of its turns. The services lock the task and read
     what they need under the lock; prefetching every candidate's diff and answer here, as the
@@ -74,7 +77,7 @@ def turn_latest(*, task: Task) -> Turn:
     )
 
 
-def task_get_for_reviewer(*, user: Any, pk: int) -> Task:
+def task_get_for_reviewer(*, user: User, pk: int) -> Task:
     """A task that reached review. A reviewer's own task is refused outright (403)."""
     task = get_object_or_404(_task_qs(), pk=pk, status__in=REVIEWED_STATES)
     if task.contractor_id == user.pk:
@@ -82,7 +85,7 @@ def task_get_for_reviewer(*, user: Any, pk: int) -> Task:
     return task
 
 
-def candidate_get_for_contractor(*, user: Any, pk: int) -> Candidate:
+def candidate_get_for_contractor(*, user: User, pk: int) -> Candidate:
     return get_object_or_404(
         Candidate.objects.select_related("turn__task"), pk=pk, turn__task__contractor=user
     )
@@ -92,7 +95,7 @@ def project_list_active() -> QuerySet[Project]:
     return Project.objects.filter(is_active=True)
 
 
-def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
+def candidate_get_for_viewer(*, user: User, pk: int) -> Candidate:
     """A candidate its task's contractor may see, or a reviewer or admin once the task reached
     review (never their own task)."""
     candidate = get_object_or_404(
@@ -116,7 +119,7 @@ def candidate_get_for_viewer(*, user: Any, pk: int) -> Candidate:
     raise Http404
 
 
-def candidate_get_for_diff(*, user: Any, pk: int) -> Candidate:
+def candidate_get_for_diff(*, user: User, pk: int) -> Candidate:
     """A candidate whose diff this person may read: a viewer's (candidate_get_for_viewer), or
     one of the pair a contractor holds a judging task on. Only the diff: its comments and
     evidence stay with the viewers, so the second judge sees nothing of the first."""
@@ -145,7 +148,7 @@ _STATUS_WORDS = {
 }
 
 
-def attach_evidence_views(*, task: Task, viewer: Any) -> None:
+def attach_evidence_views(*, task: Task, viewer: User) -> None:
     """Give every candidate of the task (turns prefetched) `evidence_view`: its evidence
     shaped for the page, in a constant number of queries however many turns there are
     (turn_evidence would cost two per turn)."""
@@ -171,7 +174,7 @@ def attach_evidence_views(*, task: Task, viewer: Any) -> None:
             candidate.evidence_view = evidence_view(shown, viewer=viewer)
 
 
-def candidate_evidence_for_viewer(*, candidate: Candidate, viewer: Any) -> dict[str, Any]:
+def candidate_evidence_for_viewer(*, candidate: Candidate, viewer: User) -> dict[str, Any]:
     """One candidate's evidence shaped for the page (the polled fragment, a log)."""
     run = EvidenceRun.objects.select_related("base_run").filter(candidate=candidate).first()
     settled = all(
@@ -183,14 +186,14 @@ def candidate_evidence_for_viewer(*, candidate: Candidate, viewer: Any) -> dict[
     return evidence_view(candidate_evidence(candidate, run=run), viewer=viewer)
 
 
-def evidence_for_viewer(evidence: dict[str, Any], *, viewer: Any) -> dict[str, Any]:
+def evidence_for_viewer(evidence: dict[str, Any], *, viewer: User) -> dict[str, Any]:
     """The evidence dict without what only admins may read (why the server cannot check)."""
     if getattr(viewer, "is_staff", False):
         return evidence
     return {key: value for key, value in evidence.items() if key != "admin_reason"}
 
 
-def evidence_view(evidence: dict[str, Any], *, viewer: Any) -> dict[str, Any]:
+def evidence_view(evidence: dict[str, Any], *, viewer: User) -> dict[str, Any]:
     """What the evidence block renders: the evidence, plus its headline and one row per
     check with the delta against the base commit in words. Logs stay in `logs` (loaded
     when opened: up to 64 KB each would swell the page)."""

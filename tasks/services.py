@@ -6,7 +6,7 @@ import logging
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -37,6 +37,9 @@ from tasks.models import (
     Turn,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 logger = logging.getLogger(__name__)
 
 SCORE_MIN, SCORE_MAX = 1, 5
@@ -56,7 +59,7 @@ def _check_prompt(prompt: str) -> str:
 @transaction.atomic
 def task_create(
     *,
-    contractor: Any,
+    contractor: User,
     project: Project,
     repository: Repository,
     ref: str,
@@ -308,7 +311,7 @@ def _judge_turns(
     return saved
 
 
-def _lock_for_contractor(task: Task, by: Any, *, doing: str) -> Task:
+def _lock_for_contractor(task: Task, by: User, *, doing: str) -> Task:
     # The task's row only (of=self): the project is read in the same query but not locked, so
     # the submits of one project do not queue behind each other. Its repository is what the
     # API's answer shows; the acceptance tests (up to 1 MB) no caller of this needs.
@@ -369,7 +372,7 @@ class SubmitOutcome:
 def task_submit(
     *,
     task: Task,
-    by: Any,
+    by: User,
     preference: int,
     scores: Any,
     justification: str,
@@ -396,7 +399,7 @@ def task_submit(
 def task_submit_once(
     *,
     task: Task,
-    by: Any,
+    by: User,
     preference: int,
     scores: Any,
     justification: str,
@@ -455,7 +458,7 @@ def task_submit_once(
 def task_follow_up(
     *,
     task: Task,
-    by: Any,
+    by: User,
     preference: int,
     scores: Any,
     justification: str,
@@ -493,7 +496,7 @@ def task_follow_up(
 
 
 @transaction.atomic
-def task_revise(*, task: Task, by: Any) -> Task:
+def task_revise(*, task: Task, by: User) -> Task:
     """Reopen a bounced task for its contractor, as a new review round.
 
     The new round starts from copies of the last round's judgements; the earlier rows stay
@@ -533,7 +536,7 @@ ACTIVE_STATES = (
 
 
 @transaction.atomic
-def judgement_draft_save(*, task: Task, by: Any, data: dict[str, str]) -> JudgementDraft | None:
+def judgement_draft_save(*, task: Task, by: User, data: dict[str, str]) -> JudgementDraft | None:
     """Keep what the contractor has typed: for the latest turn, and when revising also for the
     earlier turns (fields prefixed "turn<N>-"). Saving the same twice is harmless.
 
@@ -593,7 +596,7 @@ def credited_seconds(*, reported: Any, last_beat: Any, now: Any) -> int:
     return seconds
 
 
-def task_record_activity(*, task: Task, by: Any, seconds: int) -> None:
+def task_record_activity(*, task: Task, by: User, seconds: int) -> None:
     """Add active time (the page visible and in use) to the task and its latest turn.
 
     A beat is credited at most the wall time since the previous one (and at most 60 s),
