@@ -100,7 +100,7 @@ class ReviewQueueApi(ListAPIView):
         form = QueueFilterForm(self.request.query_params)
         if not form.is_valid():
             raise serializers.ValidationError(form.errors.get_json_data())
-        return selectors.review_queue_for(
+        return selectors.review_queue(
             user=self.request.user,
             project_id=getattr(form.cleaned_data["project"], "pk", None),
             repository_id=getattr(form.cleaned_data["repository"], "pk", None),

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
-def review_queue_for(
+def review_queue(
     *,
     user: User,
     project_id: int | None = None,
@@ -61,7 +61,7 @@ def review_queue_for(
     )
 
 
-def latest_review(task: Task) -> Review | None:
+def review_latest(*, task: Task) -> Review | None:
     """The decision on the task's last decided round, with its notes."""
     return (
         Review.objects.filter(task=task)
@@ -72,13 +72,13 @@ def latest_review(task: Task) -> Review | None:
     )
 
 
-def latest_bounce(task: Task) -> Review | None:
+def review_latest_bounce(*, task: Task) -> Review | None:
     """The feedback a contractor works from: the last decision, if it was a bounce."""
-    review = latest_review(task)
+    review = review_latest(task=task)
     return review if review is not None and review.decision == Review.Decision.BOUNCE else None
 
 
-def notes_by_anchor(review: Review | None) -> dict[str, list[ReviewNote]]:
+def review_notes_by_anchor(*, review: Review | None) -> dict[str, list[ReviewNote]]:
     """A review's notes keyed by where they apply (ReviewNote.anchor)."""
     found: dict[str, list[ReviewNote]] = {}
     if review is not None:

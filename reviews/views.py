@@ -69,7 +69,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             "flag": form.cleaned_data["flag"],
             "sort": form.cleaned_data["sort"],
         }
-    tasks = selectors.review_queue_for(user=request.user, **filters)
+    tasks = selectors.review_queue(user=request.user, **filters)
     return render(
         request,
         "reviews/queue.html",

@@ -226,7 +226,7 @@ class TaskDetailSerializer(TaskSerializer):
 
     @extend_schema_field(FeedbackSerializer(allow_null=True))
     def get_feedback(self, task: Task) -> dict | None:
-        review = review_selectors.latest_bounce(task)
+        review = review_selectors.review_latest_bounce(task=task)
         return FeedbackSerializer(review).data if review is not None else None
 
     @extend_schema_field(TimelineEntrySerializer(many=True))

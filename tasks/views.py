@@ -65,8 +65,11 @@ def _judgement_of(turn, review_round: int):
 
 def _review_feedback(task: Task) -> dict:
     """The last bounce's feedback, shown where it applies while the contractor revises."""
-    review = review_selectors.latest_bounce(task)
-    return {"review": review, "review_notes": review_selectors.notes_by_anchor(review)}
+    review = review_selectors.review_latest_bounce(task=task)
+    return {
+        "review": review,
+        "review_notes": review_selectors.review_notes_by_anchor(review=review),
+    }
 
 
 def _draft_of(turn, review_round: int):

@@ -16,7 +16,7 @@ from marlin import roles
 from marlin.exceptions import ApplicationError, PermissionDeniedError
 from reviews.claims import review_claim
 from reviews.models import Review, ReviewClaim
-from reviews.selectors import review_queue_for
+from reviews.selectors import review_queue
 from reviews.services import review_decide
 from tasks import services as task_services
 from tasks.models import Task, TaskEvent
@@ -151,7 +151,7 @@ def test_the_queue_is_oldest_submission_first(ready_repository, project, contrac
             submit(task)
     expected = [second.pk, third.pk, first.pk]
 
-    assert [t.pk for t in review_queue_for(user=reviewer)] == expected
+    assert [t.pk for t in review_queue(user=reviewer)] == expected
     client = APIClient()
     client.force_authenticate(reviewer)
     response = client.get(reverse("api-review-queue"))
