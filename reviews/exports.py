@@ -14,6 +14,7 @@ import orjson
 from django.db.models import Exists, ExpressionWrapper, F, OuterRef, TextField
 
 from marlin.exceptions import ApplicationError
+from marlin.lookups import IdList
 from marlin.threads import map_ahead
 from reviews.export_filters import ExportFilters, check_format
 from reviews.models import LineComment, Review
@@ -128,38 +129,40 @@ def _chunks(filters: ExportFilters, chunk_size: int) -> Iterator[_ChunkRows]:
         candidates = list(
             # Not ordered by the database (sorting these wide rows cost it a fifth more):
             # _chunk_records sorts them.
-            Candidate.objects.filter(turn__task_id__in=ids)
+            Candidate.objects.filter(turn__task_id__any_of=IdList(ids))
             .order_by()
             .values_list(*_CANDIDATE_FIELDS)
         )
-        tasks_rows = list(Task.objects.filter(pk__in=ids).order_by("pk").values_list(*_TASK_FIELDS))
+        tasks_rows = list(
+            Task.objects.filter(pk__any_of=IdList(ids)).order_by("pk").values_list(*_TASK_FIELDS)
+        )
         named = {c[2] for c in candidates} | {e for t in tasks_rows for e in t[-2:]}
         if not named <= endpoints.keys():  # the first chunk, or a new endpoint
             endpoints = _endpoints()
         # Both candidates of a turn share their prompt's row: each is read once.
         prompt_ids = {c[-1] for c in candidates if c[-1] is not None}
         prompts = dict(
-            SentPrompt.objects.filter(pk__in=prompt_ids)
+            SentPrompt.objects.filter(pk__any_of=IdList(prompt_ids))
             .annotate(messages_json=_as_text("messages"))
             .values_list("pk", "messages_json")
         )
         yield _ChunkRows(
             tasks=tasks_rows,
             turns=list(
-                Turn.objects.filter(task_id__in=ids)
+                Turn.objects.filter(task_id__any_of=IdList(ids))
                 .order_by("task_id", "number")
                 .values_list(*_TURN_FIELDS)
             ),
             candidates=candidates,
             # Ordered by round, so the last one kept per turn is its latest judgement.
             judgements=list(
-                Judgement.objects.filter(turn__task_id__in=ids)
+                Judgement.objects.filter(turn__task_id__any_of=IdList(ids))
                 .order_by("turn_id", "round")
                 .annotate(scores_json=_as_text("scores"), warnings_json=_as_text("warnings"))
                 .values_list(*_JUDGEMENT_FIELDS)
             ),
             reviews=list(
-                Review.objects.filter(task_id__in=ids)
+                Review.objects.filter(task_id__any_of=IdList(ids))
                 .order_by("task_id", "round")
                 .values_list(*_REVIEW_FIELDS)
             ),
@@ -183,7 +186,7 @@ def _line_comments(task_ids: list[int]) -> dict[tuple[int, int, str], list[dict]
     comments: dict[tuple[int, int, str], list[dict]] = {}
     rows = (
         LineComment.objects.filter(
-            candidate__turn__task_id__in=task_ids, role=LineComment.Role.CONTRACTOR
+            candidate__turn__task_id__any_of=IdList(task_ids), role=LineComment.Role.CONTRACTOR
         )
         .order_by("candidate_id", "path", "side", "line", "pk")
         .values_list(*_LINE_COMMENT_FIELDS)
@@ -203,7 +206,7 @@ def _evidence(task_ids: list[int]) -> dict[tuple[int, int, str], dict]:
     """export_evidence of every candidate of a chunk's tasks that has an evidence run: one
     query, reading each run's stored verdict (never every test's outcome nor the logs)."""
     rows = (
-        EvidenceRun.objects.filter(task_id__in=task_ids, candidate__isnull=False)
+        EvidenceRun.objects.filter(task_id__any_of=IdList(task_ids), candidate__isnull=False)
         .annotate(recipe_json=_as_text("recipe"), verdict_json=_as_text("verdict"))
         .values_list(
             "pk",

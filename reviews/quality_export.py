@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Case, Count, F, IntegerField, Q, Value, When
 from django.db.models.functions import Sign
 
+from marlin.lookups import IdList
 from reviews.models import GoldTurn, JudgingTask, SubmissionFlag
 from reviews.quality_agreement import agreement_pairs
 from reviews.quality_gold import gold_accuracy_by_contractor, in_turn_slots
@@ -51,7 +52,9 @@ def chunk_quality(task_ids: list[int]) -> ChunkQuality:
 
 def _second_judgements(task_ids: list[int]) -> dict[tuple[int, int], tuple[int, list[dict]]]:
     rows = (
-        JudgingTask.objects.filter(turn__task_id__in=task_ids, status=JudgingTask.Status.SUBMITTED)
+        JudgingTask.objects.filter(
+            turn__task_id__any_of=IdList(task_ids), status=JudgingTask.Status.SUBMITTED
+        )
         .order_by("turn_id", "submitted_at", "pk")
         .values_list(*_SECOND_FIELDS)
     )
@@ -86,7 +89,7 @@ def _second_judgements(task_ids: list[int]) -> dict[tuple[int, int], tuple[int, 
 
 
 def _gold(task_ids: list[int]) -> dict[tuple[int, int], dict]:
-    rows = GoldTurn.objects.filter(turn__task_id__in=task_ids).values_list(
+    rows = GoldTurn.objects.filter(turn__task_id__any_of=IdList(task_ids)).values_list(
         "turn__task_id", "turn__number", "expected", "score_ranges", "is_active"
     )
     return {
@@ -97,7 +100,7 @@ def _gold(task_ids: list[int]) -> dict[tuple[int, int], dict]:
 
 def _flags(task_ids: list[int]) -> dict[tuple[int, int], list[str]]:
     rows = (
-        SubmissionFlag.objects.filter(submission__task_id__in=task_ids)
+        SubmissionFlag.objects.filter(submission__task_id__any_of=IdList(task_ids))
         .order_by("submission__task_id", "submission__round", "kind")
         .values_list("submission__task_id", "submission__round", "kind")
     )
