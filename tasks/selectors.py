@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -56,25 +56,24 @@ def task_get_for_contractor(*, user: User, pk: int) -> Task:
     return get_object_or_404(_task_qs(), pk=pk, contractor=user)
 
 
-def task_get_for_judging(*, user: User, pk: int) -> Task:
+def task_get_for_judging(*, user: User, pk: int, latest_turn: bool = False) -> Task:
     """The contractor's task for a write (submit, follow-up, autosave, heartbeat): the task
     and its project in one query, nothing of its turns. The services lock the task and read
     what they need under the lock; prefetching every candidate's diff and answer here, as the
     page's selector does, cost a submit 30 queries. The acceptance tests (up to 1 MB) stay
-    unread: no write needs them."""
-    return get_object_or_404(
-        Task.objects.select_related("project").defer("acceptance_tests"), pk=pk, contractor=user
-    )
+    unread: no write needs them.
 
-
-def turn_latest(*, task: Task) -> Turn:
-    """The task's latest turn, without its prompt: what a judgement form is built for."""
-    return (
-        Turn.objects.filter(task=task)
-        .only("id", "task_id", "number", "has_identical_candidates")
-        .order_by("-number")
-        .first()
-    )
+    `latest_turn`: also `latest_turn_identical`, whether both candidates of the latest turn
+    made the same change (None without a turn), in the same query: what the judgement form
+    of a submit is built for, where reading the turn cost a query of its own.
+    """
+    tasks = Task.objects.select_related("project").defer("acceptance_tests")
+    if latest_turn:
+        latest = Turn.objects.filter(task=OuterRef("pk")).order_by("-number")
+        tasks = tasks.annotate(
+            latest_turn_identical=Subquery(latest.values("has_identical_candidates")[:1])
+        )
+    return get_object_or_404(tasks, pk=pk, contractor=user)
 
 
 def task_get_for_reviewer(*, user: User, pk: int) -> Task:

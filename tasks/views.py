@@ -203,21 +203,18 @@ def task_submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Judge the latest turn, then either submit the task or send a follow-up prompt."""
     # The task and its project only: the service reads what it needs under the task's lock.
     # The whole task (every candidate's diff) is read only to show the page again.
-    task = selectors.task_get_for_judging(user=request.user, pk=pk)
+    task = selectors.task_get_for_judging(user=request.user, pk=pk, latest_turn=True)
+    identical = bool(task.latest_turn_identical)
+    turns = []
     if _is_revising(task):
         # The earlier turns' forms start from their judgements and drafts.
         task = selectors.task_get_for_contractor(user=request.user, pk=pk)
         turns = list(task.turns.all())
-    else:
-        turns = [selectors.turn_latest(task=task)]
     data = request.POST.copy()
     # Only the "... anyway" buttons (formaction with ?confirm=1) confirm shown warnings; a
     # later plain submit with a new contradiction is asked again.
     data["confirm_warnings"] = "on" if request.GET.get("confirm") == "1" else ""
-    latest = turns[-1]
-    form = JudgementForm(
-        data, project=task.project, identical=bool(latest.has_identical_candidates)
-    )
+    form = JudgementForm(data, project=task.project, identical=identical)
     # Revising: the earlier turns whose fields were on the page are judged again too.
     earlier_forms = (
         {turn.number: _earlier_form(task, turn, data) for turn in turns[:-1]}
