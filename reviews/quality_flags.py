@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
-import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-import orjson
 from django.db import transaction
 from django.db.models import (
     Count,
@@ -25,12 +23,16 @@ from django.db.models import (
     Prefetch,
     QuerySet,
     Subquery,
-    TextField,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 
 from reviews.models import SubmissionFlag
-from tasks.models import Judgement, Submission, Task
+from reviews.quality_flag_inputs import (
+    STREAK_LENGTH,
+    FlagInputs,
+    flag_inputs,
+)
+from tasks.models import Candidate, Judgement, Submission, Task
 
 # 64 hashes give an estimate within about +-0.06 of the true Jaccard similarity (one standard
 # error at J = 0.6): precise enough for a review hint, and 64 integers a judgement to store.
@@ -44,21 +46,13 @@ SHINGLE_WORDS = 2
 # estimate can place two standard errors lower; different justifications of the same change
 # share stock phrases ("zero divisor", "the new test") yet measure below 0.1.
 DUPLICATE_THRESHOLD = 0.5
-# How far back a contractor's earlier justifications are compared: enough to catch a stock
-# text reused over weeks, while each submit reads a bounded number of signatures.
-DUPLICATE_LOOKBACK = 500
 
 # A submission this much faster than the project's median cannot have had the candidates
 # read; a quarter leaves room for quick but honest work on an easy task.
 FAST_FRACTION = 4
 # Below this many earlier submissions the project's median says little.
 FAST_MIN_HISTORY = 10
-# The median follows the project's recent pace, read from a bounded window.
-FAST_LOOKBACK = 1000
 
-# Ten decisive preferences in a row on the same slot happen by chance with probability
-# 2 * 0.5**10 (about 0.2%) when the slots are drawn at random per turn: a position bias.
-STREAK_LENGTH = 10
 
 _MERSENNE = (1 << 61) - 1
 _WORD = re.compile(r"[^\W_]+")
@@ -135,51 +129,35 @@ def _minutes(seconds: float) -> str:
     return f"{round(seconds / 60)} min"
 
 
-def fast_flag(*, submission: Submission) -> Flag | None:
+def fast_flag(*, submission: Submission, inputs: FlagInputs) -> Flag | None:
     """Time on task below 1/FAST_FRACTION of the median of the project's earlier submissions."""
-    earlier = list(
-        Submission.objects.filter(task__project_id=submission.task.project_id, pk__lt=submission.pk)
-        .order_by("-pk")
-        .values_list("active_seconds", flat=True)[:FAST_LOOKBACK]
-    )
-    if len(earlier) < FAST_MIN_HISTORY:
+    median = inputs.median_seconds
+    if inputs.history < FAST_MIN_HISTORY or median is None:
         return None
-    median = statistics.median(earlier)
     if submission.active_seconds * FAST_FRACTION >= median:
         return None
     return Flag(
         SubmissionFlag.Kind.FAST,
         f"Submitted after {_minutes(submission.active_seconds)} of work against a project "
-        f"median of {_minutes(median)} over the last {len(earlier)} submissions.",
+        f"median of {_minutes(median)} over the last {inputs.history} submissions.",
     )
 
 
-def duplicate_flag(*, submission: Submission, judgements: Iterable[Judgement]) -> Flag | None:
+def duplicate_flag(*, inputs: FlagInputs) -> Flag | None:
     """A justification of this round nearly repeats one of the contractor's last
     DUPLICATE_LOOKBACK judgements in other tasks (the task's own earlier rounds are copies)."""
-    # The signatures come as JSON text decoded by orjson: Django's JSONField would decode
-    # each with json, the larger part of this rule's time at DUPLICATE_LOOKBACK rows.
-    earlier = [
-        (orjson.loads(signature), task_id, number)
-        for signature, task_id, number in Judgement.objects.filter(
-            turn__task__contractor_id=submission.task.contractor_id
-        )
-        .exclude(turn__task_id=submission.task_id)
-        .order_by("-created_at", "-pk")
-        .annotate(signature=Cast("minhash", TextField()))
-        .values_list("signature", "turn__task_id", "turn__number")[:DUPLICATE_LOOKBACK]
-    ]
     matches = []
-    for judgement in judgements:
+    for own in inputs.own:
         best = max(
             (
-                (jaccard_estimate(judgement.minhash, signature), task_id, number)
-                for signature, task_id, number in earlier
+                (jaccard_estimate(own.signature, earlier.signature), earlier.task_id,
+                 earlier.turn_number)
+                for earlier in inputs.earlier
             ),
             default=(0.0, None, None),
-        )
+        )  # fmt: skip
         if best[0] >= DUPLICATE_THRESHOLD:
-            matches.append((best, judgement.turn.number))
+            matches.append((best, own.turn_number))
     if not matches:
         return None
     (similarity, task_id, number), turn_number = max(matches)
@@ -192,41 +170,10 @@ def duplicate_flag(*, submission: Submission, judgements: Iterable[Judgement]) -
     return Flag(SubmissionFlag.Kind.DUPLICATE, detail + ".")
 
 
-# How many of a contractor's latest judgements one read takes: both streaks come out of it
-# unless more than this many minus STREAK_LENGTH of the latest were ties.
-_STREAK_READ = 4 * STREAK_LENGTH
-
-
-@dataclass(frozen=True)
-class Streaks:
-    """A contractor's latest STREAK_LENGTH judgements, and latest STREAK_LENGTH decisive ones
-    (not ties), newest first."""
-
-    latest: list[Judgement]
-    decisive: list[Judgement]
-
-
-def _streaks(*, contractor_id: int) -> Streaks:
-    # One judgement per turn: its task's current round. A revision copies the earlier round's
-    # rows, and counting both would let one bounced task fill half a streak.
-    rows = (
-        Judgement.objects.filter(
-            turn__task__contractor_id=contractor_id, round=F("turn__task__round")
-        )
-        .order_by("-created_at", "-pk")
-        .only("preference", "scores")
-    )
-    recent = list(rows[:_STREAK_READ])
-    decisive = [j for j in recent if j.preference != 0][:STREAK_LENGTH]
-    if len(decisive) < STREAK_LENGTH and len(recent) == _STREAK_READ:
-        decisive = list(rows.exclude(preference=0)[:STREAK_LENGTH])
-    return Streaks(latest=recent[:STREAK_LENGTH], decisive=decisive)
-
-
-def one_slot_flag(*, streaks: Streaks) -> Flag | None:
+def one_slot_flag(*, inputs: FlagInputs) -> Flag | None:
     """The contractor's last STREAK_LENGTH decisive preferences all chose the same slot."""
-    latest = streaks.decisive
-    slots = {j.preferred_slot for j in latest}
+    latest = inputs.decisive
+    slots = {Candidate.Slot.A if v.preference < 0 else Candidate.Slot.B for v in latest}
     if len(latest) < STREAK_LENGTH or len(slots) != 1:
         return None
     return Flag(
@@ -242,10 +189,10 @@ def _canonical(scores: object) -> object:
     return scores
 
 
-def flat_scores_flag(*, streaks: Streaks) -> Flag | None:
+def flat_scores_flag(*, inputs: FlagInputs) -> Flag | None:
     """The contractor's last STREAK_LENGTH judgements all carry exactly the same scores."""
-    latest = streaks.latest
-    if len(latest) < STREAK_LENGTH or len({_canonical(j.scores) for j in latest}) != 1:
+    latest = inputs.latest
+    if len(latest) < STREAK_LENGTH or len({_canonical(v.scores) for v in latest}) != 1:
         return None
     scores = latest[0].scores
     shown = ", ".join(
@@ -268,25 +215,27 @@ def submission_flags_record(*, submission: Submission) -> list[SubmissionFlag]:
     the same submission again never adds a row. Reads are bounded (FAST_LOOKBACK,
     DUPLICATE_LOOKBACK, STREAK_LENGTH rows). Nothing here is shown to the contractor.
     """
-    judgements = list(
-        Judgement.objects.filter(turn__task_id=submission.task_id, round=submission.round)
-        .select_related("turn")
-        .order_by("turn__number")
-    )
+    inputs = flag_inputs(submission=submission)
     # Stored when the judgement is written (tasks.services._judge_turns, the one writer of
     # justifications, and a revision's copies); a row without one (written before that, or
     # by hand) gets it here.
-    missing = [j for j in judgements if not j.minhash and j.justification.strip()]
-    for judgement in missing:
-        judgement.minhash = minhash(judgement.justification)
+    missing = [
+        Judgement(pk=own.pk, minhash=minhash(own.justification))
+        for own in inputs.own
+        if not own.signature and own.justification.strip()
+    ]
     if missing:
         Judgement.objects.bulk_update(missing, ["minhash"])
-    streaks = _streaks(contractor_id=submission.task.contractor_id)
+        computed = {judgement.pk: judgement.minhash for judgement in missing}
+        inputs = replace(
+            inputs,
+            own=[replace(own, signature=computed.get(own.pk, own.signature)) for own in inputs.own],
+        )
     found = [
-        fast_flag(submission=submission),
-        duplicate_flag(submission=submission, judgements=judgements),
-        one_slot_flag(streaks=streaks),
-        flat_scores_flag(streaks=streaks),
+        fast_flag(submission=submission, inputs=inputs),
+        duplicate_flag(inputs=inputs),
+        one_slot_flag(inputs=inputs),
+        flat_scores_flag(inputs=inputs),
     ]
     flags = [
         SubmissionFlag(submission=submission, kind=flag.kind, detail=flag.detail[:300])

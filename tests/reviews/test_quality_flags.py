@@ -15,14 +15,19 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from reviews import quality_flag_inputs
 from reviews.models import SubmissionFlag
-from reviews.quality_flags import (
+from reviews.quality_flag_inputs import (
     DUPLICATE_LOOKBACK,
+    STREAK_LENGTH,
+    flag_inputs_from_the_orm,
+    flag_inputs_in_one_statement,
+)
+from reviews.quality_flags import (
     DUPLICATE_THRESHOLD,
     FAST_FRACTION,
     FAST_MIN_HISTORY,
     NUM_HASHES,
-    STREAK_LENGTH,
     jaccard,
     jaccard_estimate,
     minhash,
@@ -56,6 +61,15 @@ UNRELATED = (
 
 
 # --- builders for history rows ----------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, params=["one statement", "orm"])
+def reader(request, monkeypatch):
+    """Every rule is checked with both readers of its inputs: PostgreSQL's one statement and
+    the ORM's reads that the SQLite default runs."""
+    if request.param == "orm":
+        monkeypatch.setattr(quality_flag_inputs, "is_postgresql", lambda: False)
+    return request.param
 
 
 @pytest.fixture
@@ -307,6 +321,52 @@ def test_duplicate_looks_back_only_so_far(contractor, project, repository):
     Judgement.objects.filter(turn=filler.turn, round=DUPLICATE_LOOKBACK).delete()
     submission_flags_record(submission=current)
     assert _kinds(current) == {SubmissionFlag.Kind.DUPLICATE}
+
+
+# --- the two readers of the rules' inputs ---------------------------------------------------
+
+
+def _sorted_earlier(inputs):
+    return sorted(inputs.earlier, key=lambda e: (e.task_id, e.turn_number, e.signature))
+
+
+@pytest.mark.parametrize("history", [0, 1, 10, 11, 37])
+def test_both_readers_give_the_rules_the_same_inputs(
+    contractor, other_contractor, project, repository, history
+):
+    rng = random.Random(history)  # noqa: S311 - synthetic data
+    for n in range(history):
+        task = _task(contractor=contractor, project=project, repository=repository,
+                     round=1 + n % 3)  # fmt: skip
+        for round_ in range(1, task.round + 1):
+            _judge(task, preference=rng.choice([-3, -1, 0, 0, 2]), round=round_,
+                   justification=rng.choice(["", BASE, NEAR, UNRELATED]), number=1 + n % 2)  # fmt: skip
+        _submitted(task, active_seconds=rng.randrange(60, 7200), round=task.round)
+    # Another contractor's work counts for the project's median, never for the rest.
+    other = _task(contractor=other_contractor, project=project, repository=repository)
+    _judge(other, justification=BASE)
+    _submitted(other, active_seconds=5)
+    current = _current(contractor=contractor, project=project, repository=repository,
+                       justification=NEAR, active_seconds=30)  # fmt: skip
+    _judge(current.task, number=2, justification=UNRELATED)
+    # A judgement written before signatures were stored: the reader gives its text.
+    Judgement.objects.filter(turn__task=current.task, turn__number=2).update(minhash=[])
+
+    sql = flag_inputs_in_one_statement(submission=current)
+    orm = flag_inputs_from_the_orm(submission=current)
+    assert (sql.median_seconds, sql.history) == (orm.median_seconds, orm.history)
+    assert sql.history == min(history + 1, quality_flag_inputs.FAST_LOOKBACK)
+    assert [o.turn_number for o in sql.own] == [1, 2] and sql.own[1].signature == []
+    assert sql.own == orm.own
+    assert _sorted_earlier(sql) == _sorted_earlier(orm)
+    assert (
+        len(sql.earlier)
+        == Judgement.objects.filter(turn__task__contractor=contractor)
+        .exclude(turn__task=current.task)
+        .count()
+    )
+    assert (sql.latest, sql.decisive) == (orm.latest, orm.decisive)
+    assert all(v.preference != 0 for v in sql.decisive)
 
 
 # --- ONE_SLOT and FLAT_SCORES -----------------------------------------------------------
