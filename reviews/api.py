@@ -26,20 +26,18 @@ from marlin.permissions import (
 )
 from reviews import (
     claims,
-    dashboard,
     earnings,
     export_jobs,
     leaderboard,
     metrics,
     notifications,
     quality_agreement,
-    quality_audits,
     quality_flags,
-    quality_gold,
     selectors,
     services,
 )
 from reviews.audit_api import OverturnRateSerializer
+from reviews.dashboard_page import dashboard_page_figures
 from reviews.earnings import Period
 from reviews.export_download import CONTENT_TYPES, export_download_response
 from reviews.export_filters import EVIDENCE_FILTERS
@@ -100,14 +98,7 @@ class ReviewQueueApi(ListAPIView):
         form = QueueFilterForm(self.request.query_params)
         if not form.is_valid():
             raise serializers.ValidationError(form.errors.get_json_data())
-        return selectors.review_queue(
-            user=self.request.user,
-            project_id=getattr(form.cleaned_data["project"], "pk", None),
-            repository_id=getattr(form.cleaned_data["repository"], "pk", None),
-            kind=form.cleaned_data["kind"],
-            flag=form.cleaned_data["flag"],
-            sort=form.cleaned_data["sort"],
-        )
+        return selectors.review_queue(user=self.request.user, **form.filters())
 
 
 class ClaimSerializer(serializers.Serializer):
@@ -655,12 +646,11 @@ class DashboardApi(APIView):
     @extend_schema(parameters=[DashboardQuerySerializer], responses={200: DashboardSerializer})
     def get(self, request: Request) -> Response:
         form = validated(DashboardForm(request.query_params))
-        project = form.cleaned_data["project"]
-        board = dashboard.dashboard(project=project)
-        ranked = leaderboard.leaderboard(project=project) if project else None
+        page = dashboard_page_figures(project=form.cleaned_data["project"])
+        board, ranked = page.board, page.leaderboard
         return Response(
             {
-                **dashboard.chart_data(board),
+                **page.chart_data,
                 "judged_turns": board.judged_turns,
                 "bounce_rate": board.bounce_rate,
                 "decisions": board.decisions,
@@ -672,14 +662,8 @@ class DashboardApi(APIView):
                     if ranked
                     else None
                 ),
-                "agreement": quality_agreement.agreement_data(
-                    quality_agreement.agreement(project=project)
-                ),
-                "gold_accuracy": GoldAccuracySerializer(
-                    quality_gold.gold_accuracy_by_contractor(project=project).values(), many=True
-                ).data,
-                "overturn_rates": OverturnRateSerializer(
-                    quality_audits.reviewer_overturn_rates(project=project), many=True
-                ).data,
+                "agreement": quality_agreement.agreement_data(page.agreement),
+                "gold_accuracy": GoldAccuracySerializer(page.gold_accuracy, many=True).data,
+                "overturn_rates": OverturnRateSerializer(page.overturn_rates, many=True).data,
             }
         )

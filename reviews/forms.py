@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -67,6 +68,17 @@ class QueueFilterForm(forms.Form):
     sort = forms.ChoiceField(
         choices=[("", "Oldest first"), (SORT_BY_FLAGS, "Most flags first")], required=False
     )
+
+    def filters(self) -> dict[str, Any]:
+        """selectors.review_queue's keyword arguments (all but the user) from a valid form."""
+        data = self.cleaned_data
+        return {
+            "project_id": getattr(data["project"], "pk", None),
+            "repository_id": getattr(data["repository"], "pk", None),
+            "kind": data["kind"],
+            "flag": data["flag"],
+            "sort": data["sort"],
+        }
 
 
 class PeriodForm(forms.Form):

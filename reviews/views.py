@@ -18,18 +18,15 @@ from marlin.exceptions import ApplicationError
 from marlin.permissions import can_oversee, is_reviewer
 from reviews import (
     claims,
-    dashboard,
     earnings,
     export_jobs,
-    leaderboard,
     metrics,
     notifications,
     quality_agreement,
-    quality_audits,
-    quality_gold,
     selectors,
     services,
 )
+from reviews.dashboard_page import dashboard_page_figures
 from reviews.earnings import Period
 from reviews.export_download import export_download_response
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm, ReviewForm
@@ -60,15 +57,7 @@ def reviewer_or_overseer_required(view):
 @reviewer_required
 def review_queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None)
-    filters = {}
-    if form.is_bound and form.is_valid():
-        filters = {
-            "project_id": getattr(form.cleaned_data["project"], "pk", None),
-            "repository_id": getattr(form.cleaned_data["repository"], "pk", None),
-            "kind": form.cleaned_data["kind"],
-            "flag": form.cleaned_data["flag"],
-            "sort": form.cleaned_data["sort"],
-        }
+    filters = form.filters() if form.is_bound and form.is_valid() else {}
     tasks = selectors.review_queue(user=request.user, **filters)
     return render(
         request,
@@ -210,21 +199,17 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     """Win rates, Bradley-Terry strengths, bias and throughput, per project or overall; a
     project's page adds its leaderboard."""
     form = DashboardForm(request.GET or None)
-    project = form.cleaned_data["project"] if form.is_valid() else None
-    board = dashboard.dashboard(project=project)
+    page = dashboard_page_figures(project=form.cleaned_data["project"] if form.is_valid() else None)
     context = {
         "form": form if form.is_bound else DashboardForm(),
-        "project": project,
-        "board": board,
-        "leaderboard": leaderboard.leaderboard(project=project) if project else None,
-        "chart_data": dashboard.chart_data(board),
-        "overturn_rates": quality_audits.reviewer_overturn_rates(project=project),
-        "gold_accuracy": sorted(
-            quality_gold.gold_accuracy_by_contractor(project=project).values(),
-            key=lambda row: row.username,
-        ),
+        "project": page.project,
+        "board": page.board,
+        "leaderboard": page.leaderboard,
+        "chart_data": page.chart_data,
+        "overturn_rates": page.overturn_rates,
+        "gold_accuracy": sorted(page.gold_accuracy, key=lambda row: row.username),
+        "agreement_html": _agreement_html(page.agreement),
     }
-    context["agreement_html"] = _agreement_html(quality_agreement.agreement(project=project))
     return render(request, "reviews/dashboard.html", context)
 
 
