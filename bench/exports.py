@@ -13,6 +13,12 @@ an explanation and a unified diff), then:
 - counts the CPU each export used (this process's user and system time, and its PostgreSQL
   backend's from /proc), and times writing and hashing the same number of bytes alone;
 - times PostgreSQL's own `COPY (SELECT ...) TO STDOUT` of the same rows and columns;
+- times PostgreSQL building and COPYing the same JSON records itself (same_json_select:
+  json_build_object / json_agg, one line per judged turn, with the server's settings and
+  with JIT off), in rounds each right after an export of the same size, compares its bytes
+  per record with the export's and its ~10k records with the export's as JSON values, and
+  checks "export at or above COPY of the same JSON" (the best export's time / the best
+  COPY's <= 1.0 at both sizes);
 - times `reviews.dashboard.dashboard(samples=200)` overall and for one project (median of 3),
   with each query's share (from the aggregates, rebuilt after the data is built).
 
@@ -38,6 +44,7 @@ import statistics
 import tempfile
 import time
 import tracemalloc
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -62,6 +69,8 @@ FLAT_RATIO = 1.5
 FLAT_MIB = 30.0
 DASHBOARD_RUNS = 3
 FLAG_SECONDS = 2.0
+SAME_JSON_ROUNDS = (3, 2)  # ~10k, 100k: rounds of export, COPY of the same JSON, jit off
+SAME_SIZE_WITHIN = 0.20  # the same-JSON COPY's bytes per record against the export's
 
 
 # --- Synthetic data -----------------------------------------------------------------------
@@ -558,10 +567,7 @@ def run_export(label: str, filters, *, trace: bool) -> ExportRun:
 def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
     """PostgreSQL's COPY of the columns a native record reads, same rows and order:
     (rows, bytes, seconds)."""
-    from django.db import connection
-
     sql = f"""
-        COPY (
           SELECT t.id, tu.number, p.name, r.full_name, r.clone_url, t.commit_sha, t.base_ref,
                  t.title, t.kind, tu.prompt, tu.active_seconds,
                  ea.name, ea.provider, ea.model_id, ca.explanation, ca.diff, ca.applies_cleanly,
@@ -587,12 +593,247 @@ def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
             JOIN tasks_modelendpoint eb ON eb.id = cb.endpoint_id
            WHERE t.status = 'ACCEPTED' {filters_sql}
            ORDER BY t.id, tu.number
-        ) TO STDOUT
     """  # noqa: S608 - filters_sql is one of two fixed fragments
+    return _copy_out(sql, params)
+
+
+def _answer_sql(candidate: str) -> str:
+    """prompting.assistant_text of a tasks_candidate row, in SQL."""
+    return f"{candidate}.explanation || E'\\n\\n```diff\\n' || {candidate}.diff || '```'"
+
+
+def _label_sql(preference: str) -> str:
+    """The Preference label of a preference (-3 .. 3), in SQL."""
+    from tasks.models import Preference
+
+    labels = ", ".join("'" + label.replace("'", "''") + "'" for _, label in Preference.choices)
+    return f"(ARRAY[{labels}])[{preference} + 4]"
+
+
+def same_json_select(filters_sql: str) -> str:
+    """A SELECT of one `json` column: the native record of each judged turn (see
+    reviews.exports._task_records, _chunk_records and reviews.quality_export.record_quality),
+    built by PostgreSQL with the same keys in the same order, the same nesting and the same
+    values, for the same rows in the same order.
+
+    Everything the native record computes in Python has an SQL equivalent here: the
+    candidates' `answer` and the conversation's assistant turns (prompting.assistant_text of
+    the slot prompting.continuing_slot picks), `seconds`, `criterion_preferences`,
+    `preference_label`, `preferred_slot`, `model_prompt_status`, `evidence` (export_evidence),
+    `evidence_agrees` and the quality block (second judgements in the turn's slots). Where a
+    candidate has several evidence runs, the latest is taken (the export keeps whichever its
+    unordered query returns last); the bench data has none. Left as PostgreSQL writes them:
+    `json` spacing ("key" : value), timestamps in its ISO format, `seconds` as a numeric with
+    3 decimals; and COPY's text format doubles every backslash (each JSON escape).
+    """
+    score = """CASE WHEN er.status = 'SUCCEEDED' AND jsonb_typeof(er.verdict) = 'object'
+                     AND coalesce((er.verdict->>'applied')::boolean, false)
+                     AND jsonb_typeof(er.verdict->'fixes') = 'number'
+                    THEN (er.verdict->>'fixes')::numeric - (er.verdict->>'breaks')::numeric END"""
+    slot_total = (
+        "(SELECT coalesce(sum(v::numeric), 0) FROM jsonb_each_text(pj.scores->'{}') x(k, v))"
+    )
+    return f"""
+      SELECT json_build_object(
+        'schema_version', {_native_schema_version()},
+        'task_id', t.id,
+        'turn', tu.number,
+        'project', p.name,
+        'repository', r.full_name,
+        'clone_url', r.clone_url,
+        'commit_sha', t.commit_sha,
+        'base_ref', t.base_ref,
+        'task_title', t.title,
+        'task_kind', t.kind,
+        'focus_files', t.focus_files,
+        'prompt', tu.prompt,
+        'conversation', conv.messages,
+        'model_prompt', CASE WHEN c.prompt_status = 'recorded' THEN
+                          (SELECT sp.messages FROM tasks_sentprompt sp WHERE sp.id = c.prompt_id)
+                        END,
+        'model_prompt_status', c.prompt_status,
+        'candidates', coalesce(c.slots, '{{}}'),
+        'pair', json_build_array(e1.name, e2.name),
+        'identical_candidates', tu.has_identical_candidates,
+        'scores', j.scores,
+        'criterion_preferences', (
+          SELECT coalesce(json_object_agg(a.k, CASE
+                   WHEN a.v::numeric > (j.scores->'B'->>a.k)::numeric THEN 'A'
+                   WHEN a.v::numeric < (j.scores->'B'->>a.k)::numeric THEN 'B' END), '{{}}')
+            FROM jsonb_each_text(j.scores->'A') a(k, v) WHERE j.scores->'B' ? a.k),
+        'preference', j.preference,
+        'preference_label', {_label_sql("j.preference")},
+        'preferred_slot', CASE WHEN j.preference < 0 THEN 'A' WHEN j.preference > 0 THEN 'B' END,
+        'justification', j.justification,
+        'consistency_warnings', j.warnings,
+        'round_judged', j.round,
+        'judgement_history', (
+          SELECT json_agg(json_build_object(
+                   'round', h.round, 'preference', h.preference,
+                   'preference_label', {_label_sql("h.preference")}, 'scores', h.scores,
+                   'justification', h.justification, 'consistency_warnings', h.warnings)
+                 ORDER BY h.round)
+            FROM tasks_judgement h WHERE h.turn_id = tu.id),
+        'turn_active_seconds', tu.active_seconds,
+        'task_active_seconds', t.active_seconds,
+        'contractor_id', t.contractor_id,
+        'reviewer_ids', rv.reviewer_ids,
+        'rounds', t.round,
+        'reviews', rv.reviews,
+        'status', t.status,
+        'created_at', t.created_at,
+        'submitted_at', t.submitted_at,
+        'accepted_at', t.accepted_at,
+        'evidence_agrees', CASE
+          WHEN c.score_a IS NULL OR c.score_b IS NULL THEN NULL
+          WHEN c.score_a = c.score_b THEN CASE WHEN j.preference = 0 THEN true END
+          WHEN j.preference = 0 THEN false
+          ELSE (j.preference > 0) = (c.score_b > c.score_a) END,
+        'quality', json_build_object(
+          'agreement_group', CASE WHEN q.second IS NOT NULL THEN 'turn-' || tu.id END,
+          'second_judgements', coalesce(q.second, '[]'),
+          'gold', (SELECT json_build_object('expected', g.expected,
+                                            'score_ranges', g.score_ranges,
+                                            'is_active', g.is_active)
+                     FROM reviews_goldturn g WHERE g.turn_id = tu.id),
+          'flags', coalesce((SELECT json_agg(f.kind ORDER BY f.kind)
+                               FROM reviews_submissionflag f
+                               JOIN tasks_submission s ON s.id = f.submission_id
+                              WHERE s.task_id = t.id AND s.round = j.round), '[]'))
+      )
+        FROM tasks_task t
+        JOIN tasks_project p ON p.id = t.project_id
+        JOIN repos_repository r ON r.id = t.repository_id
+        JOIN tasks_modelendpoint e1 ON e1.id = t.first_endpoint_id
+        JOIN tasks_modelendpoint e2 ON e2.id = t.second_endpoint_id
+        JOIN tasks_turn tu ON tu.task_id = t.id
+        JOIN LATERAL (SELECT * FROM tasks_judgement j WHERE j.turn_id = tu.id
+                      ORDER BY j.round DESC LIMIT 1) j ON true
+        CROSS JOIN LATERAL (
+          SELECT coalesce(json_agg(json_build_object('round', rv.round, 'decision', rv.decision,
+                                                     'reviewer_id', rv.reviewer_id)
+                                   ORDER BY rv.round), '[]') AS reviews,
+                 coalesce(json_agg(DISTINCT rv.reviewer_id ORDER BY rv.reviewer_id), '[]')
+                   AS reviewer_ids
+            FROM reviews_review rv WHERE rv.task_id = t.id) rv
+        CROSS JOIN LATERAL (
+          -- Each judged turn's prompt up to this one, each followed (before this one) by the
+          -- answer the conversation continued from.
+          SELECT json_agg(m.message ORDER BY m.number, m.part) AS messages FROM (
+            SELECT pt.number, 0 AS part,
+                   json_build_object('role', 'user', 'content', pt.prompt) AS message
+              FROM tasks_turn pt
+             WHERE pt.task_id = t.id AND pt.number <= tu.number
+               AND EXISTS (SELECT FROM tasks_judgement pj WHERE pj.turn_id = pt.id)
+            UNION ALL
+            SELECT pt.number, 1,
+                   json_build_object('role', 'assistant', 'content', {_answer_sql("pc")})
+              FROM tasks_turn pt
+              JOIN LATERAL (SELECT pj.preference, pj.scores FROM tasks_judgement pj
+                             WHERE pj.turn_id = pt.id ORDER BY pj.round DESC LIMIT 1) pj ON true
+              JOIN tasks_candidate pc ON pc.turn_id = pt.id AND pc.slot = CASE
+                     WHEN pj.preference < 0 THEN 'A' WHEN pj.preference > 0 THEN 'B'
+                     WHEN {slot_total.format("B")} > {slot_total.format("A")} THEN 'B'
+                     ELSE 'A' END
+             WHERE pt.task_id = t.id AND pt.number < tu.number) m) conv
+        CROSS JOIN LATERAL (
+          SELECT json_object_agg(cd.slot, json_build_object(
+                   'endpoint', ce.name, 'provider', ce.provider, 'model_id', ce.model_id,
+                   'explanation', cd.explanation, 'diff', cd.diff,
+                   'answer', {_answer_sql("cd")},
+                   'applies_cleanly', cd.applies_cleanly, 'is_truncated', cd.is_truncated,
+                   'attempts', cd.attempts,
+                   'seconds', coalesce(round(extract(epoch FROM cd.finished_at - cd.started_at),
+                                             3), 0.0),
+                   'input_tokens', cd.input_tokens, 'output_tokens', cd.output_tokens,
+                   'line_comments', coalesce(
+                     (SELECT json_agg(json_build_object('path', lc.path, 'side', lc.side,
+                                                        'line', lc.line,
+                                                        'end_line', lc.end_line,
+                                                        'text', lc.text)
+                                      ORDER BY lc.path, lc.side, lc.line, lc.id)
+                        FROM reviews_linecomment lc
+                       WHERE lc.candidate_id = cd.id AND lc.role = 'contractor'), '[]'),
+                   'evidence', ev.record) ORDER BY cd.slot) AS slots,
+                 max(ev.score) FILTER (WHERE cd.slot = 'A') AS score_a,
+                 max(ev.score) FILTER (WHERE cd.slot = 'B') AS score_b,
+                 CASE WHEN count(*) = 0 OR bool_or(cd.sent_prompt_id IS NULL) THEN 'not recorded'
+                      WHEN count(DISTINCT cd.sent_prompt_id) > 1 THEN 'differs'
+                      ELSE 'recorded' END AS prompt_status,
+                 min(cd.sent_prompt_id) AS prompt_id
+            FROM tasks_candidate cd
+            JOIN tasks_modelendpoint ce ON ce.id = cd.endpoint_id
+            LEFT JOIN LATERAL (
+              SELECT CASE WHEN er.status = 'SUCCEEDED' AND jsonb_typeof(er.verdict) = 'object'
+                     THEN json_build_object(
+                       'status', er.status, 'recipe', er.recipe,
+                       'recipe_hash', er.recipe_digest, 'error', er.error,
+                       'applied', er.verdict->'applied', 'fixes', er.verdict->'fixes',
+                       'breaks', er.verdict->'breaks', 'checks', er.verdict->'checks',
+                       'acceptance', er.verdict->'acceptance',
+                       'acceptance_passed', er.verdict->'acceptance_passed',
+                       'acceptance_total', er.verdict->'acceptance_total',
+                       'clean', er.is_clean)
+                     ELSE json_build_object(
+                       'status', er.status, 'recipe', er.recipe,
+                       'recipe_hash', er.recipe_digest, 'error', er.error, 'applied', NULL)
+                     END AS record,
+                     {score} AS score
+                FROM tasks_evidencerun er WHERE er.candidate_id = cd.id
+               ORDER BY er.id DESC LIMIT 1) ev ON true
+           WHERE cd.turn_id = tu.id) c
+        CROSS JOIN LATERAL (
+          SELECT json_agg(json_build_object(
+                   'contractor_id', jt.contractor_id,
+                   'preference', CASE WHEN jt.swapped THEN -jt.preference ELSE jt.preference END,
+                   'scores', CASE WHEN jt.swapped
+                               THEN jsonb_build_object('A', coalesce(jt.scores->'B', '{{}}'),
+                                                       'B', coalesce(jt.scores->'A', '{{}}'))
+                               ELSE coalesce(jt.scores, '{{}}') END,
+                   'justification', jt.justification,
+                   'submitted_at', jt.submitted_at,
+                   'is_gold', jt.gold_id IS NOT NULL)
+                 ORDER BY jt.submitted_at, jt.id) AS second
+            FROM reviews_judgingtask jt
+           WHERE jt.turn_id = tu.id AND jt.status = 'SUBMITTED') q
+       WHERE t.status = 'ACCEPTED' {filters_sql}
+       ORDER BY t.id, tu.number
+    """  # noqa: S608 - filters_sql is one of two fixed fragments
+
+
+def _native_schema_version() -> int:
+    from reviews.exports import NATIVE_SCHEMA_VERSION
+
+    return NATIVE_SCHEMA_VERSION
+
+
+def copy_same_json(filters_sql: str, params: list, *, jit: bool) -> tuple[int, int, float]:
+    """PostgreSQL's COPY of the native records it builds itself (same_json_select), one line
+    per judged turn: (rows, bytes, seconds). With jit=False, for this COPY only, `SET jit =
+    off`: with the server's default (on), this query's plan costs enough for PostgreSQL to
+    compile it first, about 1 s here whatever the size."""
+    from django.db import connection
+
+    if jit:
+        return _copy_out(same_json_select(filters_sql), params)
+    with connection.cursor() as cur:
+        cur.execute("SET jit = off")
+    try:
+        return _copy_out(same_json_select(filters_sql), params)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET jit")
+
+
+def _copy_out(select: str, params: list) -> tuple[int, int, float]:
+    """`COPY (select) TO STDOUT` into a temporary file with copy_expert: (rows, bytes,
+    seconds)."""
+    from django.db import connection
+
     connection.ensure_connection()
     raw = connection.connection.cursor()
     try:
-        query = raw.mogrify(sql, params).decode()
+        query = raw.mogrify(f"COPY ({select}) TO STDOUT", params).decode()
         with tempfile.TemporaryFile() as out:
             start = time.perf_counter()
             raw.copy_expert(query, out)
@@ -603,6 +844,100 @@ def copy_rows(filters_sql: str, params: list) -> tuple[int, int, float]:
     finally:
         raw.close()
     return rows, size, seconds
+
+
+@dataclass
+class SameJson:
+    """Rounds of the native export and, right after it, the COPY of the same JSON with the
+    server's settings and with JIT off: each round's three runs share the machine's load."""
+
+    label: str
+    exports: list[ExportRun] = field(default_factory=list)
+    copies: dict[bool, list[tuple[int, int, float]]] = field(
+        default_factory=lambda: {True: [], False: []}
+    )  # jit -> (rows, bytes, seconds) of each round
+
+    def floor(self, index: int) -> tuple[int, int, float]:
+        """Round `index`'s faster COPY."""
+        return min((self.copies[True][index], self.copies[False][index]), key=lambda c: c[2])
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [e.seconds / self.floor(i)[2] for i, e in enumerate(self.exports)]
+
+    @property
+    def best_export(self) -> ExportRun:
+        return min(self.exports, key=lambda e: e.seconds)
+
+    @property
+    def best_copy(self) -> tuple[int, int, float]:
+        return min((self.floor(i) for i in range(len(self.exports))), key=lambda c: c[2])
+
+    @property
+    def ratio(self) -> float:
+        """The best export's time / the best COPY's."""
+        return self.best_export.seconds / self.best_copy[2]
+
+
+def same_json_rounds(label: str, filters, filters_sql: str, params: list, rounds: int) -> SameJson:
+    found = SameJson(label)
+    for _ in range(rounds):
+        found.exports.append(run_export(f"native export {label}", filters, trace=False))
+        for jit in (True, False):
+            found.copies[jit].append(copy_same_json(filters_sql, params, jit=jit))
+    return found
+
+
+def compare_same_json(filters, filters_sql: str, params: list) -> tuple[int, int, Counter]:
+    """Untimed: the export's native records against same_json_select's, line by line, as
+    JSON values. (records compared, records equal, differing key paths -> count); a key path
+    "<order>" counts records whose top-level keys come in another order."""
+    from django.db import connection, transaction
+
+    from reviews.exports import export_lines
+
+    differing: Counter = Counter()
+    equal = compared = 0
+    # A server-side cursor (its rows 500 at a time) lives in a transaction.
+    with transaction.atomic(), connection.connection.cursor(name="bench_same_json") as raw:
+        raw.itersize = 500
+        raw.execute(raw.mogrify(same_json_select(filters_sql), params).decode())
+        ours = (row[0] if isinstance(row[0], str) else json.dumps(row[0]) for row in raw)
+        # Split on newlines only: a record may hold other line separators (U+2028).
+        lines = (line for block in export_lines(fmt="native", filters=filters)
+                 for line in block.split("\n")[:-1])  # fmt: skip
+        for line, sql_text in zip(lines, ours, strict=True):
+            native, built = json.loads(line), json.loads(sql_text)
+            compared += 1
+            paths = _differences(native, built, "")
+            if list(native) != list(built):
+                paths.append("<order>")
+            differing.update(paths)
+            equal += not paths
+    return compared, equal, differing
+
+
+def _differences(a, b, path: str) -> list[str]:
+    """The key paths (list items as []) where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        found = [f"{path}.{k}" for k in a.keys() ^ b.keys()]
+        for key in a.keys() & b.keys():
+            found += _differences(a[key], b[key], f"{path}.{key}")
+        return found
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for x, y in zip(a, b, strict=True) for p in _differences(x, y, f"{path}[]")]
+    if a == b or (isinstance(a, str) and isinstance(b, str) and _same_instant(a, b)):
+        return []
+    return [path or "."]
+
+
+def _same_instant(a: str, b: str) -> bool:
+    """Two ISO timestamps of the same instant (PostgreSQL trims the microseconds' trailing
+    zeros, Python's isoformat keeps six digits)."""
+    try:
+        return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+    except ValueError:
+        return False
 
 
 def write_and_hash_alone(size: int, *, block: int = 14 * 2**20) -> tuple[float, float]:
@@ -750,8 +1085,14 @@ def main() -> int:
 
     day_from = datetime.combine(SLICE[0], dtime.min, tzinfo=UTC)
     day_to = datetime.combine(SLICE[1] + timedelta(days=1), dtime.min, tzinfo=UTC)
-    copy_small = copy_rows("AND t.submitted_at >= %s AND t.submitted_at < %s", [day_from, day_to])
+    small_sql = ("AND t.submitted_at >= %s AND t.submitted_at < %s", [day_from, day_to])
+    copy_small = copy_rows(*small_sql)
     copy_full = copy_rows("", [])
+    # The floor of the same JSON, in rounds next to the export (the load varies).
+    load = os.getloadavg()
+    same = [same_json_rounds("~10k", small, *small_sql, SAME_JSON_ROUNDS[0]),
+            same_json_rounds("100k", full, "", [], SAME_JSON_ROUNDS[1])]  # fmt: skip
+    compared, equal, differing = compare_same_json(small, *small_sql)
     floor_s, floor_cpu = write_and_hash_alone(timed_full.size)
 
     project = Project.objects.get(name="Web services (bench)")
@@ -774,12 +1115,43 @@ def main() -> int:
              round(copy_small[0] / copy_small[2]), "", "", ""],
             ["COPY (SELECT ...) 100k", copy_full[0], copy_full[1] / mib, copy_full[2],
              round(copy_full[0] / copy_full[2]), "", "", ""],
+        ]
+        + [
+            [f"COPY of the same JSON {r.label}{'' if jit else ', jit off'}, best of "
+             f"{len(r.copies[jit])}", c[0], c[1] / mib, c[2], round(c[0] / c[2]), "", "", ""]
+            for r in same
+            for jit in (True, False)
+            for c in [min(r.copies[jit], key=lambda c: c[2])]
+        ]
+        + [
             ["judged_turn_count ~10k", small_total, "", small_count_s, "", "", "", ""],
             ["judged_turn_count 100k", full_total, "", full_count_s, "", "", "", ""],
         ],
     )  # fmt: skip
     print(f"\nexport / COPY time: ~10k {timed_small.seconds / copy_small[2]:.1f}x, "
           f"100k {timed_full.seconds / copy_full[2]:.1f}x")  # fmt: skip
+    print(f"\nexport / COPY of the same JSON, in rounds of export, COPY, COPY with jit off "
+          f"(load before them {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}):")  # fmt: skip
+    for r in same:
+        print(f"  {r.label}: export s {' / '.join(f'{e.seconds:.2f}' for e in r.exports)}; "
+              f"COPY s {' / '.join(f'{c[2]:.2f}' for c in r.copies[True])}; "
+              f"jit off {' / '.join(f'{c[2]:.2f}' for c in r.copies[False])}; "
+              f"each round's export / its faster COPY "
+              f"{' / '.join(f'{x:.2f}' for x in r.round_ratios)}x; "
+              f"best / best {r.ratio:.2f}x")  # fmt: skip
+    bytes_export = timed_full.size / timed_full.records
+    bytes_json = same[1].best_copy[1] / same[1].best_copy[0]
+    print(
+        f"bytes per record, 100k: export {bytes_export:,.0f}, COPY of the same JSON "
+        f"{bytes_json:,.0f} ({bytes_json / bytes_export - 1:+.1%}); ~10k: export "
+        f"{timed_small.size / timed_small.records:,.0f}, "
+        f"COPY {same[0].best_copy[1] / same[0].best_copy[0]:,.0f}"
+    )
+    print(
+        f"the same JSON, ~10k: {equal:,} of {compared:,} records equal to the export's as JSON "
+        "values (timestamps as instants); differing: "
+        + (", ".join(f"{path} {n:,}" for path, n in differing.most_common()) or "none")
+    )
 
     print()
     _setup.print_table(
@@ -829,6 +1201,13 @@ def main() -> int:
         (f"flat memory, tracemalloc peak: 100k {traced_full.traced_peak_mib:.1f} MiB <= "
          f"max({FLAT_RATIO} x, +{FLAT_MIB:.0f} MiB) of ~10k {traced_small.traced_peak_mib:.1f} MiB",
          _flat(traced_small.traced_peak_mib, traced_full.traced_peak_mib)),
+        (f"COPY of the same JSON writes records of the export's size within "
+         f"{SAME_SIZE_WITHIN:.0%} ({bytes_json:,.0f} vs {bytes_export:,.0f} bytes at 100k)",
+         abs(bytes_json / bytes_export - 1) <= SAME_SIZE_WITHIN
+         and same[0].best_copy[0] == small_total and same[1].best_copy[0] == full_total),
+        (f"export at or above COPY of the same JSON: best export / best COPY time <= 1.0 "
+         f"(~10k {same[0].ratio:.2f}x, 100k {same[1].ratio:.2f}x)",
+         all(r.ratio <= 1.0 for r in same)),
     ]  # fmt: skip
     for board in boards:
         if board.median > FLAG_SECONDS:
