@@ -46,7 +46,9 @@ def test_the_permissions_are_modelbackends_for_every_kind_of_user(people):
     assert OneQueryModelBackend().get_all_permissions(_fresh(people["inactive reviewer"])) == set()
     assert OneQueryModelBackend().get_all_permissions(AnonymousUser()) == set()
     everything = Permission.objects.count()
-    assert len(OneQueryModelBackend().get_all_permissions(_fresh(people["superuser"]))) == everything
+    assert (
+        len(OneQueryModelBackend().get_all_permissions(_fresh(people["superuser"]))) == everything
+    )
 
 
 def test_a_request_checks_any_number_of_permissions_for_one_query(
