@@ -14,7 +14,7 @@ from marlin.permissions import IsContractor
 from reviews import quality_overlap
 from reviews.models import JudgingTask
 from tasks.api import VerdictInputSerializer
-from tasks.blinding import identity_names, mask_identity, mask_names
+from tasks.blinding import candidate_texts
 
 
 class JudgingTaskListApi(APIView):
@@ -71,11 +71,11 @@ class JudgingTaskDetailSerializer(serializers.Serializer):
 
 
 def _shown_candidate(slot: str, candidate: Any) -> dict[str, Any]:
-    names = identity_names(candidate)
+    texts = candidate_texts(candidate)  # as the page shows them
     return {
         "slot": slot,
-        "explanation": mask_identity(candidate.explanation, names=names),
-        "diff": mask_names(candidate.diff, names=names),
+        "explanation": texts.explanation,
+        "diff": texts.diff,
         "applies_cleanly": candidate.applies_cleanly,
     }
 

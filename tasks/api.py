@@ -20,7 +20,7 @@ from marlin.api import ModelCallThrottle, form_input, validated
 from marlin.permissions import IsContractor
 from reviews import selectors as review_selectors
 from tasks import evidence_services, generation, selectors, services
-from tasks.blinding import identity_names, mask_identity, mask_names
+from tasks.blinding import candidate_texts
 from tasks.forms import TaskCreateForm
 from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
 
@@ -80,6 +80,7 @@ class EvidenceSerializer(serializers.Serializer):
 class CandidateSerializer(serializers.ModelSerializer):
     """A candidate as people see it: slot A or B, never its endpoint; names masked."""
 
+    # The masked texts are the page's own (tasks.blinding.candidate_texts), computed once.
     explanation = serializers.SerializerMethodField()
     diff = serializers.SerializerMethodField()
     apply_error = serializers.SerializerMethodField()
@@ -103,20 +104,17 @@ class CandidateSerializer(serializers.ModelSerializer):
             "evidence",
         ]
 
-    def _names(self, candidate: Candidate) -> list[str]:
-        return identity_names(candidate)
-
     def get_diff(self, candidate: Candidate) -> str:
-        return mask_names(candidate.diff, names=self._names(candidate))
+        return candidate_texts(candidate).diff
 
     def get_explanation(self, candidate: Candidate) -> str:
-        return mask_identity(candidate.explanation, names=self._names(candidate))
+        return candidate_texts(candidate).explanation
 
     def get_apply_error(self, candidate: Candidate) -> str:
-        return mask_identity(candidate.apply_error, names=self._names(candidate))
+        return candidate_texts(candidate).apply_error
 
     def get_error(self, candidate: Candidate) -> str:
-        return mask_identity(candidate.error, names=self._names(candidate))
+        return candidate_texts(candidate).error
 
     @extend_schema_field(EvidenceSerializer)
     def get_evidence(self, candidate: Candidate) -> dict[str, Any]:

@@ -1,13 +1,22 @@
 """Keeping models anonymous: what contractors and reviewers read never names a model.
 
 Answers are stored as the model wrote them (the export keeps them whole); masking happens
-when they are shown.
+when they are shown, once per candidate, in `candidate_texts`: the pages print its fields
+and the API returns them, so the two cannot disagree on what a model's name looks like.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from html import unescape
+
+from django.utils.html import linebreaks, strip_tags
+from django.utils.safestring import SafeString, mark_safe
+
+from tasks.markdown import PAGE_HEADING_OFFSET, render_markdown
 
 MASK = "[model]"
 
@@ -50,3 +59,72 @@ def mask_identity(text: str, *, names: Iterable[str] = ()) -> str:
     # Invisible characters (soft hyphen, zero-width) would split a name past the patterns.
     text = _INVISIBLE_RE.sub("", text)
     return _IDENTITY_RE.sub(MASK, mask_names(text, names=names))
+
+
+def mask_rendered_html(html: SafeString, *, names: Iterable[str]) -> SafeString | str:
+    """Mask names again in rendered (already sanitised) HTML: Markdown decodes character
+    references and escapes (&#99;laude, gpt&#45;4) only when it renders. "[model]" holds no
+    markup character, so replacing text inside safe HTML keeps it safe.
+
+    A name split by markup (**Open**AI) survives text masking: then the plain text is
+    returned instead, as a `str` the page escapes again (so its <p> tags show as text, as
+    they always have)."""
+    masked = mask_identity(str(html), names=names)
+    text = unescape(strip_tags(masked))
+    if mask_identity(text, names=names) != text:
+        return linebreaks(mask_identity(text, names=names), autoescape=True)
+    return mark_safe(masked)  # noqa: S308 - sanitised by render_markdown, masked with plain text
+
+
+@dataclass(frozen=True)
+class CandidateTexts:
+    """Every text of a candidate's that people read, with model names masked: what the pages
+    print and the API returns. The prose (explanation, errors) loses vendor words too; the
+    diff only the endpoints' names and model ids (vendor words may be real identifiers)."""
+
+    explanation: str
+    error: str
+    apply_error: str
+    failure_detail: str
+    # The inputs of the lazy fields below; templates cannot read "_" attributes.
+    _names: tuple[str, ...] = field(repr=False)
+    _diff: str = field(repr=False)
+
+    @cached_property
+    def explanation_html(self) -> SafeString | str:
+        """The explanation as the page shows it: masked Markdown, rendered and sanitised
+        (tasks.markdown, headings below the page's), then masked again."""
+        html = render_markdown(self.explanation or "", heading_offset=PAGE_HEADING_OFFSET)
+        return mask_rendered_html(html, names=self._names)
+
+    @cached_property
+    def diff(self) -> str:
+        return mask_names(self._diff, names=self._names)
+
+
+def candidate_texts(candidate) -> CandidateTexts:
+    """The candidate's texts as people see them (identity_names: its own endpoint, its
+    task's pair and its project's pool). Computed once per candidate instance and kept on
+    it, like the diff_view the pages attach; computed again if one of its texts changed."""
+    sources = (
+        candidate.explanation,
+        candidate.error,
+        candidate.apply_error,
+        candidate.failure_detail,
+        candidate.diff,
+        candidate.endpoint_id,
+    )
+    kept = candidate.__dict__.get("_candidate_texts")
+    if kept is not None and kept[0] == sources:
+        return kept[1]
+    names = tuple(identity_names(candidate))
+    texts = CandidateTexts(
+        explanation=mask_identity(candidate.explanation, names=names),
+        error=mask_identity(candidate.error, names=names),
+        apply_error=mask_identity(candidate.apply_error, names=names),
+        failure_detail=mask_identity(candidate.failure_detail, names=names),
+        _names=names,
+        _diff=candidate.diff,
+    )
+    candidate.__dict__["_candidate_texts"] = (sources, texts)
+    return texts

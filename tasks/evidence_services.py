@@ -318,7 +318,8 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
     """What the page and the API show of one candidate's evidence.
 
     state: "off" (not available on this server), "none" (no recipe), "pending", "failed"
-    or "ready"; logs are masked like the candidate's answer, so they never name a model.
+    or "ready"; logs and errors are masked like the candidate's answer, so they never name a
+    model.
     """
     if run is None:
         run = EvidenceRun.objects.select_related("base_run").filter(candidate=candidate).first()
@@ -356,7 +357,7 @@ def candidate_evidence(candidate: Candidate, *, run: EvidenceRun | None = None) 
         "state": "ready",
         "summary": summary,
         "base_failed": base is not None and base.status == EvidenceRun.Status.FAILED,
-        "apply_error": (run.results or {}).get("apply_error", ""),
+        "apply_error": mask_identity((run.results or {}).get("apply_error", ""), names=names),
         "acceptance_log": mask_identity(acceptance_entry["log"], names=names)
         if acceptance_entry
         else "",

@@ -12,8 +12,9 @@ register = template.Library()
 def markdown(text) -> SafeString:
     """``{{ text|markdown }}``: untrusted Markdown as sanitised HTML (see ``tasks.markdown``).
 
-    ``text`` is Markdown *source*, typically a plain ``str`` (e.g. from ``|blinded:candidate``);
-    any HTML in it is shown as text. ``None`` renders as ``""``.
+    ``text`` is Markdown *source*, typically a plain ``str`` (a model's explanation is rendered
+    by ``tasks.blinding.candidate_texts`` instead, masked); any HTML in it is shown as text.
+    ``None`` renders as ``""``.
     """
     if text is None:
         return render_markdown("")
