@@ -5,7 +5,7 @@
 Builds (once) 50,000 accepted tasks of 2 judged turns each (100k turns, 200k candidates with
 an explanation and a unified diff), then:
 
-- times `reviews.export_jobs.write_export(fmt="native")` into a temporary file for a date range
+- times `reviews.export_job_services.write_export(fmt="native")` into a temporary file for a date range
   of ~10k judged turns and for the default filters (all 100k), as an export job runs it;
 - measures the peak memory of each export: the growth of the process's peak RSS (VmHWM, reset
   before each export) and, in a second run of each, the tracemalloc peak;
@@ -527,7 +527,7 @@ def _backend_cpu_s() -> float | None:
 def run_export(label: str, filters, *, trace: bool) -> ExportRun:
     from django.db import reset_queries
 
-    from reviews.export_jobs import write_export
+    from reviews.export_job_services import write_export
 
     reset_queries()
     gc.collect()
@@ -966,7 +966,7 @@ def write_and_hash_alone(size: int, *, block: int = 14 * 2**20) -> tuple[float, 
 def profile_export(filters, *, top: int = 25) -> None:
     """cProfile sees the calling thread only: reading the rows and waiting for the other two
     (encoding, writing)."""
-    from reviews.export_jobs import write_export
+    from reviews.export_job_services import write_export
 
     profiler = cProfile.Profile()
     with tempfile.TemporaryFile() as out:

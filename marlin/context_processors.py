@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from marlin import permissions
-from reviews.notifications import unread_count
+from reviews.notification_selectors import unread_count
 
 
 def roles(request: HttpRequest) -> dict:

@@ -30,12 +30,13 @@ from marlin.permissions import (
     IsReviewerOrOverseer,
 )
 from reviews import (
-    claims,
-    earnings,
-    export_jobs,
+    claim_services,
+    earning_selectors,
+    export_job_services,
     leaderboard,
     metrics,
-    notifications,
+    notification_selectors,
+    notification_services,
     quality_agreement,
     quality_flags,
     selectors,
@@ -43,7 +44,7 @@ from reviews import (
 )
 from reviews.audit_api import OverturnRateSerializer
 from reviews.dashboard_page import dashboard_page_figures
-from reviews.earnings import Period
+from reviews.earning_selectors import Period
 from reviews.export_download import CONTENT_TYPES, export_download_response
 from reviews.export_filters import EVIDENCE_FILTERS
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm
@@ -135,7 +136,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
         return reverse("api-export-download", args=[job.pk])
 
     def get_message(self, job: ExportJob) -> str:
-        return export_jobs.export_job_message(job)
+        return export_job_services.export_job_message(job)
 
 
 # The leaderboard family (DashboardApi's `leaderboard`) stays at module level: the rating
@@ -263,7 +264,7 @@ class ReviewClaimApi(APIView):
     @extend_schema(request=None, responses={201: ClaimSerializer})
     def post(self, request: Request, pk: int) -> Response:
         task = task_get_for_reviewer(user=request.user, pk=pk)
-        claim = claims.review_claim(task=task, reviewer=request.user)
+        claim = claim_services.review_claim(task=task, reviewer=request.user)
         return Response(ClaimSerializer(claim).data, status=status.HTTP_201_CREATED)
 
 
@@ -275,7 +276,7 @@ class ReviewReleaseApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, pk: int) -> Response:
         task = task_get_for_reviewer(user=request.user, pk=pk)
-        claims.review_release(task=task, reviewer=request.user)
+        claim_services.review_release(task=task, reviewer=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -353,7 +354,7 @@ class MyEarningsApi(APIView):
 
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request: Request) -> Response:
-        summary = earnings.contractor_earnings(user=request.user)
+        summary = earning_selectors.contractor_earnings(user=request.user)
         return Response(self.OutputSerializer(summary).data)
 
 
@@ -415,8 +416,8 @@ class PayoutsApi(APIView):
         return _for_period(
             request,
             self.OutputSerializer,
-            contractors=earnings.payout_by_contractor,
-            reviewers=earnings.totals_by_reviewer,
+            contractors=earning_selectors.payout_by_contractor,
+            reviewers=earning_selectors.totals_by_reviewer,
         )
 
 
@@ -457,7 +458,7 @@ class NotificationListApi(ListAPIView):
     serializer_class = OutputSerializer
 
     def get_queryset(self):
-        return notifications.notifications_for(user=self.request.user)
+        return notification_selectors.notifications_for(user=self.request.user)
 
 
 class NotificationsReadApi(APIView):
@@ -465,7 +466,7 @@ class NotificationsReadApi(APIView):
 
     @extend_schema(request=None, responses={200: None})
     def post(self, request: Request) -> Response:
-        count = notifications.notifications_mark_read(user=request.user)
+        count = notification_services.notifications_mark_read(user=request.user)
         return Response({"marked_read": count})
 
 
@@ -488,7 +489,7 @@ class ReviewTaskApi(RetrieveAPIView):
 
         @extend_schema_field(ClaimSerializer(allow_null=True))
         def get_claim(self, task: Task) -> dict | None:
-            claim = claims.open_claim_of(task)
+            claim = selectors.review_claim_open(task=task)
             return ClaimSerializer(claim).data if claim else None
 
         @extend_schema_field(ReviewSerializer(many=True))
@@ -568,7 +569,7 @@ class ExportJobListCreateApi(ListCreateAPIView):
     @extend_schema(request=InputSerializer, responses={202: ExportJobSerializer})
     def post(self, request: Request) -> Response:
         form = validated(ExportForm(_form_data(form_input(request.data))))
-        job = export_jobs.export_job_start(
+        job = export_job_services.export_job_start(
             by=request.user,
             fmt=form.cleaned_data["format"],
             filters=form.filters(),

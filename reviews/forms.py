@@ -7,7 +7,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from repos.models import Repository
-from reviews.earnings import Period
+from reviews.earning_selectors import Period
 from reviews.export_filters import EVIDENCE_FILTERS, ExportFilters
 from reviews.models import ExportJob, Review, SubmissionFlag
 from reviews.quality_flags import SORT_BY_FLAGS

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from reviews.claims import claims_release_expired
+from reviews.claim_services import claims_release_expired
 from reviews.quality_overlap import judging_tasks_release_stale
 
 
@@ -23,6 +23,6 @@ def judging_tasks_release_stale_run() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3000, time_limit=3300)
 def export_job_run(job_id: int) -> None:
     """Write one export job's file (safe to run again: it rewrites the same file)."""
-    from reviews.export_jobs import export_job_execute
+    from reviews.export_job_services import export_job_execute
 
     export_job_execute(job_id)

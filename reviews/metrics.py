@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from reviews.earnings import Period
+from reviews.earning_selectors import Period
 from reviews.models import Review
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reviews import claims, quality_flags, selectors
+from reviews import quality_flags, selectors
 from reviews.comment_selectors import line_comments_page_context
 from reviews.round_changes import round_changes
 from tasks.diff_html import Layout, attach_diff_pages
@@ -57,7 +57,7 @@ def review_page_context(*, task: Task, viewer: User, layout: Layout = "unified")
                 "changes": change,
             }
         )
-    claim = claims.open_claim_of(task)
+    claim = selectors.review_claim_open(task=task)
     reviews = list(task.reviews.select_related("reviewer").prefetch_related("notes__turn"))
     submission = next((s for s in task.submissions.all() if s.round == task.round), None)
     return {

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from marlin.permissions import can_oversee
 from reviews import quality_flags
-from reviews.models import Review, ReviewNote
+from reviews.models import Review, ReviewClaim, ReviewNote
 from tasks.models import Task, TaskEvent
 
 if TYPE_CHECKING:
@@ -58,6 +58,15 @@ def review_queue(
             claim_expires_at=F("open_claim__expires_at"),
         )
         .order_by(*order)
+    )
+
+
+def review_claim_open(*, task: Task) -> ReviewClaim | None:
+    """The claim holding the task now, if any (an expired one no longer holds it)."""
+    return (
+        ReviewClaim.objects.select_related("reviewer")
+        .filter(task=task, ended_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
     )
 
 

@@ -17,10 +17,10 @@ from marlin.permissions import is_reviewer
 from marlin.text import normalise_newlines
 from reviews import (
     aggregates,
-    claims,
+    claim_services,
     comment_services,
-    earnings,
-    notifications,
+    earning_services,
+    notification_services,
     quality_audits,
     quality_overlap,
 )
@@ -111,7 +111,7 @@ def review_decide(
     clean_notes = _clean_notes(task, notes or [])
     try:
         with transaction.atomic():
-            claim = claims.claim_for_decision(task=task, reviewer=reviewer)
+            claim = claim_services.claim_for_decision(task=task, reviewer=reviewer)
             rejects = decision == Review.Decision.BOUNCE and task.is_last_round
             review = Review(
                 task=task,
@@ -130,7 +130,7 @@ def review_decide(
             comment_services.line_comments_attach(review=review)
             if decision == Review.Decision.ACCEPT:
                 task.accept(by=reviewer)
-                earnings.earning_record(task=task)
+                earning_services.earning_record(task=task)
                 quality_overlap.judging_tasks_for_accepted(task=task)
                 quality_audits.audit_maybe_open(review=review)
             elif rejects:
@@ -139,8 +139,8 @@ def review_decide(
                 task.bounce(by=reviewer, reason=feedback)
             # After the status change: the aggregates count what the task now is.
             aggregates.aggregates_add_decision(task=task, review=review)
-            claims.claim_end_decided(claim)
-            notifications.notify_decision(task=task, review=review)
+            claim_services.claim_end_decided(claim)
+            notification_services.notify_decision(task=task, review=review)
     except (IntegrityError, InvalidTransition, ConflictError) as exc:
         # Lost a race: to another reviewer, or to this reviewer's own first click.
         earlier = _own_decision(task, round_seen, reviewer, decision)

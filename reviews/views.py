@@ -17,17 +17,17 @@ from django.views.decorators.http import require_POST
 from marlin.exceptions import ApplicationError
 from marlin.permissions import can_oversee, is_reviewer
 from reviews import (
-    claims,
-    earnings,
-    export_jobs,
+    claim_services,
+    earning_selectors,
+    export_job_services,
     metrics,
-    notifications,
+    notification_services,
     quality_agreement,
     selectors,
     services,
 )
 from reviews.dashboard_page import dashboard_page_figures
-from reviews.earnings import Period
+from reviews.earning_selectors import Period
 from reviews.export_download import export_download_response
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm, ReviewForm
 from reviews.models import ExportJob
@@ -91,7 +91,7 @@ def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def review_claim(request: HttpRequest, pk: int) -> HttpResponse:
     task = task_get_for_reviewer(user=request.user, pk=pk)
     try:
-        claim = claims.review_claim(task=task, reviewer=request.user)
+        claim = claim_services.review_claim(task=task, reviewer=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("reviews:queue")
@@ -107,7 +107,7 @@ def review_claim(request: HttpRequest, pk: int) -> HttpResponse:
 def review_release(request: HttpRequest, pk: int) -> HttpResponse:
     task = task_get_for_reviewer(user=request.user, pk=pk)
     try:
-        claims.review_release(task=task, reviewer=request.user)
+        claim_services.review_release(task=task, reviewer=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("reviews:detail", pk=pk)
@@ -147,7 +147,7 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @contractor_required
 def my_earnings(request: HttpRequest) -> HttpResponse:
-    summary = earnings.contractor_earnings(user=request.user)
+    summary = earning_selectors.contractor_earnings(user=request.user)
     return render(request, "reviews/earnings.html", {"summary": summary})
 
 
@@ -167,18 +167,18 @@ def payouts(request: HttpRequest) -> HttpResponse:
     form, period, status = _period_of(request)
     if request.GET.get("format") == "csv" and status == 200:
         response = StreamingHttpResponse(
-            earnings.payout_csv_lines(period=period), content_type="text/csv"
+            earning_selectors.payout_csv_lines(period=period), content_type="text/csv"
         )
         response["Content-Disposition"] = (
             f'attachment; filename="marlin-payout-{period.start}-{period.end}.csv"'
         )
         return response
-    contractors = earnings.payout_by_contractor(period=period)
+    contractors = earning_selectors.payout_by_contractor(period=period)
     context = {
         "form": form,
         "period": period,
         "contractors": contractors,
-        "reviewers": earnings.totals_by_reviewer(period=period),
+        "reviewers": earning_selectors.totals_by_reviewer(period=period),
         "total_amount": sum((row["amount"] for row in contractors), start=0),
         "total_tasks": sum(row["tasks"] for row in contractors),
     }
@@ -227,14 +227,14 @@ def _agreement_html(section: quality_agreement.Agreement) -> str:
 
 @login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
-    items = notifications.notifications_open(user=request.user)
+    items = notification_services.notifications_open(user=request.user)
     return render(request, "reviews/notifications.html", {"notifications": items})
 
 
 @login_required
 @require_POST
 def notifications_read(request: HttpRequest) -> HttpResponse:
-    notifications.notifications_mark_read(user=request.user)
+    notification_services.notifications_mark_read(user=request.user)
     return redirect("reviews:notifications")
 
 
@@ -248,7 +248,7 @@ def export(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            job = export_jobs.export_job_start(
+            job = export_job_services.export_job_start(
                 by=request.user,
                 fmt=form.cleaned_data["format"],
                 filters=form.filters(),
@@ -269,7 +269,9 @@ def export_job(request: HttpRequest, pk: int) -> HttpResponse:
     """An export's progress; the fragment polls itself until the file is ready."""
     job = get_object_or_404(ExportJob, pk=pk)
     template = "reviews/_export_progress.html" if request.htmx else "reviews/export_job.html"
-    return render(request, template, {"job": job, "message": export_jobs.export_job_message(job)})
+    return render(
+        request, template, {"job": job, "message": export_job_services.export_job_message(job)}
+    )
 
 
 @login_required

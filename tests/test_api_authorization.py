@@ -27,8 +27,8 @@ from rest_framework.test import APIClient
 
 from marlin import roles
 from repos.models import CatalogueImport, Repository
-from reviews import export_jobs
-from reviews.claims import review_claim
+from reviews import export_job_services
+from reviews.claim_services import review_claim
 from reviews.comment_services import line_comment_add
 from reviews.forms import ExportForm
 from reviews.models import (
@@ -215,10 +215,10 @@ class World:
         """A finished export (run in-process), with its file in the exports storage."""
         form = ExportForm({"format": "native", "include_unaccepted": "on"})
         assert form.is_valid(), form.errors
-        job = export_jobs.export_job_start(
+        job = export_job_services.export_job_start(
             by=self.users["admin"], fmt="native", filters=form.filters()
         )
-        job = export_jobs.export_job_execute(job.pk)
+        job = export_job_services.export_job_execute(job.pk)
         assert job is not None and job.status == ExportJob.Status.SUCCEEDED
         self.export_files.append((job.file.storage, job.file.name))
         return job

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from reviews.export_jobs import export_job_execute
+from reviews.export_job_services import export_job_execute
 from reviews.models import ExportJob
 from tasks.models import Task
 from tests.api_clients import api_client_for

@@ -56,10 +56,10 @@ from schemathesis.pytest.lazy import get_all_tests
 
 from marlin import roles
 from repos.models import CatalogueImport
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.comment_services import line_comment_add
 from reviews.export_filters import ExportFilters
-from reviews.export_jobs import export_job_execute, export_job_start
+from reviews.export_job_services import export_job_execute, export_job_start
 from reviews.models import ReviewAudit
 from reviews.quality_overlap import judging_task_next
 from tasks import generation

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
 from marlin import roles
-from reviews.notifications import notify
+from reviews.notification_services import notify
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from tasks.models import Candidate
 from tests.browser.conftest import ARTIFACTS_DIR
 from tests.browser.workspace_steps import open_workspace

@@ -22,7 +22,7 @@ from reviews import (
     quality_audits,
     quality_overlap,
 )
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.models import JudgingTask, ProjectDecisionCount, Review, ReviewAudit
 from reviews.quality_audits import audit_decide, audit_take
 from reviews.services import review_decide

@@ -15,7 +15,7 @@ from django.db import connection
 from django.urls import reverse
 
 from reviews.export_filters import ExportFilters
-from reviews.export_jobs import export_job_execute, export_job_start
+from reviews.export_job_services import export_job_execute, export_job_start
 from reviews.models import ExportJob
 from tests.reviews.test_export_summary import (
     TIE,

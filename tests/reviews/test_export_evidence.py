@@ -16,7 +16,7 @@ from django.urls import reverse
 from marlin.exceptions import ApplicationError
 from reviews import exports
 from reviews.export_filters import ExportFilters
-from reviews.export_jobs import export_job_execute, write_export
+from reviews.export_job_services import export_job_execute, write_export
 from reviews.exports import export_lines, native_records
 from reviews.forms import ExportForm
 from reviews.models import ExportJob

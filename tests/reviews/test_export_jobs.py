@@ -25,7 +25,7 @@ from repos import git_client
 from repos import services as repo_services
 from reviews import exports
 from reviews.export_filters import ExportFilters
-from reviews.export_jobs import export_job_execute, export_job_start, write_export
+from reviews.export_job_services import export_job_execute, export_job_start, write_export
 from reviews.exports import export_lines, judged_turn_count, native_records
 from reviews.models import ExportJob
 from tasks import generation, services

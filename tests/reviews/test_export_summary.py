@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from marlin.exceptions import ApplicationError
 from reviews import exports
 from reviews.export_filters import ExportFilters
-from reviews.export_jobs import (
+from reviews.export_job_services import (
     ExportSummary,
     export_job_execute,
     export_job_start,

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from marlin import roles
 from marlin.exceptions import ApplicationError, PermissionDeniedError
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.models import Review, ReviewClaim
 from reviews.selectors import review_queue
 from reviews.services import review_decide

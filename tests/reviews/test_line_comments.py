@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedError
-from reviews.claims import review_claim, review_release
+from reviews.claim_services import review_claim, review_release
 from reviews.comment_selectors import line_comments_visible
 from reviews.comment_services import (
     COMMENTS_MAX_PER_CANDIDATE,

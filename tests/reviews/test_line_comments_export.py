@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.comment_services import comment_path, line_comment_add
 from reviews.export_filters import ExportFilters
 from reviews.exports import native_records, trl_record

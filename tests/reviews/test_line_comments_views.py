@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.comment_services import comment_path, line_comment_add
 from reviews.models import LineComment
 from tasks.diffview import candidate_diff_view

@@ -9,7 +9,7 @@ from django.core import mail
 from django.urls import reverse
 
 from marlin.exceptions import ApplicationError
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.models import Notification, Review
 from reviews.services import review_decide
 from tasks import services as task_services
@@ -296,12 +296,12 @@ def test_a_mail_server_refusing_a_message_never_undoes_the_decision(
 ):
     from django.core.mail import BadHeaderError
 
-    from reviews import notifications
+    from reviews import notification_services
 
     def refuse(*args, **kwargs):
         raise BadHeaderError("refused")
 
-    monkeypatch.setattr(notifications, "send_mail", refuse)
+    monkeypatch.setattr(notification_services, "send_mail", refuse)
     settings.MARLIN_NOTIFY_BY_EMAIL = True
     with django_capture_on_commit_callbacks(execute=True):
         decide(submitted_task, reviewer=reviewer)

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from reviews.models import Notification
-from reviews.notifications import notify
+from reviews.notification_services import notifications_open, notify
 from tests.reviews.test_notifications import badge
 
 NEW = "<strong>new</strong>"
@@ -54,9 +54,7 @@ def test_only_the_ones_the_page_showed_are_read(client, contractor, two_unread):
 
 
 def test_an_unread_one_beyond_the_page_keeps_its_badge(client, contractor, two_unread):
-    from reviews import notifications
-
-    shown = notifications.notifications_open(user=contractor, limit=1)
+    shown = notifications_open(user=contractor, limit=1)
     assert [item.is_new for item in shown] == [True]
     still_unread = Notification.objects.filter(user=contractor, read_at__isnull=True)
     # The newest was shown (and read); the older one was never on the page, so it stays new.

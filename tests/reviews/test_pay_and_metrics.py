@@ -12,13 +12,13 @@ import time_machine
 from django.urls import reverse
 
 from marlin import roles
-from reviews.earnings import (
+from reviews.earning_selectors import (
     Period,
     contractor_earnings,
-    earning_amount,
     payout_by_contractor,
     totals_by_reviewer,
 )
+from reviews.earning_services import earning_amount
 from reviews.metrics import reviewer_metrics
 from reviews.models import Earning, Review
 from reviews.services import review_decide
@@ -460,7 +460,7 @@ def test_only_admins_get_payouts(client, request, who):
 
 def claim_then_decide(task: Task, *, reviewer, claimed: datetime, seconds: int, decision: str):
     """Claim at `claimed`, decide `seconds` later, with the clock standing still in between."""
-    from reviews.claims import review_claim
+    from reviews.claim_services import review_claim
 
     with time_machine.travel(claimed, tick=False) as traveller:
         review_claim(task=task, reviewer=reviewer)

@@ -168,7 +168,7 @@ def test_who_may_open_the_judging_pages(request, client, overlap_world, persona,
 def test_judging_pay_reaches_earnings_and_payouts(client, overlap_world, other_contractor):
     from decimal import Decimal
 
-    from reviews.earnings import Period, contractor_earnings, payout_by_contractor
+    from reviews.earning_selectors import Period, contractor_earnings, payout_by_contractor
     from reviews.quality_overlap import judging_task_next, judging_task_submit
     from tests.tasks.helpers import valid_scores
 

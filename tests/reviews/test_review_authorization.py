@@ -16,7 +16,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from marlin import roles
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.models import Earning, Notification, Review, ReviewClaim, ReviewNote
 from tasks.models import Task, TaskEvent, Turn
 from tests.api_clients import api_client_for

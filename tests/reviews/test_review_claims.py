@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from marlin.celery import app as celery_app
 from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedError
-from reviews.claims import claims_release_expired, open_claim_of, review_claim, review_release
+from reviews.claim_services import claims_release_expired, review_claim, review_release
 from reviews.models import ReviewClaim
+from reviews.selectors import review_claim_open
 from tasks.models import Task, TaskEvent
 from tests.concurrency import run_racing
 from tests.factories import UserFactory
@@ -48,7 +49,7 @@ def test_a_claim_lasts_the_projects_claim_time_and_is_logged(submitted_task, rev
     claim = review_claim(task=submitted_task, reviewer=reviewer)
     assert claim.round == 1
     assert timedelta(minutes=44) < claim.expires_at - timezone.now() <= timedelta(minutes=45)
-    assert open_claim_of(submitted_task) == claim
+    assert review_claim_open(task=submitted_task) == claim
     assert _claim_events(submitted_task) == ["claim"]
     event = TaskEvent.objects.get(task=submitted_task, kind=TaskEvent.Kind.CLAIM)
     assert (event.from_status, event.to_status, event.actor) == ("SUBMITTED", "SUBMITTED", reviewer)
@@ -66,7 +67,7 @@ def test_claiming_twice_is_harmless_and_another_reviewer_is_told(submitted_task,
 def test_an_expired_claim_frees_the_task_for_another_reviewer(submitted_task, reviewer, rex):
     with time_machine.travel(timezone.now() - timedelta(hours=2)):
         review_claim(task=submitted_task, reviewer=reviewer)
-    assert open_claim_of(submitted_task) is None
+    assert review_claim_open(task=submitted_task) is None
     claim = review_claim(task=submitted_task, reviewer=rex)
     assert claim.reviewer == rex
     ended = ReviewClaim.objects.get(reviewer=reviewer)
@@ -103,10 +104,10 @@ def test_a_reviewer_releases_their_claim_and_only_theirs(submitted_task, reviewe
     review_claim(task=submitted_task, reviewer=reviewer)
     with pytest.raises(ConflictError, match="only they can release"):
         review_release(task=submitted_task, reviewer=rex)
-    assert open_claim_of(submitted_task) is not None
+    assert review_claim_open(task=submitted_task) is not None
     review_release(task=submitted_task, reviewer=reviewer)
     review_release(task=submitted_task, reviewer=reviewer)  # twice: nothing more happens
-    assert open_claim_of(submitted_task) is None
+    assert review_claim_open(task=submitted_task) is None
     assert _claim_events(submitted_task) == ["claim", "release"]
     assert review_claim(task=submitted_task, reviewer=rex).reviewer == rex
 

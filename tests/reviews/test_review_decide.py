@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from marlin.exceptions import ApplicationError, ConflictError, PermissionDeniedError
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.models import Earning, Notification, Review, ReviewClaim, ReviewNote
 from reviews.services import NoteInput, review_decide
 from tasks import services as task_services

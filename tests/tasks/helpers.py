@@ -60,7 +60,7 @@ def submit(task: Task, *, preference: int = -2) -> Task:
 
 def decide(task: Task, *, reviewer, decision: str = "ACCEPT", feedback: str = "", notes=None):
     """Claim the task for `reviewer` and record their decision, as the review page does."""
-    from reviews.claims import review_claim
+    from reviews.claim_services import review_claim
     from reviews.services import review_decide
 
     review_claim(task=task, reviewer=reviewer)

@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from tasks.markdown import render_markdown
 from tasks.models import Candidate
 from tests.tasks.helpers import create_task, generate_all, submit

@@ -15,7 +15,7 @@ from marlin.devtools.git_http_server import GitHttpServer
 from repos import git_client
 from repos import services as repo_services
 from repos.models import Repository
-from reviews.claims import review_claim
+from reviews.claim_services import review_claim
 from reviews.services import review_decide
 from tasks import generation
 from tasks import services as task_services

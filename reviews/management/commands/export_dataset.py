@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from reviews import exports
-from reviews.export_jobs import ExportSummary, records_text, summary_text, write_export
+from reviews.export_job_services import ExportSummary, records_text, summary_text, write_export
 from reviews.forms import ExportForm
 from reviews.models import ExportJob
 from tasks.models import ModelEndpoint, Project

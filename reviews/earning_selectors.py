@@ -1,4 +1,5 @@
-"""Pay: what an accepted task earns, what each contractor has earned, payout totals."""
+"""Pay, the reads: what each contractor has earned, payout totals (what an accepted task
+earns is fixed by earning_services)."""
 
 from __future__ import annotations
 
@@ -7,46 +8,20 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from reviews.earning_services import CENT, earning_amount
 from reviews.exports import csv_safe
 from reviews.models import Earning, JudgingTask, Review
-from tasks.models import Project, Task
+from tasks.models import Task
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-CENT = Decimal("0.01")
-
-
-def earning_amount(*, project: Project, active_seconds: int) -> tuple[Decimal, bool]:
-    """The project's rate, or less when an hourly cap applies: (amount, whether capped)."""
-    rate = project.pay_per_task
-    if project.hourly_rate_cap is None:
-        return rate, False
-    cap = (project.hourly_rate_cap * Decimal(active_seconds) / Decimal(3600)).quantize(
-        CENT, rounding=ROUND_HALF_UP
-    )
-    return (cap, True) if cap < rate else (rate, False)
-
-
-def earning_record(*, task: Task) -> Earning:
-    """Fix what an accepted task earns; the project's later rate changes do not touch it."""
-    amount, capped = earning_amount(project=task.project, active_seconds=task.active_seconds)
-    return Earning.objects.create(
-        task=task,
-        contractor_id=task.contractor_id,
-        amount=amount,
-        rate=task.project.pay_per_task,
-        active_seconds=task.active_seconds,
-        capped=capped,
-        earned_at=task.accepted_at or timezone.now(),
-    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""In-app notifications (a badge and a list), and optionally the same by e-mail."""
+"""In-app notifications, the writes: sending one (by e-mail too when switched on) and marking
+them read. Reads are in notification_selectors."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.mail import BadHeaderError, send_mail
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviews.models import Notification, Review
+from reviews.notification_selectors import notifications_for
 from tasks.models import Task
 
 if TYPE_CHECKING:
@@ -50,14 +51,6 @@ def notify_decision(*, task: Task, review: Review) -> None:
     else:
         message = f"Task #{task.pk} “{task.title}” was bounced: see the reviewer's feedback."
     notify(user=task.contractor, task=task, message=message)
-
-
-def unread_count(*, user: User) -> int:
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
-
-
-def notifications_for(*, user: User) -> QuerySet[Notification]:
-    return Notification.objects.filter(user=user).select_related("task")
 
 
 def notifications_mark_read(*, user: User) -> int:

@@ -1,4 +1,4 @@
-"""Review claims: a reviewer holds a submitted task while reviewing it, one at a time.
+"""Review claims, the writes (the read is selectors.review_claim_open): a reviewer holds a submitted task while reviewing it, one at a time.
 
 The partial unique index `claim_one_open_per_task` decides races; these functions only
 turn its answer into messages a person can act on.
@@ -19,15 +19,6 @@ from tasks.models import Task, TaskEvent
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-
-def open_claim_of(task: Task) -> ReviewClaim | None:
-    """The claim holding the task now, if any (an expired one no longer holds it)."""
-    return (
-        ReviewClaim.objects.select_related("reviewer")
-        .filter(task=task, ended_at__isnull=True, expires_at__gt=timezone.now())
-        .first()
-    )
 
 
 def _end(claim: ReviewClaim, *, ending: str) -> bool:
