@@ -6,7 +6,7 @@
 The repository is the integration test's (tests/evidence_repo.py): a small Python project
 with a pytest suite whose setup makes a venv and installs pytest and `tomli_w` from the
 package index. It is served by a git HTTP server on the loopback and cloned; the two
-candidates come from the real generation path (tasks.generation.candidate_generate, with a
+candidates come from the real generation path (tasks.generation_services.candidate_generate, with a
 fake OpenAI server answering the fixing diff to one endpoint and the breaking diff to the
 other). The recipe is the test's without its identity check: setup, the suite as a tests
 check, and the contractor's acceptance test.
@@ -121,7 +121,7 @@ def prepare(git_root: Path, git_base: str, fake_base_url: str):
 
     from repos import services as repo_services
     from repos.models import Repository
-    from tasks import generation, services
+    from tasks import generation_services, services
     from tasks.models import Candidate, CheckRecipe, ModelEndpoint, Project, Task
     from tests import evidence_repo
 
@@ -179,7 +179,7 @@ def prepare(git_root: Path, git_base: str, fake_base_url: str):
     # The generation jobs were sent to this run's queue, which no worker reads: the bench
     # runs them here (the last one to finish asks for the evidence runs).
     for candidate in Candidate.objects.filter(turn__task=task):
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
     task.refresh_from_db()
     if task.status != Task.Status.AWAITING_PREFERENCE:
         raise SystemExit(f"generation did not finish: task is {task.status}")

@@ -233,7 +233,7 @@ from celery.signals import worker_init
 
 @worker_init.connect
 def _preload(**kwargs):
-    from tasks import generation, llm_client
+    from tasks import generation_services, llm_client
     llm_client._registry()
 
 from celery.__main__ import main
@@ -533,7 +533,7 @@ def in_process_stages(candidate_id: int, fake) -> list[list[object]]:
 
     from repos import git_client
     from repos import services as repo_services
-    from tasks import answers, generation, llm_client, prompting
+    from tasks import answers, generation_services, llm_client, prompting
     from tasks.models import Candidate
     from tasks.providers import openai_api
     from tests.fakes import model_servers
@@ -577,7 +577,7 @@ def in_process_stages(candidate_id: int, fake) -> list[list[object]]:
         ("answers.parse", lambda: answers.parse(ANSWER, read_original=read_original)),
         ("git_client.check_patch", lambda: git_client.check_patch(
             dest, task.commit_sha, diff, allowed_bases=bases)),
-        ("generation._read_answer (parse + check)", lambda: generation._read_answer(
+        ("generation_services._read_answer (parse + check)", lambda: generation_services._read_answer(
             candidate, llm_client.ProviderAnswer(text=ANSWER))),
     ]  # fmt: skip
     rows = []
@@ -595,7 +595,7 @@ def in_process_stages(candidate_id: int, fake) -> list[list[object]]:
 def cold_import_ms() -> float:
     """What a fresh pool process pays on its first job: importing the model SDKs."""
     code = (
-        "import time, django; django.setup(); import tasks.jobs, tasks.generation; "
+        "import time, django; django.setup(); import tasks.jobs, tasks.generation_services; "
         "t = time.perf_counter(); from tasks import llm_client; llm_client._registry(); "
         "print((time.perf_counter() - t) * 1000)"
     )

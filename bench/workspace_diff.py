@@ -122,7 +122,7 @@ def whole_page_ms(diffs: dict[str, str]) -> tuple[float, int, int]:
     from django.urls import reverse
 
     from bench.submit_load import make_data
-    from tasks.generation import candidate_diff_build
+    from tasks.generation_services import candidate_diff_build
     from tasks.models import Candidate, Task
 
     person = make_data(1, 1, prefix=f"bench-w-{os.getpid()}-")[0]

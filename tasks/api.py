@@ -19,7 +19,7 @@ from marlin import health
 from marlin.api import ModelCallThrottle, form_input, validated
 from marlin.permissions import IsContractor
 from reviews import selectors as review_selectors
-from tasks import evidence_services, generation, selectors, services
+from tasks import evidence_services, generation_services, selectors, services
 from tasks.blinding import candidate_texts
 from tasks.forms import TaskCreateForm
 from tasks.models import Candidate, Judgement, Preference, Project, Task, Turn
@@ -439,7 +439,7 @@ class CandidateRegenerateApi(APIView):
     @extend_schema(request=None, responses={202: CandidateSerializer})
     def post(self, request: Request, pk: int) -> Response:
         candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
-        candidate = generation.candidate_regenerate(candidate=candidate, by=request.user)
+        candidate = generation_services.candidate_regenerate(candidate=candidate, by=request.user)
         return Response(CandidateSerializer(candidate).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -452,7 +452,7 @@ class CandidateRetryApi(APIView):
     @extend_schema(request=None, responses={202: CandidateSerializer})
     def post(self, request: Request, pk: int) -> Response:
         candidate = selectors.candidate_get_for_contractor(user=request.user, pk=pk)
-        candidate = generation.candidate_retry(candidate=candidate, by=request.user)
+        candidate = generation_services.candidate_retry(candidate=candidate, by=request.user)
         return Response(CandidateSerializer(candidate).data, status=status.HTTP_202_ACCEPTED)
 
 

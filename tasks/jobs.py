@@ -34,7 +34,7 @@ class CandidateJob(WorkerLimitsJob):
 
         Only while this job holds the row: a job the reaper replaced leaves its successor be.
         """
-        from tasks.generation import candidate_fail
+        from tasks.generation_services import candidate_fail
 
         candidate_id = kwargs.get("candidate_id", args[0] if args else None)
         if candidate_id is not None:
@@ -60,7 +60,7 @@ class CandidateJob(WorkerLimitsJob):
 )
 def candidate_generate_run(self: CeleryTask, candidate_id: int) -> None:
     """Generate one candidate (idempotent: the first step claims the row for this job id)."""
-    from tasks.generation import RetryLater, candidate_fail, candidate_generate
+    from tasks.generation_services import RetryLater, candidate_fail, candidate_generate
 
     job_id = self.request.id or ""
     try:
@@ -82,7 +82,7 @@ def candidate_generate_run(self: CeleryTask, candidate_id: int) -> None:
 def generation_reap_stale_run() -> None:
     """Periodic: re-run candidates whose worker died, fail those stuck past every limit, and
     re-send those left QUEUED."""
-    from tasks.generation import generation_reap_stale
+    from tasks.generation_services import generation_reap_stale
 
     generation_reap_stale()
 
@@ -90,7 +90,7 @@ def generation_reap_stale_run() -> None:
 # After a candidate is stored: its diff HTML, built now so even its first view reads the cache.
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150, ignore_result=True)
 def candidate_diff_build_run(candidate_id: int) -> None:
-    from tasks.generation import candidate_diff_build
+    from tasks.generation_services import candidate_diff_build
 
     candidate_diff_build(candidate_id=candidate_id)
 

@@ -21,7 +21,7 @@ from repos import services as repo_services
 from repos.git_client import GitError
 from repos.models import Repository
 from reviews import quality_flags
-from tasks import evidence, generation, pool
+from tasks import evidence, generation_services, pool
 from tasks.contradictions import axis_weights, judgement_warnings
 from tasks.focus_files import FocusFilesError, clean_focus_files
 from tasks.models import (
@@ -159,7 +159,7 @@ def _turn_create_candidates(*, turn: Turn, task: Task) -> None:
         for slot, endpoint in zip(Candidate.Slot.values, endpoints, strict=True)
     ]
     for candidate in candidates:
-        generation.enqueue(candidate.pk)
+        generation_services.enqueue(candidate.pk)
 
 
 def validate_scores(*, project: Project, scores: Any) -> dict[str, dict[str, int]]:

@@ -10,7 +10,7 @@ from marlin import health
 from marlin.exceptions import ApplicationError, ConflictError
 from reviews import selectors as review_selectors
 from reviews.comment_selectors import line_comments_page_context
-from tasks import evidence_services, generation, selectors, services
+from tasks import evidence_services, generation_services, selectors, services
 from tasks.diff_html import Layout, attach_diff_pages, layout_of
 from tasks.diff_html import candidate_diff_file as candidate_diff_file_html
 from tasks.focus_files import FocusFilesError
@@ -302,7 +302,7 @@ def _on_candidate(request: HttpRequest, pk: int, service) -> HttpResponse:
 @contractor_required
 @require_POST
 def candidate_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    return _on_candidate(request, pk, generation.candidate_retry)
+    return _on_candidate(request, pk, generation_services.candidate_retry)
 
 
 @login_required
@@ -310,7 +310,7 @@ def candidate_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def candidate_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask one of two identical candidates' models again."""
-    return _on_candidate(request, pk, generation.candidate_regenerate)
+    return _on_candidate(request, pk, generation_services.candidate_regenerate)
 
 
 @login_required

@@ -42,7 +42,7 @@ from reviews.models import (
     ReviewClaim,
 )
 from reviews.quality_audits import audit_take
-from tasks import generation
+from tasks import generation_services
 from tasks.diffview import candidate_diff_view
 from tasks.models import (
     Candidate,
@@ -169,8 +169,8 @@ class World:
         provider = endpoint.provider
         endpoint.provider = "unavailable"  # fails with "The model is not available right now."
         endpoint.save()
-        generation.candidate_generate(candidate_id=other.pk)
-        generation.candidate_generate(candidate_id=failing.pk)
+        generation_services.candidate_generate(candidate_id=other.pk)
+        generation_services.candidate_generate(candidate_id=failing.pk)
         endpoint.provider = provider
         endpoint.save()
         failing.refresh_from_db()

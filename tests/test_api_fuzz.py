@@ -62,7 +62,7 @@ from reviews.export_filters import ExportFilters
 from reviews.export_job_services import export_job_execute, export_job_start
 from reviews.models import ReviewAudit
 from reviews.quality_overlap import judging_task_next
-from tasks import generation
+from tasks import generation_services
 from tasks.diffview import candidate_diff_view
 from tasks.models import Candidate, CheckRecipe
 from tests.api_clients import api_token_for
@@ -216,7 +216,7 @@ def world(settings, ready_repository, project, contractor, reviewer, admin_user)
     audit = ReviewAudit.objects.get(review__task=judged)
     failed = new_task("Add a multiply function.")
     for candidate in Candidate.objects.filter(turn__task=failed):
-        generation.candidate_fail(candidate_id=candidate.pk, reason="The model timed out.")
+        generation_services.candidate_fail(candidate_id=candidate.pk, reason="The model timed out.")
     export = export_job_execute(
         export_job_start(by=admin_user, fmt="native", filters=ExportFilters()).pk
     )

@@ -1,7 +1,7 @@
 """Turning an SDK's HTTP failure into a ProviderError with the right retry advice.
 
 Messages say what happened, never what happens next: whether Marlin tries again depends on
-the attempts left, which only the generation service knows (tasks/generation.py adds it).
+the attempts left, which only the generation service knows (tasks/generation_services.py adds it).
 """
 
 from __future__ import annotations

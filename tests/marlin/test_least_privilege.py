@@ -15,7 +15,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from marlin import roles
-from tasks import generation
+from tasks import generation_services
 from tasks.models import Candidate, ModelEndpoint
 from tasks.providers.base import EndpointConfig, ProviderError
 from tests.factories import ModelEndpointFactory, ProjectFactory
@@ -186,7 +186,7 @@ def test_a_row_saved_before_the_rule_never_sends_the_secret(
         project = ProjectFactory(endpoint_a=exfil)
         task = create_task(contractor=contractor, project=project, repository=ready_repository)
         candidate = Candidate.objects.get(turn__task=task, endpoint=exfil)
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
         assert server.requests == []  # nothing was sent, the secret least of all
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from marlin import health, resilient_cache
 from repos.selectors import LANGUAGES_CACHE_KEY, repository_languages
-from tasks import generation
+from tasks import generation_services
 from tasks.models import Candidate, Task
 from tests.api_clients import api_client_for
 from tests.conftest import wait_for
@@ -126,7 +126,7 @@ def test_the_workspace_says_jobs_are_delayed_while_the_broker_is_down(
     page = client.get(response["Location"]).content.decode()
     assert "Jobs are delayed" not in page
     # Back up, the reaper sends the waiting candidates to the broker that just returned.
-    assert generation.generation_reap_stale()["requeued"] == 2
+    assert generation_services.generation_reap_stale()["requeued"] == 2
     queued = _raw(outage).llen(django_settings.CELERY_TASK_DEFAULT_QUEUE)
     assert queued == 2
 

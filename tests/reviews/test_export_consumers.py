@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from tasks import generation, services
+from tasks import generation_services, services
 from tasks.models import Candidate, Task
 from tests.factories import ModelEndpointFactory, ProjectFactory
 from tests.tasks.helpers import decide, valid_scores
@@ -26,7 +26,7 @@ FOLLOW_UP = "Now also guard mod against zero."
 
 def _generate_queued(task: Task) -> None:
     for candidate in Candidate.objects.filter(turn__task=task, status=Candidate.Status.QUEUED):
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
     task.refresh_from_db()
     assert task.status == Task.Status.AWAITING_PREFERENCE, task.status
 

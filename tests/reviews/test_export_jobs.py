@@ -28,7 +28,7 @@ from reviews.export_filters import ExportFilters
 from reviews.export_job_services import export_job_execute, export_job_start, write_export
 from reviews.exports import export_lines, judged_turn_count, native_records
 from reviews.models import ExportJob
-from tasks import generation, services
+from tasks import generation_services, services
 from tasks.models import Candidate, Task
 from tests.api_clients import api_client_for
 from tests.conftest import DEMO_FILES, wait_for
@@ -44,7 +44,7 @@ MARCH = {day: datetime(2024, 3, day, 12, 0, tzinfo=UTC) for day in range(1, 8)}
 
 def _generate_queued(task: Task) -> None:
     for candidate in Candidate.objects.filter(turn__task=task, status=Candidate.Status.QUEUED):
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
     task.refresh_from_db()
     assert task.status == Task.Status.AWAITING_PREFERENCE, task.status
 

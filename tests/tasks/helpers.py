@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks import generation, services
+from tasks import generation_services, services
 from tasks.models import Candidate, Task
 
 
@@ -21,7 +21,7 @@ def create_task(*, contractor, project, repository, prompt: str = "Make div safe
 def generate_all(task: Task) -> Task:
     """Run both generation jobs' service in-process (the worker path is tested end to end)."""
     for candidate in Candidate.objects.filter(turn__task=task):
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
     task.refresh_from_db()
     return task
 

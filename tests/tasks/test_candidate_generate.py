@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 
 from repos.services import repository_cache_path
-from tasks import generation
+from tasks import generation_services
 from tasks.models import Candidate, Task
 from tests.tasks.helpers import create_task, generate_all
 
@@ -49,7 +49,7 @@ def test_a_redelivered_job_neither_duplicates_nor_overwrites(ready_repository, p
     )
     candidate = Candidate.objects.filter(turn__task=task).first()
     before = Candidate.objects.filter(pk=candidate.pk).values().get()
-    assert generation.candidate_generate(candidate_id=candidate.pk) is None
+    assert generation_services.candidate_generate(candidate_id=candidate.pk) is None
     assert Candidate.objects.filter(pk=candidate.pk).values().get() == before
     assert Candidate.objects.filter(turn__task=task).count() == 2
 
@@ -62,8 +62,8 @@ def test_a_failed_candidate_says_why_and_can_be_retried_alone(
     # An endpoint whose provider is not available fails with a readable reason.
     failing.endpoint.provider = "unavailable"
     failing.endpoint.save()
-    generation.candidate_generate(candidate_id=other.pk)
-    generation.candidate_generate(candidate_id=failing.pk)
+    generation_services.candidate_generate(candidate_id=other.pk)
+    generation_services.candidate_generate(candidate_id=failing.pk)
     failing.refresh_from_db()
     task.refresh_from_db()
     assert failing.status == Candidate.Status.FAILED
@@ -73,10 +73,10 @@ def test_a_failed_candidate_says_why_and_can_be_retried_alone(
     failing.endpoint.provider = "demo"
     failing.endpoint.save()
     other_before = Candidate.objects.filter(pk=other.pk).values().get()
-    generation.candidate_retry(candidate=failing, by=contractor)
+    generation_services.candidate_retry(candidate=failing, by=contractor)
     task.refresh_from_db()
     assert task.status == Task.Status.GENERATING
-    generation.candidate_generate(candidate_id=failing.pk)
+    generation_services.candidate_generate(candidate_id=failing.pk)
     task.refresh_from_db()
     failing.refresh_from_db()
     assert failing.status == Candidate.Status.SUCCEEDED and failing.attempts == 1
@@ -88,7 +88,7 @@ def test_a_failed_candidate_says_why_and_can_be_retried_alone(
 def test_the_task_waits_while_one_candidate_is_still_running(ready_repository, project, contractor):
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     first = Candidate.objects.filter(turn__task=task).first()
-    generation.candidate_generate(candidate_id=first.pk)
+    generation_services.candidate_generate(candidate_id=first.pk)
     task.refresh_from_db()
     assert task.status == Task.Status.GENERATING
 
@@ -113,13 +113,16 @@ def test_the_same_job_redelivered_after_a_worker_died_finishes_the_candidate_onc
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     candidate, other = Candidate.objects.filter(turn__task=task).order_by("slot")
     candidate.claim(job_id="job-7")  # the worker died here, leaving the row RUNNING
-    assert generation.candidate_generate(candidate_id=candidate.pk, job_id="job-7") is not None
+    assert (
+        generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-7")
+        is not None
+    )
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.SUCCEEDED
     assert candidate.attempts == 2
     # A different job (a duplicate enqueue) may not take a RUNNING or finished row.
-    assert generation.candidate_generate(candidate_id=candidate.pk, job_id="job-8") is None
+    assert generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-8") is None
     other.claim(job_id="job-9")
-    assert generation.candidate_generate(candidate_id=other.pk, job_id="job-10") is None
+    assert generation_services.candidate_generate(candidate_id=other.pk, job_id="job-10") is None
     other.refresh_from_db()
     assert other.status == Candidate.Status.RUNNING and other.job_id == "job-9"

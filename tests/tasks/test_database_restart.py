@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from marlin import db_retry
-from tasks import generation
+from tasks import generation_services
 from tasks.models import Candidate, Task
 from tests.tasks.conftest import answer_marking
 from tests.tasks.helpers import create_task, vendor_project
@@ -58,7 +58,7 @@ def test_the_answer_is_stored_on_a_new_connection(
         return marked(body)
 
     server.set_default(answer_after_the_connection_died)
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="job-1")
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-1")
 
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.SUCCEEDED, candidate.error

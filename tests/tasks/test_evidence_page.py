@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tasks import generation, services
+from tasks import generation_services, services
 from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task
 from tests.api_clients import api_client_for
 from tests.factories import pool_endpoints
@@ -337,7 +337,7 @@ def test_a_candidate_waiting_for_its_rival_shows_no_figures(
 ):
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     first = Candidate.objects.filter(turn__task=task).order_by("slot").first()
-    generation.candidate_generate(candidate_id=first.pk)
+    generation_services.candidate_generate(candidate_id=first.pk)
     client.force_login(contractor)
     page = client.get(reverse("tasks:detail", args=[task.pk])).content.decode()
     assert "The checks run once both candidates are ready." in _block(page, first.slot)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from marlin.exceptions import ApplicationError, InvalidTransition
 from repos import git_client
 from repos import services as repo_services
-from tasks import evidence_services, generation
+from tasks import evidence_services, generation_services
 from tasks.models import Candidate, CheckRecipe, EvidenceRun, Task
 from tests.factories import RepositoryFactory, pool_endpoints
 from tests.tasks.helpers import create_task, generate_all
@@ -304,7 +304,7 @@ def test_a_turn_that_failed_to_generate_queues_no_evidence(judged_turn):
     EvidenceRun.objects.filter(task=task).delete()
     Task.objects.filter(pk=task.pk).update(status=Task.Status.GENERATING)
     Candidate.objects.filter(turn=judged_turn, slot="B").update(status=Candidate.Status.FAILED)
-    generation.turn_settle(turn_id=judged_turn.pk)
+    generation_services.turn_settle(turn_id=judged_turn.pk)
     assert Task.objects.get(pk=task.pk).status == Task.Status.GENERATION_FAILED
     assert not EvidenceRun.objects.filter(task=task).exists()
 

@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.urls import reverse
 
-from tasks import failure_detail, generation
+from tasks import failure_detail, generation_services
 from tasks.models import Candidate, Task
 from tests.factories import ModelEndpointFactory, ProjectFactory, UserFactory
 from tests.fakes.model_servers import status
@@ -20,7 +20,9 @@ SHOWN_TO_ADMINS = "Technical detail"
 def _fail_openai_candidate(task: Task) -> Candidate:
     """Run both candidates once; the OpenAI one (slot drawn at random) is the failing one."""
     for candidate in Candidate.objects.filter(turn__task=task):
-        generation.candidate_generate(candidate_id=candidate.pk, job_id=f"job-{candidate.pk}")
+        generation_services.candidate_generate(
+            candidate_id=candidate.pk, job_id=f"job-{candidate.pk}"
+        )
     return Candidate.objects.get(turn__task=task, endpoint__provider="openai")
 
 
@@ -80,7 +82,7 @@ def test_a_failing_agent_leaves_its_exit_code_and_stderr_tail(
     project = ProjectFactory(endpoint_a=agent)
     task = create_task(contractor=contractor, project=project, repository=ready_repository)
     failed = Candidate.objects.get(turn__task=task, endpoint=agent)
-    generation.candidate_generate(candidate_id=failed.pk, job_id="job-agent")
+    generation_services.candidate_generate(candidate_id=failed.pk, job_id="job-agent")
     failed.refresh_from_db()
     assert failed.status == Candidate.Status.FAILED
     assert "exited 3" in failed.failure_detail

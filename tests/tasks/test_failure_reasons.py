@@ -9,7 +9,7 @@ import pytest
 from django.apps import apps
 from django.urls import reverse
 
-from tasks import generation
+from tasks import generation_services
 from tasks.models import Candidate, Task
 from tests.fakes.model_servers import status
 from tests.tasks.helpers import create_task, vendor_project
@@ -27,14 +27,14 @@ def failing_model(fake_models, ready_repository, contractor, settings):
         contractor=contractor, project=vendor_project(alpha, beta), repository=ready_repository
     )
     other = Candidate.objects.get(turn__task=task, endpoint__provider="anthropic")
-    generation.candidate_generate(candidate_id=other.pk, job_id="job-a")
+    generation_services.candidate_generate(candidate_id=other.pk, job_id="job-a")
     return task, Candidate.objects.get(turn__task=task, endpoint__provider="openai")
 
 
 def test_a_transient_error_with_attempts_left_promises_a_retry(failing_model):
     task, candidate = failing_model
-    with pytest.raises(generation.RetryLater):
-        generation.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
+    with pytest.raises(generation_services.RetryLater):
+        generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.RUNNING and candidate.attempts == 1
     assert candidate.error == "The model service had an error. Marlin will try again shortly."
@@ -42,10 +42,10 @@ def test_a_transient_error_with_attempts_left_promises_a_retry(failing_model):
 
 def test_the_last_attempt_says_what_happened_and_that_the_contractor_can_retry(failing_model):
     task, candidate = failing_model
-    with pytest.raises(generation.RetryLater):
-        generation.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
+    with pytest.raises(generation_services.RetryLater):
+        generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
     # The job's retry: the same job id claims its row again, for the last attempt.
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
     candidate.refresh_from_db()
     task.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED and candidate.attempts == 2
@@ -61,9 +61,9 @@ def test_the_workspace_does_not_promise_a_retry_for_a_failed_candidate(
     failing_model, client, contractor
 ):
     task, candidate = failing_model
-    with pytest.raises(generation.RetryLater):
-        generation.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
+    with pytest.raises(generation_services.RetryLater):
+        generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="job-b")
     client.force_login(contractor)
     page = client.get(reverse("tasks:detail", args=[task.pk])).content.decode()
     assert "Marlin tried 2 times and stopped; you can retry this candidate." in page

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from marlin.exceptions import ApplicationError
-from tasks import generation, services
+from tasks import generation_services, services
 from tasks.models import Candidate, Task, Turn
 from tests.factories import pool_endpoints
 from tests.fakes.model_servers import fake_token_count
@@ -22,7 +22,7 @@ def fake_project(db, fake_models):
 
 def _generate(task: Task) -> None:
     for candidate in Candidate.objects.filter(turn__task=task, status=Candidate.Status.QUEUED):
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
 
 
 def _slot_of(task: Task, turn_number: int, provider: str) -> str:
@@ -131,13 +131,13 @@ def test_a_transient_error_is_retried_then_shown_as_failed(
     alpha.enqueue(status(500), status(429, retry_after=7))
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
     candidate = Candidate.objects.get(turn__task=task, endpoint__provider="anthropic")
-    with pytest.raises(generation.RetryLater) as first:
-        generation.candidate_generate(candidate_id=candidate.pk, job_id="j1")
+    with pytest.raises(generation_services.RetryLater) as first:
+        generation_services.candidate_generate(candidate_id=candidate.pk, job_id="j1")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.RUNNING and "try again" in candidate.error
     assert first.value.countdown > 0
     # The retried message carries the same job id, re-claims the row and gives up at the cap.
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="j1")
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="j1")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED and candidate.attempts == 2
     assert "busy" in candidate.error
@@ -155,15 +155,15 @@ def test_an_endpoint_at_its_concurrency_cap_makes_candidates_wait_queued(
     busy = Candidate.objects.get(turn__task=first, endpoint=endpoint)
     busy.claim(job_id="holding")  # one generation is running on the endpoint
     waiting = Candidate.objects.get(turn__task=second, endpoint=endpoint)
-    with pytest.raises(generation.RetryLater):
-        generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
+    with pytest.raises(generation_services.RetryLater):
+        generation_services.candidate_generate(candidate_id=waiting.pk, job_id="w1")
     touched = waiting.updated_at
     waiting.refresh_from_db()
     assert waiting.status == Candidate.Status.QUEUED and waiting.attempts == 0
     assert waiting.updated_at > touched  # a live wait: the reaper will not re-send it
     # Once the running one is done, the waiting one goes through.
     busy.fail(reason="done")
-    generation.candidate_generate(candidate_id=waiting.pk, job_id="w1")
+    generation_services.candidate_generate(candidate_id=waiting.pk, job_id="w1")
     waiting.refresh_from_db()
     assert waiting.status == Candidate.Status.SUCCEEDED and waiting.attempts == 1
 
@@ -174,7 +174,7 @@ def test_a_paused_endpoint_takes_no_new_work(ready_repository, fake_project, con
     paused.is_enabled = False
     paused.save()
     queued = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[1])
-    generation.candidate_generate(candidate_id=queued.pk, job_id="j")
+    generation_services.candidate_generate(candidate_id=queued.pk, job_id="j")
     queued.refresh_from_db()
     assert queued.status == Candidate.Status.FAILED
     assert queued.error == "The model is not available right now."
@@ -192,7 +192,7 @@ def test_a_job_whose_worker_keeps_dying_gives_up_at_the_attempt_cap(
     candidate = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[0])
     candidate.claim(job_id="j")  # attempt 1: the worker died
     candidate.claim(job_id="j")  # attempt 2 (redelivered): died again
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="j")  # third delivery
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="j")  # third delivery
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED and "kept stopping" in candidate.error
     assert not alpha.requests  # the model was not called a third time
@@ -207,7 +207,7 @@ def test_an_answer_without_a_change_fails_at_once(
     alpha.enqueue(ok("I would rather not change anything."))
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
     candidate = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[0])
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="j")
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="j")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.FAILED
     assert candidate.error == "The answer contains no code change."
@@ -217,12 +217,12 @@ def test_an_answer_without_a_change_fails_at_once(
 def test_backoff_grows_and_honours_retry_after(settings):
     settings.MARLIN_GENERATION_BACKOFF_SECONDS = 2
     settings.MARLIN_GENERATION_BACKOFF_MAX_SECONDS = 60
-    first = [generation.backoff_seconds(1, None) for _ in range(20)]
-    third = [generation.backoff_seconds(3, None) for _ in range(20)]
+    first = [generation_services.backoff_seconds(1, None) for _ in range(20)]
+    third = [generation_services.backoff_seconds(3, None) for _ in range(20)]
     assert all(1 <= d <= 2 for d in first) and all(4 <= d <= 8 for d in third)
     assert len(set(third)) > 1  # jittered
-    assert generation.backoff_seconds(1, 30) >= 30  # the server said wait 30 s
-    assert generation.backoff_seconds(1, 600) == 60  # but never past the ceiling
+    assert generation_services.backoff_seconds(1, 30) >= 30  # the server said wait 30 s
+    assert generation_services.backoff_seconds(1, 600) == 60  # but never past the ceiling
 
 
 def test_an_oversized_answer_is_cut_and_marked(
@@ -236,7 +236,7 @@ def test_an_oversized_answer_is_cut_and_marked(
     alpha.enqueue(ok(diff + "Explanation. " * 500))
     task = create_task(contractor=contractor, project=fake_project, repository=ready_repository)
     candidate = Candidate.objects.get(turn__task=task, endpoint=pool_endpoints(fake_project)[0])
-    generation.candidate_generate(candidate_id=candidate.pk, job_id="j")
+    generation_services.candidate_generate(candidate_id=candidate.pk, job_id="j")
     candidate.refresh_from_db()
     assert candidate.status == Candidate.Status.SUCCEEDED
     assert candidate.is_truncated is True

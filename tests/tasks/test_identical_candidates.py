@@ -14,7 +14,7 @@ from django.urls import reverse
 from marlin.exceptions import ApplicationError
 from reviews import exports
 from reviews.export_filters import ExportFilters
-from tasks import generation, services
+from tasks import generation_services, services
 from tasks.models import Candidate, Task, TaskEvent
 from tests.fakes.model_servers import FakeAnthropicServer, FakeOpenAIServer, ok
 from tests.tasks.helpers import create_task, decide, generate_all, valid_scores, vendor_project
@@ -104,7 +104,9 @@ def test_regenerating_one_candidate_makes_the_turn_comparable(identical_task, se
     openai_candidate = Candidate.objects.get(turn__task=identical_task, endpoint__provider="openai")
     other = Candidate.objects.get(turn__task=identical_task, endpoint__provider="anthropic")
     kept_answer = other.raw_answer
-    generation.candidate_regenerate(candidate=openai_candidate, by=identical_task.contractor)
+    generation_services.candidate_regenerate(
+        candidate=openai_candidate, by=identical_task.contractor
+    )
     identical_task.refresh_from_db()
     assert identical_task.status == Task.Status.GENERATING
     assert TaskEvent.objects.filter(
@@ -126,14 +128,14 @@ def test_candidates_that_differ_cannot_be_regenerated(ready_repository, project,
     )
     assert task.turns.get().has_identical_candidates is False
     with pytest.raises(ApplicationError, match="same change can be regenerated"):
-        generation.candidate_regenerate(
+        generation_services.candidate_regenerate(
             candidate=Candidate.objects.filter(turn__task=task).first(), by=contractor
         )
 
 
 def test_only_the_contractor_may_regenerate(identical_task, other_contractor):
     with pytest.raises(ApplicationError, match="Only the task's contractor"):
-        generation.candidate_regenerate(
+        generation_services.candidate_regenerate(
             candidate=Candidate.objects.filter(turn__task=identical_task).first(),
             by=other_contractor,
         )

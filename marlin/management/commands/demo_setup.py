@@ -17,7 +17,7 @@ from repos import services as repo_services
 from repos.models import Repository
 from reviews.claim_services import review_claim
 from reviews.services import review_decide
-from tasks import generation
+from tasks import generation_services
 from tasks import services as task_services
 from tasks.models import Candidate, ModelEndpoint, Project, ProjectEndpoint, Task
 
@@ -153,7 +153,7 @@ def _generate(task: Task) -> None:
     """Run the queued candidates' generation here, as the worker would (the jobs sent on
     commit find them done and do nothing)."""
     for candidate in Candidate.objects.filter(turn__task=task, status=Candidate.Status.QUEUED):
-        generation.candidate_generate(candidate_id=candidate.pk)
+        generation_services.candidate_generate(candidate_id=candidate.pk)
 
 
 @contextlib.contextmanager
