@@ -82,20 +82,34 @@ class CandidateTexts:
     print and the API returns. The prose (explanation, errors) loses vendor words too; the
     diff only the endpoints' names and model ids (vendor words may be real identifiers)."""
 
-    explanation: str
     error: str
     apply_error: str
     failure_detail: str
     # The inputs of the lazy fields below; templates cannot read "_" attributes.
     _names: tuple[str, ...] = field(repr=False)
     _diff: str = field(repr=False)
+    # The explanation's Markdown source with names masked as text.
+    _explanation_source: str = field(repr=False)
+
+    @cached_property
+    def _explanation_rendered(self) -> SafeString:
+        return render_markdown(self._explanation_source or "", heading_offset=PAGE_HEADING_OFFSET)
+
+    @cached_property
+    def explanation(self) -> str:
+        """The explanation as the API returns it: its Markdown source, masked. A name that
+        only rendering reveals (split by markup, **Open**AI, or a character reference,
+        &#99;laude) would reach whoever renders the source: then the rendered text, masked,
+        is returned instead (plain text, as the page's fallback)."""
+        text = unescape(strip_tags(str(self._explanation_rendered)))
+        masked = mask_identity(text, names=self._names)
+        return self._explanation_source if masked == text else masked
 
     @cached_property
     def explanation_html(self) -> SafeString | str:
         """The explanation as the page shows it: masked Markdown, rendered and sanitised
         (tasks.markdown, headings below the page's), then masked again."""
-        html = render_markdown(self.explanation or "", heading_offset=PAGE_HEADING_OFFSET)
-        return mask_rendered_html(html, names=self._names)
+        return mask_rendered_html(self._explanation_rendered, names=self._names)
 
     @cached_property
     def diff(self) -> str:
@@ -119,12 +133,12 @@ def candidate_texts(candidate) -> CandidateTexts:
         return kept[1]
     names = tuple(identity_names(candidate))
     texts = CandidateTexts(
-        explanation=mask_identity(candidate.explanation, names=names),
         error=mask_identity(candidate.error, names=names),
         apply_error=mask_identity(candidate.apply_error, names=names),
         failure_detail=mask_identity(candidate.failure_detail, names=names),
         _names=names,
         _diff=candidate.diff,
+        _explanation_source=mask_identity(candidate.explanation, names=names),
     )
     candidate.__dict__["_candidate_texts"] = (sources, texts)
     return texts

@@ -18,6 +18,7 @@ from django.utils.html import conditional_escape, escape
 
 from tasks import blinding
 from tasks.blinding import candidate_texts
+from tasks.markdown import render_markdown
 from tasks.models import Candidate
 from tests.api_clients import api_client_for
 from tests.factories import ModelEndpointFactory, ProjectFactory, pool_endpoints
@@ -110,8 +111,15 @@ def test_the_workspace_and_the_api_show_the_same_masked_texts(
     assert f'<p class="error">{escape(texts_b.error)}</p>' in shown_b
 
     # What people read: the rendered explanation (where **Open**AI and &#99;laude become
-    # names) and the errors. The API's explanation is the Markdown source, masked as text.
-    for text in (_visible_text(texts_a.explanation_html), texts_a.apply_error, texts_b.error):
+    # names) and the errors. The API's explanation is Markdown source: rendered by whoever
+    # reads it, it names no model either.
+    from_api_rendered = _visible_text(str(render_markdown(from_api["A"]["explanation"])))
+    for text in (
+        _visible_text(texts_a.explanation_html),
+        from_api_rendered,
+        texts_a.apply_error,
+        texts_b.error,
+    ):
         assert "[model]" in text
         _assert_blind(text)
     _assert_blind(_visible_text(shown_a[: shown_a.index('<div class="diff">')]))
