@@ -15,6 +15,13 @@ from django.db.models import Q
 
 
 class OneQueryModelBackend(ModelBackend):
+    """Answers permission checks only. Signing in stays ModelBackend's (listed after this
+    one): were both to check passwords, a failed sign-in would hash the password twice, and
+    sessions would name this backend, so removing it later would sign everyone out."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs) -> None:
+        return None
+
     def get_all_permissions(self, user_obj, obj=None) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()

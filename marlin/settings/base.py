@@ -116,10 +116,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # django-axes first: it refuses a locked-out user/address before a password is checked.
-# Permissions come from OneQueryModelBackend (one query a request, not two). ModelBackend
-# stays listed after it only so that sessions signed in under its name stay valid (a session
-# names the backend that signed it in); it answers permission checks from the set the first
-# one cached on the user, so it adds no query.
+# Permissions come from OneQueryModelBackend (one query a request, not two), which signs no
+# one in; ModelBackend checks passwords (so sessions keep naming it) and answers permission
+# checks from the set the first one cached on the user, so it adds no query.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "marlin.auth_backends.OneQueryModelBackend",

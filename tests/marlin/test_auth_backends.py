@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.urls import reverse
@@ -77,3 +78,23 @@ def test_sessions_signed_in_under_either_backend_stay_valid(client, people, back
     assert client.get(reverse("tasks:list")).status_code == 200
     client.force_login(people["reviewer"], backend=backend)
     assert client.get(reverse("tasks:list")).status_code == 403
+
+
+def test_signing_in_is_modelbackends_alone(client, people):
+    """A failed sign-in hashes the password once (one backend checks it), and sessions keep
+    naming ModelBackend, as they did before OneQueryModelBackend."""
+    user = people["contractor"]
+    user.set_password("a long enough secret")
+    user.save()
+    assert (
+        OneQueryModelBackend().authenticate(
+            None, username=user.username, password="a long enough secret"
+        )
+        is None
+    )
+    response = client.post(
+        reverse("login"), {"username": user.username, "password": "a long enough secret"}
+    )
+    assert response.status_code == 302
+    assert client.session[BACKEND_SESSION_KEY] == "django.contrib.auth.backends.ModelBackend"
+    assert client.get(reverse("tasks:list")).status_code == 200
