@@ -397,7 +397,7 @@ class TaskSubmitApi(APIView):
 
     @extend_schema(request=JudgementInputSerializer, responses={200: TaskSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        task = selectors.task_get_for_judging(user=request.user, pk=pk)
+        task = selectors.task_get_for_judging(user=request.user, pk=pk, repository=True)
         task = services.task_submit(
             task=task, by=request.user, **_judgement_args(request, JudgementInputSerializer)
         )
@@ -426,7 +426,7 @@ class TaskReviseApi(APIView):
 
     @extend_schema(request=None, responses={200: TaskSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        task = selectors.task_get_for_judging(user=request.user, pk=pk)
+        task = selectors.task_get_for_judging(user=request.user, pk=pk, repository=True)
         return Response(TaskSerializer(services.task_revise(task=task, by=request.user)).data)
 
 

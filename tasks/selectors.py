@@ -56,7 +56,9 @@ def task_get_for_contractor(*, user: User, pk: int) -> Task:
     return get_object_or_404(_task_qs(), pk=pk, contractor=user)
 
 
-def task_get_for_judging(*, user: User, pk: int, latest_turn: bool = False) -> Task:
+def task_get_for_judging(
+    *, user: User, pk: int, latest_turn: bool = False, repository: bool = False
+) -> Task:
     """The contractor's task for a write (submit, follow-up, autosave, heartbeat): the task
     and its project in one query, nothing of its turns. The services lock the task and read
     what they need under the lock; prefetching every candidate's diff and answer here, as the
@@ -66,8 +68,10 @@ def task_get_for_judging(*, user: User, pk: int, latest_turn: bool = False) -> T
     `latest_turn`: also `latest_turn_identical`, whether both candidates of the latest turn
     made the same change (None without a turn), in the same query: what the judgement form
     of a submit is built for, where reading the turn cost a query of its own.
+    `repository`: the repository joined too, for an answer that names it (the API's).
     """
-    tasks = Task.objects.select_related("project").defer("acceptance_tests")
+    related = ("project", "repository") if repository else ("project",)
+    tasks = Task.objects.select_related(*related).defer("acceptance_tests")
     if latest_turn:
         latest = Turn.objects.filter(task=OuterRef("pk")).order_by("-number")
         tasks = tasks.annotate(
