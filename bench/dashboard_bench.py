@@ -145,7 +145,7 @@ def build_data() -> None:
                      1 + (u.id % 5), 'reliability', 3, 'maintainability', 1 + (u.id % 3)),
                 'B', jsonb_build_object('correctness', 3 + sign(p.pref), 'security',
                      1 + (u.id / 5 % 5), 'reliability', 3, 'maintainability', 2)),
-            'Judged.', u.id, '[]', '[]'
+            'Judged.', u.id, '[]', ''::bytea
         FROM tasks_turn u JOIN tasks_task t ON t.id = u.task_id
         JOIN tasks_candidate ca ON ca.turn_id = u.id AND ca.slot = 'A'
         JOIN tasks_candidate cb ON cb.turn_id = u.id AND cb.slot = 'B',

@@ -396,7 +396,7 @@ def build_data() -> None:
                         turn_id, judged, judged, 1, preference, json.dumps(scores),
                         _justification(rng, preference), turn_id,
                         json.dumps(judgement_warnings(preference=preference, scores=scores)),
-                        "[]",
+                        "",  # no signature (minhash, bytea)
                     ))  # fmt: skip
                     turns.append(
                         row(turn_id, turn_created, judged, number, prompt, task_id, turn_active)

@@ -207,7 +207,7 @@ def build_data() -> None:  # noqa: PLR0915 - one linear script
                         rng, truth_pref, truth_a, truth_b, reliability[contractor.pk]
                     )
                     judgs.append(row(turn_id, accepted, accepted, 1, pref, json.dumps(scores),
-                                      "Judged.", turn_id, "[]", "[]"))  # fmt: skip
+                                      "Judged.", turn_id, "[]", ""))  # fmt: skip
                     if turn_id in overlap_turns:
                         second = rng.choice(contractors)
                         while second.pk == contractor.pk:

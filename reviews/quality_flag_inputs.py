@@ -4,7 +4,8 @@ The flags run inside the submit's transaction, and a submit's budget is 15 ms of
 (issue 19). Read through the ORM, their inputs took four queries: each costs ~0.5-1 ms of
 Django CPU to compile and turn into rows, and the contractor's last DUPLICATE_LOOKBACK
 signatures came back as as many rows, each decoded on its own. On PostgreSQL one statement
-returns every input as one JSON document, decoded by one orjson call; elsewhere (the SQLite
+returns every input as one JSON document, decoded by one orjson call, with the signatures
+packed into one hex string (one bytes.fromhex, no integer parsed); elsewhere (the SQLite
 development default) the same inputs come from the ORM. Both readers are tested against each
 other (tests/reviews/test_quality_flags.py).
 """
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 
 import orjson
 from django.db import connection
-from django.db.models import F, TextField
-from django.db.models.functions import Cast
+from django.db.models import F
 
 from marlin.database import is_postgresql
+from reviews.minhash import SIGNATURE_BYTES
 from tasks.models import Judgement, Submission
 
 # The median follows the project's recent pace, read from a bounded window.
@@ -38,16 +39,19 @@ class OwnJudgement:
     text, from which a missing signature is computed."""
 
     pk: int
-    signature: list[int]
+    signature: bytes
     turn_number: int
     justification: str
 
 
 @dataclass(frozen=True)
-class EarlierJudgement:
-    signature: list[int]
-    task_id: int
-    turn_number: int
+class EarlierSignatures:
+    """The signatures of earlier judgements packed one after another (SIGNATURE_BYTES each,
+    newest first), with the task and turn of each, in the same order."""
+
+    signatures: bytes
+    task_ids: list[int]
+    turn_numbers: list[int]
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,8 @@ class FlagInputs:
     - `median_seconds`, `history`: the median time on task of the project's last
       FAST_LOOKBACK submissions before this one, and how many there were (None for none).
     - `own`: this round's judgements of the submitted task, by turn number.
-    - `earlier`: the contractor's latest DUPLICATE_LOOKBACK judgements in other tasks, in no
-      order (the rule takes the best match by value).
+    - `earlier`: the signatures of the contractor's latest DUPLICATE_LOOKBACK judgements in
+      other tasks (those without one, or of another NUM_HASHES, left out).
     - `latest`, `decisive`: the contractor's latest STREAK_LENGTH judgements, and latest
       STREAK_LENGTH that are not ties, newest first; one per turn, of its task's current round
       (a revision copies the earlier round's rows, and counting both would let one bounced
@@ -74,7 +78,7 @@ class FlagInputs:
     median_seconds: float | None
     history: int
     own: list[OwnJudgement]
-    earlier: list[EarlierJudgement]
+    earlier: EarlierSignatures
     latest: list[Verdict]
     decisive: list[Verdict]
 
@@ -105,16 +109,23 @@ SELECT json_build_array(
              JOIN tasks_task t ON t.id = s.task_id
             WHERE t.project_id = %(project)s AND s.id < %(submission)s
             ORDER BY s.id DESC LIMIT %(fast_lookback)s) w),
-  (SELECT coalesce(json_agg(json_build_array(j.id, j.minhash, tu.number, j.justification)
+  (SELECT coalesce(json_agg(json_build_array(j.id, encode(j.minhash, 'hex'), tu.number,
+                                              j.justification)
                             ORDER BY tu.number), '[]')
      FROM tasks_judgement j JOIN tasks_turn tu ON tu.id = j.turn_id
     WHERE tu.task_id = %(task)s AND j.round = %(round)s),
-  (SELECT coalesce(json_agg(json_build_array(e.minhash, e.task_id, e.number)), '[]')
-     FROM (SELECT j.minhash, tu.task_id, tu.number FROM tasks_judgement j
+  (SELECT json_build_array(
+            coalesce(encode(string_agg(e.minhash, ''::bytea ORDER BY e.created_at DESC, e.id DESC),
+                            'hex'), ''),
+            coalesce(json_agg(e.task_id ORDER BY e.created_at DESC, e.id DESC), '[]'),
+            coalesce(json_agg(e.number ORDER BY e.created_at DESC, e.id DESC), '[]'))
+     FROM (SELECT j.id, j.created_at, j.minhash, tu.task_id, tu.number
+             FROM tasks_judgement j
              JOIN tasks_turn tu ON tu.id = j.turn_id
              JOIN tasks_task t ON t.id = tu.task_id
             WHERE t.contractor_id = %(contractor)s AND tu.task_id <> %(task)s
-            ORDER BY j.created_at DESC, j.id DESC LIMIT %(duplicate_lookback)s) e),
+            ORDER BY j.created_at DESC, j.id DESC LIMIT %(duplicate_lookback)s) e
+    WHERE length(e.minhash) = %(signature_bytes)s),
   {latest},
   {decisive}
 )::text
@@ -138,15 +149,20 @@ def flag_inputs_in_one_statement(*, submission: Submission) -> FlagInputs:
                 "fast_lookback": FAST_LOOKBACK,
                 "duplicate_lookback": DUPLICATE_LOOKBACK,
                 "streak": STREAK_LENGTH,
+                "signature_bytes": SIGNATURE_BYTES,
             },
         )
         (document,) = cursor.fetchone()
     (median, history), own, earlier, latest, decisive = orjson.loads(document)
+    signatures, task_ids, turn_numbers = earlier
     return FlagInputs(
         median_seconds=median,
         history=history,
-        own=[OwnJudgement(*row) for row in own],
-        earlier=[EarlierJudgement(*row) for row in earlier],
+        own=[
+            OwnJudgement(pk, bytes.fromhex(signature), number, justification)
+            for pk, signature, number, justification in own
+        ],
+        earlier=EarlierSignatures(bytes.fromhex(signatures), task_ids, turn_numbers),
         latest=[Verdict(*row) for row in latest],
         decisive=[Verdict(*row) for row in decisive],
     )
@@ -165,14 +181,17 @@ def flag_inputs_from_the_orm(*, submission: Submission) -> FlagInputs:
         .order_by("turn__number")
         .values_list("pk", "minhash", "turn__number", "justification")
     )
-    earlier = (
+    lookback = (
         Judgement.objects.filter(turn__task__contractor_id=task.contractor_id)
         .exclude(turn__task_id=task.pk)
         .order_by("-created_at", "-pk")
-        # Decoded by orjson, not JSONField's json: the larger part of the read's time.
-        .annotate(signature=Cast("minhash", TextField()))
-        .values_list("signature", "turn__task_id", "turn__number")[:DUPLICATE_LOOKBACK]
+        .values_list("minhash", "turn__task_id", "turn__number")[:DUPLICATE_LOOKBACK]
     )
+    earlier = [
+        (bytes(signature), task_id, number)
+        for signature, task_id, number in lookback
+        if len(signature) == SIGNATURE_BYTES
+    ]
     streak = (
         Judgement.objects.filter(turn__task__contractor_id=task.contractor_id)
         .filter(round=F("turn__task__round"))
@@ -182,11 +201,15 @@ def flag_inputs_from_the_orm(*, submission: Submission) -> FlagInputs:
     return FlagInputs(
         median_seconds=statistics.median(window) if window else None,
         history=len(window),
-        own=[OwnJudgement(*row) for row in own],
-        earlier=[
-            EarlierJudgement(orjson.loads(signature), task_id, number)
-            for signature, task_id, number in earlier
+        own=[
+            OwnJudgement(pk, bytes(signature), number, justification)
+            for pk, signature, number, justification in own
         ],
+        earlier=EarlierSignatures(
+            b"".join(signature for signature, _, _ in earlier),
+            [task_id for _, task_id, _ in earlier],
+            [number for _, _, number in earlier],
+        ),
         latest=[Verdict(*row) for row in streak[:STREAK_LENGTH]],
         decisive=[Verdict(*row) for row in streak.exclude(preference=0)[:STREAK_LENGTH]],
     )

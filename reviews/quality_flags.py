@@ -1,19 +1,15 @@
 """Effort and bias flags on a submission (issue 18), for reviewers and admins only.
 
-The MinHash part is pure: a justification becomes a signature of NUM_HASHES integers, and the
-share of equal positions between two signatures estimates the Jaccard similarity of their
-word-shingle sets. Only signatures are stored (Judgement.minhash), so a new justification is
-compared with a contractor's earlier ones without rereading their text.
+A justification's MinHash signature (reviews/minhash.py) is stored with it
+(Judgement.minhash), so a new justification is compared with a contractor's earlier ones
+without rereading their text.
 """
 
 from __future__ import annotations
 
-import hashlib
-import operator
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from django.db import transaction
 from django.db.models import (
     Count,
@@ -26,6 +22,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from reviews.minhash import (
+    agreements,
+    minhash,
+)
 from reviews.models import SubmissionFlag
 from reviews.quality_flag_inputs import (
     STREAK_LENGTH,
@@ -34,13 +34,6 @@ from reviews.quality_flag_inputs import (
 )
 from tasks.models import Candidate, Judgement, Submission, Task
 
-# 64 hashes give an estimate within about +-0.06 of the true Jaccard similarity (one standard
-# error at J = 0.6): precise enough for a review hint, and 64 integers a judgement to store.
-NUM_HASHES = 64
-# Two-word shingles: justifications are short, and with three-word shingles changing three
-# words of a thirty-word text already drops the similarity to about 0.5, below any threshold
-# that still keeps unrelated justifications about the same code apart.
-SHINGLE_WORDS = 2
 # Near-duplicate from here on (measured in tests/reviews/test_quality_flags.py): four words
 # changed in a 35-word justification is a true similarity of about 0.64, which the 64-hash
 # estimate can place two standard errors lower; different justifications of the same change
@@ -52,66 +45,6 @@ DUPLICATE_THRESHOLD = 0.5
 FAST_FRACTION = 4
 # Below this many earlier submissions the project's median says little.
 FAST_MIN_HISTORY = 10
-
-
-_MERSENNE = (1 << 61) - 1
-_WORD = re.compile(r"[^\W_]+")
-
-
-def _coefficients() -> list[tuple[int, int]]:
-    # Derived from fixed salts, not from `random`, so that signatures stored today still
-    # compare with those computed by another process or Python version.
-    pairs = []
-    for i in range(NUM_HASHES):
-        digest = hashlib.blake2b(f"marlin-minhash-{i}".encode(), digest_size=16).digest()
-        a = int.from_bytes(digest[:8], "big") % (_MERSENNE - 1) + 1
-        b = int.from_bytes(digest[8:], "big") % _MERSENNE
-        pairs.append((a, b))
-    return pairs
-
-
-_COEFFICIENTS = _coefficients()
-
-
-def words(text: str) -> list[str]:
-    """The text's words, lower-cased, with punctuation and spacing gone."""
-    return _WORD.findall(text.casefold())
-
-
-def shingles(text: str, k: int = SHINGLE_WORDS) -> set[str]:
-    """The set of k-word runs of the text (the whole text when it is shorter than k words)."""
-    tokens = words(text)
-    if len(tokens) <= k:
-        return {" ".join(tokens)} if tokens else set()
-    return {" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
-
-
-def minhash(text: str) -> list[int]:
-    """The text's MinHash signature: for each of NUM_HASHES universal hashes (a*x+b mod p over
-    a 64-bit blake2b of the shingle), the smallest value over its shingles. Empty for no words."""
-    hashed = [
-        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
-        for s in shingles(text)
-    ]
-    if not hashed:
-        return []
-    return [min((a * x + b) % _MERSENNE for x in hashed) for a, b in _COEFFICIENTS]
-
-
-def jaccard_estimate(first: Sequence[int], second: Sequence[int]) -> float:
-    """Share of positions where two signatures agree; 0 when either is empty or they differ
-    in length (signatures from another NUM_HASHES are not comparable)."""
-    if not first or len(first) != len(second):
-        return 0.0
-    return sum(map(operator.eq, first, second)) / len(first)
-
-
-def jaccard(first: str, second: str) -> float:
-    """The exact Jaccard similarity of two texts' shingle sets (what minhash estimates)."""
-    a, b = shingles(first), shingles(second)
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
 
 
 # --- the rules ---------------------------------------------------------------------------
@@ -146,18 +79,19 @@ def fast_flag(*, submission: Submission, inputs: FlagInputs) -> Flag | None:
 def duplicate_flag(*, inputs: FlagInputs) -> Flag | None:
     """A justification of this round nearly repeats one of the contractor's last
     DUPLICATE_LOOKBACK judgements in other tasks (the task's own earlier rounds are copies)."""
+    earlier = inputs.earlier
     matches = []
     for own in inputs.own:
-        best = max(
-            (
-                (jaccard_estimate(own.signature, earlier.signature), earlier.task_id,
-                 earlier.turn_number)
-                for earlier in inputs.earlier
-            ),
-            default=(0.0, None, None),
-        )  # fmt: skip
-        if best[0] >= DUPLICATE_THRESHOLD:
-            matches.append((best, own.turn_number))
+        alike = agreements(own.signature, earlier.signatures)
+        if not len(alike) or alike.max() < DUPLICATE_THRESHOLD:
+            continue
+        similarity = float(alike.max())
+        # Of equally alike ones, the latest task's, as a max over (similarity, task, turn).
+        task_id, number = max(
+            (earlier.task_ids[i], earlier.turn_numbers[i])
+            for i in np.flatnonzero(alike == alike.max())
+        )
+        matches.append(((similarity, task_id, number), own.turn_number))
     if not matches:
         return None
     (similarity, task_id, number), turn_number = max(matches)

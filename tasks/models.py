@@ -724,9 +724,9 @@ class Judgement(BaseModel):
     justification = models.TextField()
     # Consistency warnings the contractor saw and confirmed before submitting.
     warnings = models.JSONField(default=list, blank=True)
-    # MinHash of the justification's word shingles (reviews/quality_flags.py): near-duplicates
+    # MinHash of the justification's word shingles (reviews/minhash.py), packed: near-duplicates
     # of a contractor's earlier justifications are found without rereading them.
-    minhash = models.JSONField(default=list, blank=True)
+    minhash = models.BinaryField(default=b"", blank=True)
 
     class Meta:
         ordering = ["turn", "round"]

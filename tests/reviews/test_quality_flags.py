@@ -10,12 +10,14 @@ from __future__ import annotations
 import random
 import re
 import statistics
+import struct
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from reviews import quality_flag_inputs
+from reviews.minhash import NUM_HASHES, SIGNATURE_BYTES, jaccard, jaccard_estimate, minhash
 from reviews.models import SubmissionFlag
 from reviews.quality_flag_inputs import (
     DUPLICATE_LOOKBACK,
@@ -27,10 +29,6 @@ from reviews.quality_flags import (
     DUPLICATE_THRESHOLD,
     FAST_FRACTION,
     FAST_MIN_HISTORY,
-    NUM_HASHES,
-    jaccard,
-    jaccard_estimate,
-    minhash,
     submission_flags_record,
 )
 from tasks.models import Judgement, Submission, Task, Turn
@@ -162,9 +160,9 @@ def test_the_same_verdict_reworded_and_unrelated_text_are_not_duplicates():
 
 def test_case_spacing_and_punctuation_do_not_change_the_signature():
     assert minhash("A is right; B  crashes!") == minhash("a IS right  b crashes.")
-    assert len(minhash(BASE)) == NUM_HASHES
-    assert minhash("  ...  ") == []
-    assert jaccard_estimate([], []) == 0.0  # empty text repeats nothing
+    assert len(minhash(BASE)) == SIGNATURE_BYTES == 8 * NUM_HASHES
+    assert minhash("  ...  ") == b""
+    assert jaccard_estimate(b"", b"") == 0.0  # empty text repeats nothing
 
 
 def test_the_estimate_is_close_to_the_true_jaccard():
@@ -243,7 +241,7 @@ def test_a_near_duplicate_of_an_earlier_task_is_flagged_and_named(contractor, pr
         flag.detail,
     )
     # The signature is stored, so the next submission compares without the text.
-    assert Judgement.objects.get(turn__task=current.task).minhash == minhash(NEAR)
+    assert bytes(Judgement.objects.get(turn__task=current.task).minhash) == minhash(NEAR)
 
 
 def test_reworded_justifications_and_other_contractors_copies_are_not_flagged(
@@ -286,7 +284,8 @@ def test_duplicate_starts_at_the_threshold(contractor, project, repository, agre
     earlier = _judge(_task(contractor=contractor, project=project, repository=repository))
     signature = minhash(BASE)
     # Equal in exactly `agreeing` positions; the others can never match (minhash < 2**61).
-    earlier.minhash = signature[:agreeing] + [2**62] * (NUM_HASHES - agreeing)
+    never = struct.pack(">Q", 2**62)
+    earlier.minhash = signature[: 8 * agreeing] + never * (NUM_HASHES - agreeing)
     earlier.save()
     current = _current(
         contractor=contractor, project=project, repository=repository, justification=BASE
@@ -326,8 +325,14 @@ def test_duplicate_looks_back_only_so_far(contractor, project, repository):
 # --- the two readers of the rules' inputs ---------------------------------------------------
 
 
-def _sorted_earlier(inputs):
-    return sorted(inputs.earlier, key=lambda e: (e.task_id, e.turn_number, e.signature))
+def _earlier_rows(inputs):
+    earlier = inputs.earlier
+    signatures = [
+        earlier.signatures[i : i + SIGNATURE_BYTES]
+        for i in range(0, len(earlier.signatures), SIGNATURE_BYTES)
+    ]
+    assert len(signatures) == len(earlier.task_ids) == len(earlier.turn_numbers)
+    return list(zip(signatures, earlier.task_ids, earlier.turn_numbers, strict=True))
 
 
 @pytest.mark.parametrize("history", [0, 1, 10, 11, 37])
@@ -342,6 +347,10 @@ def test_both_readers_give_the_rules_the_same_inputs(
             _judge(task, preference=rng.choice([-3, -1, 0, 0, 2]), round=round_,
                    justification=rng.choice(["", BASE, NEAR, UNRELATED]), number=1 + n % 2)  # fmt: skip
         _submitted(task, active_seconds=rng.randrange(60, 7200), round=task.round)
+    # A justification without words has no signature to compare.
+    _judge(
+        _task(contractor=contractor, project=project, repository=repository), justification="..."
+    )
     # Another contractor's work counts for the project's median, never for the rest.
     other = _task(contractor=other_contractor, project=project, repository=repository)
     _judge(other, justification=BASE)
@@ -350,21 +359,26 @@ def test_both_readers_give_the_rules_the_same_inputs(
                        justification=NEAR, active_seconds=30)  # fmt: skip
     _judge(current.task, number=2, justification=UNRELATED)
     # A judgement written before signatures were stored: the reader gives its text.
-    Judgement.objects.filter(turn__task=current.task, turn__number=2).update(minhash=[])
+    Judgement.objects.filter(turn__task=current.task, turn__number=2).update(minhash=b"")
 
     sql = flag_inputs_in_one_statement(submission=current)
     orm = flag_inputs_from_the_orm(submission=current)
     assert (sql.median_seconds, sql.history) == (orm.median_seconds, orm.history)
     assert sql.history == min(history + 1, quality_flag_inputs.FAST_LOOKBACK)
-    assert [o.turn_number for o in sql.own] == [1, 2] and sql.own[1].signature == []
+    assert [o.turn_number for o in sql.own] == [1, 2] and sql.own[1].signature == b""
     assert sql.own == orm.own
-    assert _sorted_earlier(sql) == _sorted_earlier(orm)
-    assert (
-        len(sql.earlier)
-        == Judgement.objects.filter(turn__task__contractor=contractor)
+    assert sql.earlier == orm.earlier
+    # Newest first, each signature with its own task and turn; judgements without one (no
+    # words in the justification) are left out.
+    stored = (
+        Judgement.objects.filter(turn__task__contractor=contractor)
         .exclude(turn__task=current.task)
-        .count()
+        .order_by("-created_at", "-pk")
+        .values_list("minhash", "turn__task_id", "turn__number")
     )
+    expected = [(bytes(m), task_id, number) for m, task_id, number in stored if len(m)]
+    assert _earlier_rows(sql) == expected
+    assert len(expected) < len(stored)  # the wordless one, at least
     assert (sql.latest, sql.decisive) == (orm.latest, orm.decisive)
     assert all(v.preference != 0 for v in sql.decisive)
 
@@ -577,7 +591,7 @@ def test_a_flagged_submission_end_to_end_is_seen_by_reviewers_only(
         "Submitted after 0 s of work against a project median of 60 min over the last 10 "
         "submissions."
     )
-    assert Judgement.objects.get(turn__task=task).minhash == minhash(
+    assert bytes(Judgement.objects.get(turn__task=task).minhash) == minhash(
         "A handles the zero case; B crashes."
     )
     submit(task)  # a double click replays: nothing new
