@@ -58,26 +58,29 @@ def _batches(judgements, size=2000):
         yield batch
 
 
-def pack(apps, schema_editor):
+def _convert(apps, schema_editor, *, sql, source, target, convert):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PACK_ON_POSTGRESQL)
+        schema_editor.execute(sql)
         return
     Judgement = apps.get_model("tasks", "Judgement")
-    for batch in _batches(Judgement.objects.only("id", "minhash")):
+    for batch in _batches(Judgement.objects.only("id", source)):
         for judgement in batch:
-            judgement.minhash_packed = pack_values(judgement.minhash)
-        Judgement.objects.bulk_update(batch, ["minhash_packed"])
+            setattr(judgement, target, convert(getattr(judgement, source)))
+        Judgement.objects.bulk_update(batch, [target])
+
+
+def pack(apps, schema_editor):
+    _convert(
+        apps, schema_editor, sql=PACK_ON_POSTGRESQL, source="minhash", target="minhash_packed",
+        convert=pack_values,
+    )  # fmt: skip
 
 
 def unpack(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(UNPACK_ON_POSTGRESQL)
-        return
-    Judgement = apps.get_model("tasks", "Judgement")
-    for batch in _batches(Judgement.objects.only("id", "minhash_packed")):
-        for judgement in batch:
-            judgement.minhash = unpack_values(judgement.minhash_packed)
-        Judgement.objects.bulk_update(batch, ["minhash"])
+    _convert(
+        apps, schema_editor, sql=UNPACK_ON_POSTGRESQL, source="minhash_packed",
+        target="minhash", convert=unpack_values,
+    )  # fmt: skip
 
 
 class Migration(migrations.Migration):

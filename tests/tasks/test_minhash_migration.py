@@ -7,32 +7,15 @@ import importlib
 import random
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from reviews.minhash import NUM_HASHES, SIGNATURE_BYTES, jaccard_estimate, minhash
+from tests.migration_steps import back_to_latest, migrate_to  # noqa: F401 - a fixture
 
 BEFORE = [("tasks", "0014_pair_outcome_counts")]
 AFTER = [("tasks", "0015_judgement_minhash_packed")]
 migration = importlib.import_module("tasks.migrations.0015_judgement_minhash_packed")
 
 TEXT = "A checks the zero divisor before dividing; B divides blindly and crashes."
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.fixture
-def back_to_latest():
-    """Every app at its latest migration again afterwards (see test_pool_migration)."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def _as_list(signature: bytes) -> list[int]:
@@ -51,7 +34,7 @@ def test_stored_signatures_are_packed_and_unpacked_unchanged():
         "no words": [],
         "too short": [1, 2, 3],
     }
-    old = _migrate(BEFORE)
+    old = migrate_to(BEFORE)
     user = old.get_model("auth", "User").objects.create(username="mina")
     repository = old.get_model("repos", "Repository").objects.create(
         full_name="octo/calc", clone_url="https://example.com/octo/calc.git"
@@ -73,7 +56,7 @@ def test_stored_signatures_are_packed_and_unpacked_unchanged():
             turn=turn, round=1, preference=-2, scores={}, justification=TEXT, minhash=values
         ).pk
 
-    new = _migrate(AFTER)
+    new = migrate_to(AFTER)
     packed = {
         name: bytes(new.get_model("tasks", "Judgement").objects.get(pk=pk).minhash)
         for name, pk in ids.items()
@@ -86,7 +69,7 @@ def test_stored_signatures_are_packed_and_unpacked_unchanged():
     # Nothing comparable: the flags compute these again from the text.
     assert packed["no words"] == packed["too short"] == b""
 
-    back = _migrate(BEFORE)
+    back = migrate_to(BEFORE)
     lists = {
         name: back.get_model("tasks", "Judgement").objects.get(pk=pk).minhash
         for name, pk in ids.items()

@@ -4,36 +4,17 @@ records the pair it compares, with no data lost."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migration_steps import back_to_latest, migrate_to  # noqa: F401 - a fixture
 
 BEFORE = [("tasks", "0011_evidence")]
 AFTER = [("tasks", "0012_endpoint_pools")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.fixture
-def back_to_latest():
-    """Every app at its latest migration again afterwards: migrating tasks back unapplies the
-    later migrations of every app that depends on it, and the tests after this one need
-    them (a later migration of tasks or reviews would otherwise be missing for the rest of
-    the run)."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("back_to_latest")
 def test_two_endpoint_projects_become_pools_and_tasks_keep_their_pair():
-    old = _migrate(BEFORE)
+    old = migrate_to(BEFORE)
     Endpoint = old.get_model("tasks", "ModelEndpoint")
     Project = old.get_model("tasks", "Project")
     Task = old.get_model("tasks", "Task")
@@ -67,7 +48,7 @@ def test_two_endpoint_projects_become_pools_and_tasks_keep_their_pair():
     Candidate.objects.create(turn=moved_turn, slot="B", endpoint=e3, status="SUCCEEDED")
     draft = task(other, "no candidates yet")
 
-    new = _migrate(AFTER)
+    new = migrate_to(AFTER)
     NewTask = new.get_model("tasks", "Task")
     pools = {
         name: [(row.endpoint_id, row.is_enabled, str(row.weight)) for row in rows]
