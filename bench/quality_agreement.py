@@ -91,13 +91,8 @@ def build_data() -> None:  # noqa: PLR0915 - one linear script
     from django.db import connection, transaction
 
     from repos.models import Repository
-    from tasks.models import (
-        DEFAULT_RUBRIC_AXES,
-        ModelEndpoint,
-        Project,
-        ProjectEndpoint,
-        default_rubric_axes,
-    )
+    from tasks.models import ModelEndpoint, Project, ProjectEndpoint
+    from tasks.rubric import DEFAULT_RUBRIC_AXES, default_rubric_axes
 
     if "bench" not in connection.settings_dict["NAME"]:
         raise SystemExit("refusing to empty a database whose name does not contain 'bench'")
