@@ -48,7 +48,7 @@ from reviews.earning_selectors import Period
 from reviews.export_download import CONTENT_TYPES, export_download_response
 from reviews.export_filters import EVIDENCE_FILTERS
 from reviews.forms import DashboardForm, ExportForm, PeriodForm, QueueFilterForm
-from reviews.models import ExportJob, Notification, Review, ReviewNote
+from reviews.models import ExportJob, Notification, Review, ReviewNote, SubmissionFlag
 from reviews.round_changes import round_changes
 from tasks.api import TaskDetailSerializer
 from tasks.models import Task
@@ -209,6 +209,22 @@ class ReviewQueueApi(ListAPIView):
 
     permission_classes = [IsReviewer]
 
+    # Documents the query; QueueFilterForm checks it, for this and the queue page alike.
+    class FilterSerializer(serializers.Serializer):
+        project = serializers.IntegerField(required=False, help_text="A project id.")
+        repository = serializers.IntegerField(required=False, help_text="A repository id.")
+        kind = serializers.ChoiceField(choices=Task.Kind.choices, required=False)
+        flag = serializers.ChoiceField(
+            choices=SubmissionFlag.Kind.choices,
+            required=False,
+            help_text="Only tasks whose current round has a flag of this kind.",
+        )
+        sort = serializers.ChoiceField(
+            choices=[(quality_flags.SORT_BY_FLAGS, "Most flags first")],
+            required=False,
+            help_text="Default: oldest submission first.",
+        )
+
     @extend_schema_serializer(component_name="QueueTask")
     class OutputSerializer(serializers.ModelSerializer):
         repository = serializers.CharField(source="repository.full_name")
@@ -249,10 +265,12 @@ class ReviewQueueApi(ListAPIView):
 
     serializer_class = OutputSerializer
 
+    @extend_schema(parameters=[FilterSerializer])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
-        form = QueueFilterForm(self.request.query_params)
-        if not form.is_valid():
-            raise serializers.ValidationError(form.errors.get_json_data())
+        form = validated(QueueFilterForm(self.request.query_params))
         return selectors.review_queue(user=self.request.user, **form.filters())
 
 

@@ -610,3 +610,12 @@ def test_a_flagged_submission_end_to_end_is_seen_by_reviewers_only(
     assert api.status_code == 200
     body = api.content.decode()
     assert "median" not in body and "flag" not in body
+
+
+def test_the_queue_api_refuses_an_unknown_filter_with_the_fields_message(reviewer):
+    api = api_client_for(reviewer)
+    answer = api.get(reverse("api-review-queue"), {"flag": "lazy", "sort": "newest"})
+    assert answer.status_code == 400
+    errors = answer.json()
+    assert set(errors) == {"flag", "sort"}
+    assert "lazy is not one of the available choices" in errors["flag"][0]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from reviews.forms import QueueFilterForm
+
 # method, path, status (or "body": the request's), component
 OPERATIONS = """
     get  /api/reviews/queue/              200   PaginatedQueueTaskList
@@ -71,3 +73,18 @@ def test_the_query_serializers_document_their_parameters(schema):
 
     assert query("/api/dashboard/") == {"project"}
     assert query("/api/payouts/") == query("/api/reviewer-metrics/") == {"start", "end"}
+    # Every filter the queue page offers, beside the paginator's own.
+    assert query("/api/reviews/queue/") == {"page", "project", "repository", "kind", "flag", "sort"}
+
+
+def test_the_queue_documents_the_values_its_form_accepts(schema):
+    """The schema's choices are the ones QueueFilterForm takes: a client that keeps to the
+    schema is never refused, and every refused value is outside it."""
+    parameters = {
+        p["name"]: p["schema"] for p in schema["paths"]["/api/reviews/queue/"]["get"]["parameters"]
+    }
+    form = QueueFilterForm()
+    for name in ("kind", "flag", "sort"):
+        accepted = {value for value, _ in form.fields[name].choices if value}
+        assert set(parameters[name]["enum"]) == accepted, name
+    assert parameters["project"]["type"] == parameters["repository"]["type"] == "integer"
