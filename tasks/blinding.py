@@ -61,18 +61,20 @@ def mask_identity(text: str, *, names: Iterable[str] = ()) -> str:
     return _IDENTITY_RE.sub(MASK, mask_names(text, names=names))
 
 
-def mask_rendered_html(html: SafeString, *, names: Iterable[str]) -> SafeString | str:
+def mask_rendered_html(html: SafeString, *, names: Iterable[str]) -> SafeString:
     """Mask names again in rendered (already sanitised) HTML: Markdown decodes character
     references and escapes (&#99;laude, gpt&#45;4) only when it renders. "[model]" holds no
     markup character, so replacing text inside safe HTML keeps it safe.
 
     A name split by markup (**Open**AI) survives text masking: then the plain text is
-    returned instead, as a `str` the page escapes again (so its <p> tags show as text, as
-    they always have)."""
+    shown instead, masked, escaped, its lines kept (it was returned unmarked, so the page
+    escaped it twice and showed its <p> tags as text)."""
     masked = mask_identity(str(html), names=names)
     text = unescape(strip_tags(masked))
     if mask_identity(text, names=names) != text:
-        return linebreaks(mask_identity(text, names=names), autoescape=True)
+        # autoescape=True: linebreaks escapes the text before adding its own <p> and <br>.
+        plain = mask_identity(text, names=names).strip()
+        return mark_safe(linebreaks(plain, autoescape=True))  # noqa: S308
     return mark_safe(masked)  # noqa: S308 - sanitised by render_markdown, masked with plain text
 
 
@@ -106,7 +108,7 @@ class CandidateTexts:
         return self._explanation_source if masked == text else masked
 
     @cached_property
-    def explanation_html(self) -> SafeString | str:
+    def explanation_html(self) -> SafeString:
         """The explanation as the page shows it: masked Markdown, rendered and sanitised
         (tasks.markdown, headings below the page's), then masked again."""
         return mask_rendered_html(self._explanation_rendered, names=self._names)

@@ -205,3 +205,25 @@ def test_the_blinding_library_has_no_filters_left():
 
     assert register.filters == {}
     assert set(register.tags) == {"candidate_texts"}
+
+
+def test_a_name_split_by_markup_falls_back_to_paragraphs_escaped_once(
+    client, named_task, contractor
+):
+    """**Open**AI is masked by showing the rendered text as plain text. It shows as a
+    paragraph of lines (the fallback once went out unmarked and the page escaped it again,
+    its <p> tags visible as text), and what the text holds stays escaped: a tag in code is
+    shown, not run."""
+    _name_the_models(
+        named_task, "Made by **Open**AI.\n\nIt checks `<script>alert(1)</script>` & more."
+    )
+    client.force_login(contractor)
+    page = client.get(reverse("tasks:detail", args=[named_task.pk])).content.decode()
+    shown = _article(page, "A")
+    explanation = shown[shown.index('<div class="explanation">') :]
+    explanation = explanation[: explanation.index("</div>") + 6]
+    assert explanation == (
+        '<div class="explanation"><p>Made by [model].<br>'
+        "It checks &lt;script&gt;alert(1)&lt;/script&gt; &amp; more.</p></div>"
+    )
+    assert "&lt;p&gt;" not in page
