@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView, RetrieveAPIView, UpdateAPIView
@@ -76,6 +76,7 @@ class RepositoryImportApi(APIView):
     parser_classes = [MultiPartParser]
     permission_classes = [CanImportRepositories]
 
+    @extend_schema_serializer(component_name="CatalogueUpload")
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField(
             help_text="GitHub API repository objects (JSON array or JSONL) or a CSV."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +22,9 @@ class JudgingTaskListApi(APIView):
 
     permission_classes = [IsContractor]
 
+    @extend_schema_serializer(component_name="JudgingTaskList")
     class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="JudgingTaskRow")
         class Row(serializers.Serializer):
             id = serializers.IntegerField()
             status = serializers.CharField()
