@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
@@ -49,18 +50,27 @@ _json = json.JSONEncoder().encode
 _NULL = "\\N"
 
 
-def repository_upsert_rows(*, rows: Iterable[RepositoryRow]) -> tuple[int, int]:
+def repository_upsert_rows(
+    *, rows: Iterable[RepositoryRow], writing: threading.Event | None = None
+) -> tuple[int, int]:
     """Upsert checked rows by full_name; returns (created, updated), counting a name once.
 
     `rows` is consumed once, as it comes (a generator reading a file is fine: on PostgreSQL
     the rows stream into COPY and are never all held). Writing the same rows twice leaves the
     same catalogue. Runs in a transaction (a savepoint inside the caller's): an exception,
     from the database or from `rows` itself, leaves nothing of these rows behind.
+    `writing`: set while the rows are written and this thread only waits on the database
+    (importing.read_ahead reads the next rows then).
     """
+    writing = writing or threading.Event()
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            return _copy_upsert(rows)
-        return _bulk_upsert(rows)
+            return _copy_upsert(rows, writing)
+        writing.set()
+        try:
+            return _bulk_upsert(rows)
+        finally:
+            writing.clear()
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -192,7 +202,7 @@ def _columns(names: list[str]) -> list[str]:
     return [Repository._meta.get_field(name).column for name in names]
 
 
-def _copy_upsert(rows: Iterable[RepositoryRow]) -> tuple[int, int]:
+def _copy_upsert(rows: Iterable[RepositoryRow], writing: threading.Event) -> tuple[int, int]:
     columns = ", ".join(["seq", *(Repository._meta.get_field(n).column for n in _STAGED)])
     lines = (copy_line(seq, row) for seq, row in enumerate(rows))
     sql, params = _upsert_sql()
@@ -207,7 +217,11 @@ def _copy_upsert(rows: Iterable[RepositoryRow]) -> tuple[int, int]:
                 # The input's own error (a file unreadable past a point), not the database's.
                 raise source.error from None
             raise
-        cursor.execute(sql, params)
+        writing.set()
+        try:
+            cursor.execute(sql, params)
+        finally:
+            writing.clear()
         written, created = cursor.fetchone()
         cursor.execute(f"DROP TABLE {_STAGE}")
     return created, written - created

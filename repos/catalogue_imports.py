@@ -11,6 +11,7 @@ repos.catalogue_copy (on PostgreSQL: COPY into a staging table, one set-based up
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -83,7 +84,9 @@ def too_large_message(filename: str, size: int) -> str:
 # --- Upserting rows ------------------------------------------------------------------------
 
 
-def repository_upsert_batch(*, rows: dict[str, importing.RepositoryRow]) -> tuple[int, int]:
+def repository_upsert_batch(
+    *, rows: dict[str, importing.RepositoryRow], writing: threading.Event | None = None
+) -> tuple[int, int]:
     """Upsert one batch of checked rows by full_name; returns (created, updated).
 
     Catalogue data is overwritten; enabled flags, quotas, clone state and task counts of
@@ -91,7 +94,7 @@ def repository_upsert_batch(*, rows: dict[str, importing.RepositoryRow]) -> tupl
     """
     if not rows:
         return 0, 0
-    return catalogue_copy.repository_upsert_rows(rows=rows.values())
+    return catalogue_copy.repository_upsert_rows(rows=rows.values(), writing=writing)
 
 
 def repository_import_stream(*, stream: IO[bytes], filename: str) -> ImportReport:
@@ -321,12 +324,14 @@ def _import_batches(
     read = rejected = 0
     rejections = list(job.rejections)
     last: importing.ParsedLine | None = None
+    # Set while a batch's upsert runs in the database: the reader checks the next rows then.
+    writing = threading.Event()
 
     def commit() -> None:
         nonlocal rows, read, rejected
         created, updated = 0, 0
         with transaction.atomic():
-            created, updated = repository_upsert_batch(rows=rows)
+            created, updated = repository_upsert_batch(rows=rows, writing=writing)
             changes = {
                 "bytes_read": last.end if last else job.bytes_read,
                 "line": last.line if last else job.line,
@@ -357,7 +362,8 @@ def _import_batches(
             allowed_bases=settings.MARLIN_GIT_ALLOWED_BASES,
             offset=job.bytes_read,
             line=job.line,
-        )
+        ),
+        gate=writing,
     )
     with closing(parsed_rows):
         for parsed in parsed_rows:

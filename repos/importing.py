@@ -415,7 +415,13 @@ T = TypeVar("T")
 _END = object()
 
 
-def read_ahead(items: Iterable[T], *, chunk: int = 250, depth: int = 8) -> Iterator[T]:
+def read_ahead(
+    items: Iterable[T],
+    *,
+    chunk: int = 250,
+    depth: int = 8,
+    gate: threading.Event | None = None,
+) -> Iterator[T]:
     """The items of `items`, in order, made by a thread of their own up to chunk * depth
     ahead of the caller.
 
@@ -423,9 +429,16 @@ def read_ahead(items: Iterable[T], *, chunk: int = 250, depth: int = 8) -> Itera
     which lets go of the GIL. With this the next rows are read while the last are written,
     on a second core when there is one. An exception from `items` is raised here, after the
     items before it. Closing the generator (or leaving the loop) stops the thread.
+
+    `gate`: set by the caller while it waits on the database. Once half the queue is ahead,
+    the thread reads more only while the gate is set. Without it, the thread read whenever
+    the caller took a chunk: while the caller ran Python itself (its short statements each
+    wait for the GIL back), so the two shared one core, and while the caller then waited on
+    the long statement the queue was full and the thread idle (bench.catalogue_import).
     """
     out: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    enough = max(1, depth // 2)
 
     def put(value: object) -> bool:
         while not stop.is_set():
@@ -436,15 +449,23 @@ def read_ahead(items: Iterable[T], *, chunk: int = 250, depth: int = 8) -> Itera
                 continue
         return False
 
+    def wait_for_the_gate() -> None:
+        while gate is not None and not gate.is_set() and out.qsize() >= enough:
+            # A short wait: the caller may also have taken the queue below half meanwhile.
+            if stop.is_set() or gate.wait(timeout=0.005):
+                return
+
     def produce() -> None:
         made: list[T] = []
         try:
+            wait_for_the_gate()
             for item in items:
                 made.append(item)
                 if len(made) >= chunk:
                     if not put(made):
                         return
                     made = []
+                    wait_for_the_gate()
         except Exception as exc:
             if put(made):
                 put(exc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -282,3 +283,28 @@ def test_leaving_a_read_ahead_early_stops_its_thread():
     assert [next(ahead) for _ in range(25)] == list(range(25))
     ahead.close()
     assert threading.active_count() == before
+
+
+def test_with_a_gate_the_reader_reads_past_half_its_queue_only_while_the_writer_waits():
+    """The job opens the gate while its upsert runs in the database: the next rows are read
+    then, not while the job itself runs Python (the two would share one core)."""
+    pulled = 0
+
+    def counted():
+        nonlocal pulled
+        for n in range(1000):
+            pulled += 1
+            yield n
+
+    writing = threading.Event()
+    ahead = importing.read_ahead(counted(), chunk=10, depth=4, gate=writing)
+    assert next(ahead) == 0
+    time.sleep(0.3)  # room to read on, which it must not take
+    # The chunk being handed out, and half the queue (2 chunks) ahead of it.
+    assert pulled == 30
+    writing.set()
+    deadline = time.monotonic() + 10
+    while pulled < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pulled >= 50  # the whole queue (4 chunks) ahead
+    assert list(ahead) == list(range(1, 1000))
