@@ -22,10 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from reviews.minhash import (
-    agreements,
-    minhash,
-)
+from reviews.minhash import agreements, minhash
 from reviews.models import SubmissionFlag
 from reviews.quality_flag_inputs import (
     STREAK_LENGTH,
@@ -83,13 +80,13 @@ def duplicate_flag(*, inputs: FlagInputs) -> Flag | None:
     matches = []
     for own in inputs.own:
         alike = agreements(own.signature, earlier.signatures)
-        if not len(alike) or alike.max() < DUPLICATE_THRESHOLD:
+        similarity = float(alike.max()) if len(alike) else 0.0
+        if similarity < DUPLICATE_THRESHOLD:
             continue
-        similarity = float(alike.max())
         # Of equally alike ones, the latest task's, as a max over (similarity, task, turn).
         task_id, number = max(
             (earlier.task_ids[i], earlier.turn_numbers[i])
-            for i in np.flatnonzero(alike == alike.max())
+            for i in np.flatnonzero(alike == similarity)
         )
         matches.append(((similarity, task_id, number), own.turn_number))
     if not matches:
